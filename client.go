@@ -1,0 +1,41 @@
+package redistore
+
+import (
+	"fmt"
+	neturl "net/url"
+
+	"github.com/redis/rueidis"
+)
+
+// NewClient connects to Redis at a URL, as rueidis.ParseURL reads it:
+//
+//	redis://[user:password@]host:port[/db]       plain TCP
+//	rediss://[user:password@]host:port[/db]      TLS
+//	unix:///path/to/redis.sock?db=N              Unix socket
+//	redis://s1:26379?addr=s2:26379&master_set=M  Sentinel
+//
+// with rueidis's query options (protocol=2, dial_timeout, client_name, ...).
+// Client-side caching is turned off: the store does not use it, and some
+// servers (and Redis-compatible proxies) refuse CLIENT TRACKING. The caller
+// owns the client and closes it.
+func NewClient(url string) (rueidis.Client, error) {
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redistore: parsing Redis URL: %w", err)
+	}
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("redistore: connecting to %s: %w", redactURL(url), err)
+	}
+	return c, nil
+}
+
+// redactURL hides the password in a Redis URL.
+func redactURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return "the Redis URL"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,636 @@
+package redistore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CompactSerializer is the default Serializer. It keeps gob's contract for
+// Values (a value of any type registered with gob.Register round-trips, with
+// its exact type) but writes the common types itself, without gob's
+// per-message type descriptors: nil, bool, string, []byte, every int, uint and
+// float kind, time.Time, time.Duration, []any, []string, []int, []int64,
+// []float64, map[string]any, map[string]string and map[any]any. Named types
+// and structs go through gob. Maps are written in a canonical order, so the
+// same Values always give the same bytes; the store relies on this to skip
+// writing sessions that did not change.
+//
+// The format, one item per key and per value:
+//
+//	values  = uvarint(count) { item(key) item(value) }   sorted by key bytes
+//	item    = tag byte, then
+//	  0x00 nil           0x01 false          0x02 true
+//	  0x03 string        uvarint(len) bytes
+//	  0x04 []byte        uvarint(len) bytes
+//	  0x05 int, 0x06 int8, 0x07 int16, 0x08 int32, 0x09 int64, 0x14 Duration
+//	                     zigzag varint
+//	  0x0a uint, 0x0b uint8, 0x0c uint16, 0x0d uint32, 0x0e uint64
+//	                     uvarint
+//	  0x10 float32       4 bytes, little-endian IEEE 754
+//	  0x11 float64       8 bytes, little-endian IEEE 754
+//	  0x13 time.Time     uvarint(len) time.Time.MarshalBinary
+//	  0x20 []any         uvarint(n) n items
+//	  0x21 []string      uvarint(n) n × (uvarint(len) bytes)
+//	  0x22 []int, 0x23 []int64
+//	                     uvarint(n) n zigzag varints
+//	  0x24 []float64     uvarint(n) n × 8 bytes
+//	  0x28 map[string]any     uvarint(n) n × (string, item), sorted
+//	  0x29 map[string]string  uvarint(n) n × (string, string), sorted
+//	  0x2a map[any]any        as values
+//	  0x7f other         uvarint(len) gob encoding of the value as an interface
+//
+// Decoding never executes code from the data beyond what gob does for
+// registered types (their GobDecode or UnmarshalBinary methods).
+type CompactSerializer struct{}
+
+func (CompactSerializer) codec() byte { return codecCompact }
+
+const (
+	tagNil      = 0x00
+	tagFalse    = 0x01
+	tagTrue     = 0x02
+	tagString   = 0x03
+	tagBytes    = 0x04
+	tagInt      = 0x05
+	tagInt8     = 0x06
+	tagInt16    = 0x07
+	tagInt32    = 0x08
+	tagInt64    = 0x09
+	tagUint     = 0x0a
+	tagUint8    = 0x0b
+	tagUint16   = 0x0c
+	tagUint32   = 0x0d
+	tagUint64   = 0x0e
+	tagFloat32  = 0x10
+	tagFloat64  = 0x11
+	tagTime     = 0x13
+	tagDuration = 0x14
+	tagAnys     = 0x20
+	tagStrings  = 0x21
+	tagInts     = 0x22
+	tagInt64s   = 0x23
+	tagFloat64s = 0x24
+	tagMapSA    = 0x28
+	tagMapSS    = 0x29
+	tagMapAA    = 0x2a
+	tagGob      = 0x7f
+)
+
+// maxDepth bounds nesting of slices and maps, in both directions.
+const maxDepth = 32
+
+var errTooDeep = fmt.Errorf("redistore: values nested deeper than %d levels", maxDepth)
+
+// Encode implements Serializer.
+func (CompactSerializer) Encode(dst []byte, values map[any]any) ([]byte, error) {
+	return appendMapAA(dst, values, 0)
+}
+
+// Decode implements Serializer.
+func (c CompactSerializer) Decode(data []byte, values map[any]any) error {
+	// Strings in the result share memory with their input; copy it once so
+	// that the caller may reuse data.
+	return c.decodeString(string(data), values)
+}
+
+func (CompactSerializer) decodeString(data string, values map[any]any) error {
+	d := decoder{s: data}
+	n, err := d.count(1)
+	if err != nil {
+		return err
+	}
+	if err := d.mapEntries(values, n, 0); err != nil {
+		return err
+	}
+	if d.i != len(d.s) {
+		return d.fail("%d trailing bytes", len(d.s)-d.i)
+	}
+	return nil
+}
+
+// entry is the span of one encoded map entry; key ends at k.
+type entry struct{ start, k, end int }
+
+// sortScratch pools what canonical map ordering needs.
+type sortScratch struct {
+	entries []entry
+	buf     []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(sortScratch) }}
+
+// sortEntries reorders the encoded entries in dst[base:] by their key bytes.
+func sortEntries(dst []byte, base int, entries []entry, sc *sortScratch) {
+	if len(entries) < 2 {
+		return
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		return bytes.Compare(dst[a.start:a.k], dst[b.start:b.k])
+	})
+	sc.buf = append(sc.buf[:0], dst[base:]...)
+	w := base
+	for _, e := range entries {
+		w += copy(dst[w:], sc.buf[e.start-base:e.end-base])
+	}
+}
+
+func appendMapAA(dst []byte, m map[any]any, depth int) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(m)))
+	if len(m) == 0 {
+		return dst, nil
+	}
+	if depth > maxDepth {
+		return dst, errTooDeep
+	}
+	sc := scratchPool.Get().(*sortScratch)
+	defer scratchPool.Put(sc)
+	base := len(dst)
+	entries := sc.entries[:0]
+	var err error
+	for k, v := range m {
+		e := entry{start: len(dst)}
+		if dst, err = appendItem(dst, k, depth+1); err != nil {
+			return dst, fmt.Errorf("redistore: key of type %T: %w", k, err)
+		}
+		e.k = len(dst)
+		if dst, err = appendItem(dst, v, depth+1); err != nil {
+			return dst, fmt.Errorf("redistore: value of type %T: %w", v, err)
+		}
+		e.end = len(dst)
+		entries = append(entries, e)
+	}
+	sortEntries(dst, base, entries, sc)
+	sc.entries = entries[:0]
+	return dst, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendZigzag(dst []byte, v int64) []byte {
+	return binary.AppendUvarint(dst, uint64(v<<1)^uint64(v>>63))
+}
+
+func appendItem(dst []byte, v any, depth int) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, tagNil), nil
+	case bool:
+		if v {
+			return append(dst, tagTrue), nil
+		}
+		return append(dst, tagFalse), nil
+	case string:
+		return appendString(append(dst, tagString), v), nil
+	case []byte:
+		dst = append(dst, tagBytes)
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		return append(dst, v...), nil
+	case int:
+		return appendZigzag(append(dst, tagInt), int64(v)), nil
+	case int8:
+		return appendZigzag(append(dst, tagInt8), int64(v)), nil
+	case int16:
+		return appendZigzag(append(dst, tagInt16), int64(v)), nil
+	case int32:
+		return appendZigzag(append(dst, tagInt32), int64(v)), nil
+	case int64:
+		return appendZigzag(append(dst, tagInt64), v), nil
+	case time.Duration:
+		return appendZigzag(append(dst, tagDuration), int64(v)), nil
+	case uint:
+		return binary.AppendUvarint(append(dst, tagUint), uint64(v)), nil
+	case uint8:
+		return binary.AppendUvarint(append(dst, tagUint8), uint64(v)), nil
+	case uint16:
+		return binary.AppendUvarint(append(dst, tagUint16), uint64(v)), nil
+	case uint32:
+		return binary.AppendUvarint(append(dst, tagUint32), uint64(v)), nil
+	case uint64:
+		return binary.AppendUvarint(append(dst, tagUint64), v), nil
+	case float32:
+		return binary.LittleEndian.AppendUint32(append(dst, tagFloat32), math.Float32bits(v)), nil
+	case float64:
+		return binary.LittleEndian.AppendUint64(append(dst, tagFloat64), math.Float64bits(v)), nil
+	case time.Time:
+		b, err := v.MarshalBinary()
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, tagTime)
+		dst = binary.AppendUvarint(dst, uint64(len(b)))
+		return append(dst, b...), nil
+	case []string:
+		dst = binary.AppendUvarint(append(dst, tagStrings), uint64(len(v)))
+		for _, s := range v {
+			dst = appendString(dst, s)
+		}
+		return dst, nil
+	case []int:
+		dst = binary.AppendUvarint(append(dst, tagInts), uint64(len(v)))
+		for _, x := range v {
+			dst = appendZigzag(dst, int64(x))
+		}
+		return dst, nil
+	case []int64:
+		dst = binary.AppendUvarint(append(dst, tagInt64s), uint64(len(v)))
+		for _, x := range v {
+			dst = appendZigzag(dst, x)
+		}
+		return dst, nil
+	case []float64:
+		dst = binary.AppendUvarint(append(dst, tagFloat64s), uint64(len(v)))
+		for _, x := range v {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
+		}
+		return dst, nil
+	case []any:
+		if depth > maxDepth {
+			return dst, errTooDeep
+		}
+		dst = binary.AppendUvarint(append(dst, tagAnys), uint64(len(v)))
+		var err error
+		for _, x := range v {
+			if dst, err = appendItem(dst, x, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	case map[string]string:
+		return appendMapSS(append(dst, tagMapSS), v), nil
+	case map[string]any:
+		return appendMapSA(append(dst, tagMapSA), v, depth)
+	case map[any]any:
+		return appendMapAA(append(dst, tagMapAA), v, depth)
+	}
+	return appendGob(dst, v)
+}
+
+func appendMapSS(dst []byte, m map[string]string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(m)))
+	sc := scratchPool.Get().(*sortScratch)
+	base := len(dst)
+	entries := sc.entries[:0]
+	for k, v := range m {
+		e := entry{start: len(dst)}
+		dst = appendString(dst, k)
+		e.k = len(dst)
+		dst = appendString(dst, v)
+		e.end = len(dst)
+		entries = append(entries, e)
+	}
+	sortEntries(dst, base, entries, sc)
+	sc.entries = entries[:0]
+	scratchPool.Put(sc)
+	return dst
+}
+
+func appendMapSA(dst []byte, m map[string]any, depth int) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(m)))
+	if len(m) == 0 {
+		return dst, nil
+	}
+	if depth > maxDepth {
+		return dst, errTooDeep
+	}
+	sc := scratchPool.Get().(*sortScratch)
+	defer scratchPool.Put(sc)
+	base := len(dst)
+	entries := sc.entries[:0]
+	var err error
+	for k, v := range m {
+		e := entry{start: len(dst)}
+		dst = appendString(dst, k)
+		e.k = len(dst)
+		if dst, err = appendItem(dst, v, depth+1); err != nil {
+			return dst, err
+		}
+		e.end = len(dst)
+		entries = append(entries, e)
+	}
+	sortEntries(dst, base, entries, sc)
+	sc.entries = entries[:0]
+	return dst, nil
+}
+
+func appendGob(dst []byte, v any) ([]byte, error) {
+	var buf bytes.Buffer
+	// A pointer to an interface makes gob send the value as an interface,
+	// with its registered type name, so that it decodes to the same type.
+	if err := gob.NewEncoder(&buf).Encode(&v); err != nil {
+		return dst, fmt.Errorf("gob: %w", err)
+	}
+	dst = binary.AppendUvarint(append(dst, tagGob), uint64(buf.Len()))
+	return append(dst, buf.Bytes()...), nil
+}
+
+// decoder reads the compact format from a string; strings it returns share
+// the input's memory.
+type decoder struct {
+	s string
+	i int
+}
+
+var errCompact = errors.New("compact codec")
+
+func (d *decoder) fail(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: at byte %d: %s", ErrCorrupt, errCompact, d.i, fmt.Sprintf(format, args...))
+}
+
+func (d *decoder) uvarint() (uint64, error) {
+	x, n := uvarintString(d.s[d.i:])
+	if n <= 0 {
+		return 0, d.fail("bad varint")
+	}
+	d.i += n
+	return x, nil
+}
+
+func (d *decoder) zigzag() (int64, error) {
+	u, err := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1), err
+}
+
+// count reads an element count and checks that the rest of the input can
+// hold that many elements of at least size bytes each, so that hostile
+// counts cannot make the decoder allocate.
+func (d *decoder) count(size int) (int, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64((len(d.s)-d.i)/size) {
+		return 0, d.fail("count %d exceeds the data", n)
+	}
+	return int(n), nil
+}
+
+func (d *decoder) str() (string, error) {
+	n, err := d.count(1)
+	if err != nil {
+		return "", err
+	}
+	s := d.s[d.i : d.i+n]
+	d.i += n
+	return s, nil
+}
+
+func (d *decoder) fixed(n int) (string, error) {
+	if len(d.s)-d.i < n {
+		return "", d.fail("truncated")
+	}
+	s := d.s[d.i : d.i+n]
+	d.i += n
+	return s, nil
+}
+
+func (d *decoder) mapEntries(m map[any]any, n, depth int) error {
+	for j := 0; j < n; j++ {
+		k, err := d.item(depth + 1)
+		if err != nil {
+			return err
+		}
+		if k != nil && !reflect.ValueOf(k).Comparable() {
+			return d.fail("map key of type %T is not comparable", k)
+		}
+		v, err := d.item(depth + 1)
+		if err != nil {
+			return err
+		}
+		m[k] = v
+	}
+	return nil
+}
+
+func (d *decoder) item(depth int) (any, error) {
+	if depth > maxDepth+1 {
+		return nil, d.fail("nested deeper than %d levels", maxDepth)
+	}
+	if d.i >= len(d.s) {
+		return nil, d.fail("truncated")
+	}
+	tag := d.s[d.i]
+	d.i++
+	switch tag {
+	case tagNil:
+		return nil, nil
+	case tagFalse:
+		return false, nil
+	case tagTrue:
+		return true, nil
+	case tagString:
+		return d.str()
+	case tagBytes:
+		s, err := d.str()
+		return []byte(s), err
+	case tagInt, tagInt8, tagInt16, tagInt32, tagInt64, tagDuration:
+		x, err := d.zigzag()
+		if err != nil {
+			return nil, err
+		}
+		switch tag {
+		case tagInt8:
+			if int64(int8(x)) != x {
+				return nil, d.fail("int8 out of range")
+			}
+			return int8(x), nil
+		case tagInt16:
+			if int64(int16(x)) != x {
+				return nil, d.fail("int16 out of range")
+			}
+			return int16(x), nil
+		case tagInt32:
+			if int64(int32(x)) != x {
+				return nil, d.fail("int32 out of range")
+			}
+			return int32(x), nil
+		case tagInt64:
+			return x, nil
+		case tagDuration:
+			return time.Duration(x), nil
+		}
+		if int64(int(x)) != x {
+			return nil, d.fail("int out of range")
+		}
+		return int(x), nil
+	case tagUint, tagUint8, tagUint16, tagUint32, tagUint64:
+		x, err := d.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		switch tag {
+		case tagUint8:
+			if x > math.MaxUint8 {
+				return nil, d.fail("uint8 out of range")
+			}
+			return uint8(x), nil
+		case tagUint16:
+			if x > math.MaxUint16 {
+				return nil, d.fail("uint16 out of range")
+			}
+			return uint16(x), nil
+		case tagUint32:
+			if x > math.MaxUint32 {
+				return nil, d.fail("uint32 out of range")
+			}
+			return uint32(x), nil
+		case tagUint64:
+			return x, nil
+		}
+		if uint64(uint(x)) != x {
+			return nil, d.fail("uint out of range")
+		}
+		return uint(x), nil
+	case tagFloat32:
+		b, err := d.fixed(4)
+		if err != nil {
+			return nil, err
+		}
+		return math.Float32frombits(binary.LittleEndian.Uint32(stringBytes(b))), nil
+	case tagFloat64:
+		b, err := d.fixed(8)
+		if err != nil {
+			return nil, err
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(stringBytes(b))), nil
+	case tagTime:
+		s, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		var t time.Time
+		if err := t.UnmarshalBinary(stringBytes(s)); err != nil {
+			return nil, d.fail("time: %v", err)
+		}
+		return t, nil
+	case tagStrings:
+		n, err := d.count(1)
+		if err != nil {
+			return nil, err
+		}
+		v := make([]string, n)
+		for j := range v {
+			if v[j], err = d.str(); err != nil {
+				return nil, err
+			}
+		}
+		return v, nil
+	case tagInts, tagInt64s:
+		n, err := d.count(1)
+		if err != nil {
+			return nil, err
+		}
+		v := make([]int64, n)
+		for j := range v {
+			if v[j], err = d.zigzag(); err != nil {
+				return nil, err
+			}
+		}
+		if tag == tagInt64s {
+			return v, nil
+		}
+		ints := make([]int, n)
+		for j, x := range v {
+			if int64(int(x)) != x {
+				return nil, d.fail("int out of range")
+			}
+			ints[j] = int(x)
+		}
+		return ints, nil
+	case tagFloat64s:
+		n, err := d.count(8)
+		if err != nil {
+			return nil, err
+		}
+		v := make([]float64, n)
+		for j := range v {
+			b, _ := d.fixed(8) // count(8) guaranteed the room
+			v[j] = math.Float64frombits(binary.LittleEndian.Uint64(stringBytes(b)))
+		}
+		return v, nil
+	case tagAnys:
+		n, err := d.count(1)
+		if err != nil {
+			return nil, err
+		}
+		v := make([]any, n)
+		for j := range v {
+			if v[j], err = d.item(depth + 1); err != nil {
+				return nil, err
+			}
+		}
+		return v, nil
+	case tagMapSS:
+		n, err := d.count(2)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]string, n)
+		for j := 0; j < n; j++ {
+			k, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			if m[k], err = d.str(); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	case tagMapSA:
+		n, err := d.count(2)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]any, n)
+		for j := 0; j < n; j++ {
+			k, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			if m[k], err = d.item(depth + 1); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	case tagMapAA:
+		n, err := d.count(2)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[any]any, n)
+		if err := d.mapEntries(m, n, depth); err != nil {
+			return nil, err
+		}
+		return m, nil
+	case tagGob:
+		s, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		return decodeGobItem(s)
+	}
+	return nil, d.fail("unknown tag %#x", tag)
+}
+
+func decodeGobItem(s string) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("%w: %w: gob: %v", ErrCorrupt, errCompact, p)
+		}
+	}()
+	if err := gob.NewDecoder(strings.NewReader(s)).Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %w: gob: %w", ErrCorrupt, errCompact, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,116 @@
+package redistore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// hashBackend packs sessions into hashes ("buckets"): the field is the
+// session, the value a 4-byte big-endian expiry (Unix seconds on the Redis
+// server's clock) followed by the envelope. Redis (before 7.4) cannot expire
+// a field, so every read checks the expiry, and the bucket's own TTL is kept
+// at or beyond the latest expiry of any session in it: a bucket nobody writes
+// to any more disappears by itself.
+type hashBackend struct {
+	c rueidis.Client
+}
+
+// expiryLen is the size of the expiry in front of a HashMode value.
+const expiryLen = 4
+
+// luaSetExpiry defines put(key, field, body, ttl): store body behind a fresh
+// expiry taken from the server's clock, and keep the bucket's TTL at least
+// one second beyond it.
+const luaSetExpiry = `
+local function put(key, field, body, ttl)
+	local exp = tonumber(redis.call('TIME')[1]) + ttl
+	redis.call('HSET', key, field, string.char(
+		math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
+		math.floor(exp / 256) % 256, exp % 256) .. body)
+	local keep = (ttl + 1) * 1000
+	if redis.call('PTTL', key) < keep then
+		redis.call('PEXPIRE', key, keep)
+	end
+end
+`
+
+// saveScript: KEYS[1] bucket, ARGV[1] field, ARGV[2] TTL in seconds,
+// ARGV[3] envelope.
+var saveScript = rueidis.NewLuaScript(luaSetExpiry + `
+put(KEYS[1], ARGV[1], ARGV[3], tonumber(ARGV[2]))
+return 1
+`)
+
+// touchScript: KEYS[1] bucket, ARGV[1] field, ARGV[2] TTL in seconds.
+// It renews the expiry of a live session and leaves a missing or expired
+// one alone, so that a touch never resurrects a session.
+var touchScript = rueidis.NewLuaScript(luaSetExpiry + `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v or #v < 4 then return 0 end
+local a, b, c, d = string.byte(v, 1, 4)
+if ((a * 256 + b) * 256 + c) * 256 + d <= tonumber(redis.call('TIME')[1]) then
+	return 0
+end
+put(KEYS[1], ARGV[1], string.sub(v, 5), tonumber(ARGV[2]))
+return 1
+`)
+
+func (b hashBackend) load(ctx context.Context, loc location) (string, time.Duration, bool, error) {
+	res := b.c.DoMulti(ctx,
+		b.c.B().Hget().Key(loc.key).Field(loc.field).Build(),
+		b.c.B().Time().Build())
+	v, err := res[0].ToString()
+	if err != nil {
+		if rueidis.IsRedisNil(err) {
+			return "", 0, false, nil
+		}
+		return "", 0, false, err
+	}
+	now, err := serverTime(res[1])
+	if err != nil {
+		return "", 0, false, err
+	}
+	if len(v) < expiryLen {
+		return "", 0, false, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
+	left := exp.Sub(now)
+	if left <= 0 {
+		return "", 0, false, nil
+	}
+	return v[expiryLen:], left, true, nil
+}
+
+// serverTime parses the reply of TIME.
+func serverTime(r rueidis.RedisResult) (time.Time, error) {
+	parts, err := r.AsStrSlice()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(parts) != 2 {
+		return time.Time{}, fmt.Errorf("TIME returned %d elements", len(parts))
+	}
+	sec, err1 := strconv.ParseInt(parts[0], 10, 64)
+	usec, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, fmt.Errorf("TIME returned %q", parts)
+	}
+	return time.Unix(sec, usec*1000), nil
+}
+
+func (b hashBackend) save(ctx context.Context, loc location, envelope string, ttl int64) error {
+	return saveScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl), envelope}).Error()
+}
+
+func (b hashBackend) touch(ctx context.Context, loc location, ttl int64) error {
+	return touchScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl)}).Error()
+}
+
+func (b hashBackend) remove(ctx context.Context, loc location) error {
+	return b.c.Do(ctx, b.c.B().Hdel().Key(loc.key).Field(loc.field).Build()).Error()
+}

@@ -1,0 +1,175 @@
+package redistore
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// IDLength is the length of a session ID: 32 lowercase hexadecimal digits
+// encoding 16 bytes (128 bits) from crypto/rand.
+const IDLength = 2 * idBytes
+
+const idBytes = 16
+
+// maxKeyLength bounds what a key generator may return, so that a broken
+// generator cannot make every request send megabytes to Redis.
+const maxKeyLength = 1024
+
+// newID returns a fresh session ID.
+func newID() string {
+	var raw [idBytes]byte
+	rand.Read(raw[:]) // never returns an error (see crypto/rand.Read)
+	return hex.EncodeToString(raw[:])
+}
+
+// ValidID reports whether id has the shape of an ID this package issues:
+// exactly IDLength lowercase hexadecimal digits. Every ID is checked with it
+// before it reaches a key generator or Redis.
+func ValidID(id string) bool {
+	if len(id) != IDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// rawID decodes a valid ID into its 16 raw bytes.
+func rawID(id string) (raw [idBytes]byte, err error) {
+	if !ValidID(id) {
+		return raw, ErrInvalidID
+	}
+	hex.Decode(raw[:], []byte(id)) // cannot fail: ValidID checked every digit
+	return raw, nil
+}
+
+// RawKeyGenerator returns the default key generator: the prefix followed by
+// the 16 raw bytes of the ID. In StringMode it makes the session's key; in
+// HashMode it is called with an empty prefix and makes the hash field.
+func RawKeyGenerator(prefix string) func(id string) (string, error) {
+	return func(id string) (string, error) {
+		raw, err := rawID(id)
+		if err != nil {
+			return "", err
+		}
+		return prefix + string(raw[:]), nil
+	}
+}
+
+// BucketKeyGenerator returns the default HashMode bucket generator: the prefix
+// followed by the first two raw bytes of the ID, which spreads sessions evenly
+// over 65536 Redis hashes.
+func BucketKeyGenerator(prefix string) func(id string) (string, error) {
+	return func(id string) (string, error) {
+		raw, err := rawID(id)
+		if err != nil {
+			return "", err
+		}
+		return prefix + string(raw[:2]), nil
+	}
+}
+
+// location is where one session lives: key alone in StringMode, key and field
+// in HashMode.
+type location struct {
+	key   string
+	field string
+}
+
+// locate runs the key generators for a valid ID and checks what they return.
+func (s *Store) locate(id string) (location, error) {
+	raw, err := rawID(id)
+	if err != nil {
+		return location{}, err
+	}
+	var loc location
+	if s.keyGen == nil && s.hashKeyGen == nil {
+		// The default generators, in one allocation: the bucket key and the
+		// field share the bytes of prefix+raw.
+		k := s.prefix + string(raw[:])
+		if s.mode == StringMode {
+			return location{key: k}, nil
+		}
+		return location{key: k[:len(s.prefix)+2], field: k[len(s.prefix):]}, nil
+	}
+	if s.mode == HashMode {
+		if loc.key, err = s.checkKey("HashKeyGenerator", s.hashKeyGen, id, true); err != nil {
+			return location{}, err
+		}
+		if loc.field, err = s.checkKey("KeyGenerator", s.keyGen, id, false); err != nil {
+			return location{}, err
+		}
+		return loc, nil
+	}
+	if loc.key, err = s.checkKey("KeyGenerator", s.keyGen, id, true); err != nil {
+		return location{}, err
+	}
+	return loc, nil
+}
+
+// checkKey calls gen (the default generator when nil) and rejects what would
+// make the store write outside its namespace or send absurd keys.
+func (s *Store) checkKey(name string, gen func(string) (string, error), id string, prefixed bool) (string, error) {
+	if gen == nil {
+		gen = s.defaultGen(name)
+	}
+	k, err := gen(id)
+	switch {
+	case err != nil:
+		return "", &keyError{gen: name, reason: "returned an error", err: err}
+	case len(k) == 0:
+		return "", &keyError{gen: name, reason: "returned an empty key"}
+	case len(k) > maxKeyLength:
+		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key of %d bytes (at most %d)", len(k), maxKeyLength)}
+	case prefixed && (len(k) <= len(s.prefix) || !strings.HasPrefix(k, s.prefix)):
+		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key outside KeyPrefix %q", s.prefix)}
+	}
+	return k, nil
+}
+
+// keyError reports an ID that a key generator rejected or mapped to an
+// unusable key. It matches ErrInvalidID. Its reason never contains the ID;
+// err is the generator's own error, which might.
+type keyError struct {
+	gen    string
+	reason string
+	err    error
+}
+
+func (e *keyError) Error() string {
+	msg := ErrInvalidID.Error() + ": " + e.gen + " " + e.reason
+	if e.err != nil {
+		msg += ": " + e.err.Error()
+	}
+	return msg
+}
+
+func (e *keyError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrInvalidID}
+	}
+	return []error{ErrInvalidID, e.err}
+}
+
+// defaultGen returns the default generator standing in for the named one.
+func (s *Store) defaultGen(name string) func(string) (string, error) {
+	switch {
+	case name == "HashKeyGenerator":
+		return BucketKeyGenerator(s.prefix)
+	case s.mode == HashMode:
+		return RawKeyGenerator("")
+	default:
+		return RawKeyGenerator(s.prefix)
+	}
+}
+
+// redact describes an ID for a log line without revealing it.
+func redact(id string) string {
+	return fmt.Sprintf("[redacted, %d bytes]", len(id))
+}
