@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/redisession/redistore"
+)
+
+// sessionName is the name of the session cookie.
+const sessionName = "demo_session"
+
+// Keys of the session's Values.
+const (
+	keyVisits = "visits"
+	keyUser   = "user"
+)
+
+// maxUsernameLength bounds a username, in characters.
+const maxUsernameLength = 64
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>redistore demo</title></head>
+<body>
+<h1>redistore demo</h1>
+<p>You have visited this page {{.Visits}} time{{if ne .Visits 1}}s{{end}} in this session.</p>
+{{if .User -}}
+<p>Logged in as <strong>{{.User}}</strong>.</p>
+<form method="post" action="/logout"><button type="submit">Log out</button></form>
+{{- else -}}
+<p>Not logged in.</p>
+<form method="post" action="/login">
+<label>Username <input name="username" required maxlength="64" autocomplete="username"></label>
+<button type="submit">Log in</button>
+</form>
+{{- end}}
+<p><small>Demo only: logging in takes a name and no password.</small></p>
+</body>
+</html>
+`))
+
+// pageData is what the page shows.
+type pageData struct {
+	Visits int
+	User   string
+}
+
+// app serves the demo's pages from sessions kept in store.
+type app struct {
+	store  *redistore.Store
+	logger *slog.Logger
+}
+
+// newApp returns the demo's handler: GET / counts visits and shows the
+// user, POST /login and POST /logout change it. Cross-origin POSTs are
+// refused, so that another site cannot log a visitor in or out.
+func newApp(store *redistore.Store, logger *slog.Logger) http.Handler {
+	a := &app{store: store, logger: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.home)
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("POST /logout", a.logout)
+	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+// session returns the request's session. A session that cannot be loaded
+// (a tampered or outdated cookie, Redis unreachable) is replaced by a new
+// one, as sessions.Store promises; the error is logged, never the cookie.
+func (a *app) session(r *http.Request) *sessions.Session {
+	s, err := a.store.Get(r, sessionName)
+	if err != nil {
+		a.logger.Warn("starting a new session: the request's session could not be loaded",
+			"path", r.URL.Path, "err", err)
+	}
+	return s
+}
+
+// save saves the session, answering 500 and returning false when it fails.
+func (a *app) save(w http.ResponseWriter, r *http.Request, s *sessions.Session) bool {
+	if err := a.store.Save(r, w, s); err != nil {
+		a.logger.Error("saving session", "path", r.URL.Path, "err", err)
+		http.Error(w, "The session could not be saved. Please try again.", http.StatusInternalServerError)
+		return false
+	}
+	return true
+}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	s := a.session(r)
+	visits, _ := s.Values[keyVisits].(int)
+	visits++
+	s.Values[keyVisits] = visits
+	if !a.save(w, r, s) {
+		return
+	}
+	user, _ := s.Values[keyUser].(string)
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, pageData{Visits: visits, User: user}); err != nil {
+		a.logger.Error("rendering page", "err", err)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(buf.Bytes())
+}
+
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSpace(r.PostFormValue("username"))
+	if name == "" || utf8.RuneCountInString(name) > maxUsernameLength || !utf8.ValidString(name) {
+		http.Error(w, "A username is 1 to 64 characters.", http.StatusBadRequest)
+		return
+	}
+	s := a.session(r)
+	s.Values[keyUser] = name
+	if !a.save(w, r, s) {
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	s := a.session(r)
+	s.Options.MaxAge = -1
+	if !a.save(w, r, s) {
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}

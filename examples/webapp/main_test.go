@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore"
+)
+
+// newTestApp returns the demo's handler over a miniredis, and where its
+// log goes.
+func newTestApp(t *testing.T, mode redistore.Mode) (http.Handler, *strings.Builder) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:       []string{m.Addr()},
+		DisableCache:      true,
+		ForceSingleClient: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	keys, _, err := sessionKeys("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := new(strings.Builder)
+	logger := slog.New(slog.NewTextHandler(log, nil))
+	store, err := redistore.New(redistore.Config{Client: c, KeyPairs: keys, Mode: mode, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newApp(store, logger), log
+}
+
+// browser carries one cookie jar's worth of session cookie between requests.
+type browser struct {
+	h      http.Handler
+	cookie *http.Cookie // nil before the first Set-Cookie, or after deletion
+}
+
+// do sends a request and keeps the session cookie the response sets.
+func (b *browser) do(t *testing.T, method, target string, form url.Values) *httptest.ResponseRecorder {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	r := httptest.NewRequest(method, target, body)
+	if form != nil {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if b.cookie != nil {
+		r.AddCookie(b.cookie)
+	}
+	w := httptest.NewRecorder()
+	b.h.ServeHTTP(w, r)
+	for _, c := range w.Result().Cookies() {
+		if c.Name != sessionName {
+			continue
+		}
+		if c.MaxAge < 0 {
+			b.cookie = nil
+		} else {
+			b.cookie = c
+		}
+	}
+	return w
+}
+
+// home fetches / and checks that it succeeded.
+func (b *browser) home(t *testing.T) string {
+	t.Helper()
+	w := b.do(t, "GET", "/", nil)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /: status %d, body %q", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+func wantContains(t *testing.T, body, want string) {
+	t.Helper()
+	if !strings.Contains(body, want) {
+		t.Errorf("page does not contain %q:\n%s", want, body)
+	}
+}
+
+func wantNotContains(t *testing.T, body, unwanted string) {
+	t.Helper()
+	if strings.Contains(body, unwanted) {
+		t.Errorf("page contains %q:\n%s", unwanted, body)
+	}
+}
+
+func wantRedirect(t *testing.T, w *httptest.ResponseRecorder) {
+	t.Helper()
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
+		t.Fatalf("status %d, Location %q: want 303 to /", w.Code, w.Header().Get("Location"))
+	}
+}
+
+func forEachMode(t *testing.T, f func(t *testing.T, mode redistore.Mode)) {
+	for _, mode := range []redistore.Mode{redistore.HashMode, redistore.StringMode} {
+		t.Run(mode.String(), func(t *testing.T) { f(t, mode) })
+	}
+}
+
+func TestVisitCounterFollowsTheCookie(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode redistore.Mode) {
+		h, _ := newTestApp(t, mode)
+		b := &browser{h: h}
+		wantContains(t, b.home(t), "visited this page 1 time in")
+		wantContains(t, b.home(t), "visited this page 2 times")
+		wantContains(t, b.home(t), "visited this page 3 times")
+
+		other := &browser{h: h}
+		wantContains(t, other.home(t), "visited this page 1 time in")
+	})
+}
+
+func TestLoginAndLogout(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode redistore.Mode) {
+		h, _ := newTestApp(t, mode)
+		b := &browser{h: h}
+		wantContains(t, b.home(t), "Not logged in")
+
+		wantRedirect(t, b.do(t, "POST", "/login", url.Values{"username": {"  <Ada>  "}}))
+		body := b.home(t)
+		wantContains(t, body, "Logged in as <strong>&lt;Ada&gt;</strong>")
+		wantContains(t, body, "visited this page 2 times")
+
+		loggedIn := b.cookie
+		wantRedirect(t, b.do(t, "POST", "/logout", url.Values{}))
+		if b.cookie != nil {
+			t.Fatal("logout did not expire the session cookie")
+		}
+		body = b.home(t)
+		wantContains(t, body, "Not logged in")
+		wantContains(t, body, "visited this page 1 time in")
+
+		stale := &browser{h: h, cookie: loggedIn}
+		body = stale.home(t)
+		wantNotContains(t, body, "Ada")
+		wantContains(t, body, "visited this page 1 time in")
+	})
+}
+
+func TestLoginRejectsBadUsernames(t *testing.T) {
+	h, _ := newTestApp(t, redistore.HashMode)
+	for name, username := range map[string]string{
+		"empty":    "",
+		"blank":    "   ",
+		"too long": strings.Repeat("x", maxUsernameLength+1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := &browser{h: h}
+			if w := b.do(t, "POST", "/login", url.Values{"username": {username}}); w.Code != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", w.Code)
+			}
+		})
+	}
+}
+
+func TestCrossOriginLoginIsRefused(t *testing.T) {
+	h, _ := newTestApp(t, redistore.HashMode)
+	r := httptest.NewRequest("POST", "/login", strings.NewReader("username=mallory"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("status %d, want 403", w.Code)
+	}
+}
+
+func TestTamperedCookieGetsAFreshSession(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode redistore.Mode) {
+		h, log := newTestApp(t, mode)
+		b := &browser{h: h}
+		b.home(t)
+		wantRedirect(t, b.do(t, "POST", "/login", url.Values{"username": {"Ada"}}))
+		wantContains(t, b.home(t), "visited this page 2 times")
+
+		v := []byte(b.cookie.Value)
+		if v[len(v)/2] == 'A' {
+			v[len(v)/2] = 'B'
+		} else {
+			v[len(v)/2] = 'A'
+		}
+		tampered := string(v)
+		b.cookie = &http.Cookie{Name: sessionName, Value: tampered}
+		body := b.home(t)
+		wantContains(t, body, "visited this page 1 time in")
+		wantNotContains(t, body, "Ada")
+		if b.cookie == nil || b.cookie.Value == tampered {
+			t.Error("the fresh session did not get a new cookie")
+		}
+		wantContains(t, log.String(), "starting a new session")
+		if strings.Contains(log.String(), tampered) {
+			t.Errorf("the log shows the cookie value:\n%s", log)
+		}
+	})
+}
+
+func TestUnknownPathsDoNotCountVisits(t *testing.T) {
+	h, _ := newTestApp(t, redistore.HashMode)
+	b := &browser{h: h}
+	b.home(t)
+	if w := b.do(t, "GET", "/favicon.ico", nil); w.Code != http.StatusNotFound {
+		t.Errorf("GET /favicon.ico: status %d, want 404", w.Code)
+	}
+	wantContains(t, b.home(t), "visited this page 2 times")
+}
+
+func TestSessionKeys(t *testing.T) {
+	k32 := strings.Repeat("ab", 32)
+	keys, persistent, err := sessionKeys(k32 + ", ," + k32)
+	if err != nil || !persistent || len(keys) != 3 || len(keys[0]) != 32 || len(keys[1]) != 0 {
+		t.Errorf("got %d keys, persistent %v, err %v", len(keys), persistent, err)
+	}
+	_, _, err = sessionKeys(k32 + ",secret-not-hex")
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("err = %v: want an error that does not quote the key", err)
+	}
+}
+
+func TestConnectDoesNotRevealThePassword(t *testing.T) {
+	for _, u := range []string{
+		"redis://user:hunter2@localhost:notaport",
+		"redis://:hunter2@bad%zzhost:6379",
+	} {
+		_, _, _, err := connect(u)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("connect(%q) = %v: want an error without the password", u, err)
+		}
+	}
+}
+
+func TestRunServesUntilCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, w)
+		w.Close()
+	}()
+
+	// Read the banner up to its last line, then keep draining the log.
+	lines := bufio.NewScanner(out)
+	var banner strings.Builder
+	for lines.Scan() {
+		banner.WriteString(lines.Text() + "\n")
+		if strings.HasPrefix(lines.Text(), "Press Ctrl-C") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	startup := banner.String()
+	t.Logf("startup output:\n%s", startup)
+
+	addr := regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/`).FindString(startup)
+	if addr == "" {
+		t.Fatalf("startup output names no http://127.0.0.1:PORT/ address:\n%s", startup)
+	}
+	if !strings.Contains(startup, "embedded miniredis at 127.0.0.1:") {
+		t.Errorf("startup output does not name the embedded miniredis:\n%s", startup)
+	}
+	if !strings.Contains(startup, "do not survive a restart") {
+		t.Errorf("startup output does not warn about random keys:\n%s", startup)
+	}
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	res, err := client.Get(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "visited this page 1 time in") {
+		t.Errorf("GET %s: status %d, body:\n%s", addr, res.StatusCode, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its context was canceled")
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-mode", "list"}, {"extra"}, {"-nope"}} {
+		err := run(context.Background(), args, func(string) string { return "" }, io.Discard)
+		if err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
