@@ -39,24 +39,24 @@ local function put(key, field, body, ttl)
 end
 `
 
-// saveScript: KEYS[1] bucket, ARGV[1] field, ARGV[2] TTL in seconds,
-// ARGV[3] envelope.
-var saveScript = rueidis.NewLuaScript(luaSetExpiry + `
-put(KEYS[1], ARGV[1], ARGV[3], tonumber(ARGV[2]))
-return 1
-`)
-
-// touchScript: KEYS[1] bucket, ARGV[1] field, ARGV[2] TTL in seconds.
-// It renews the expiry of a live session and leaves a missing or expired
-// one alone, so that a touch never resurrects a session.
-var touchScript = rueidis.NewLuaScript(luaSetExpiry + `
+// writeScript stores or renews a session; one script, so that the first
+// write loads it for both. KEYS[1] bucket, ARGV[1] field, ARGV[2] TTL in
+// seconds, ARGV[3] the envelope to store. Without ARGV[3] it renews the
+// expiry of a live session and leaves a missing or expired one alone, so a
+// renewal never resurrects a session.
+var writeScript = rueidis.NewLuaScript(luaSetExpiry + `
+local ttl = tonumber(ARGV[2])
+if ARGV[3] then
+	put(KEYS[1], ARGV[1], ARGV[3], ttl)
+	return 1
+end
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v or #v < 4 then return 0 end
 local a, b, c, d = string.byte(v, 1, 4)
 if ((a * 256 + b) * 256 + c) * 256 + d <= tonumber(redis.call('TIME')[1]) then
 	return 0
 end
-put(KEYS[1], ARGV[1], string.sub(v, 5), tonumber(ARGV[2]))
+put(KEYS[1], ARGV[1], string.sub(v, 5), ttl)
 return 1
 `)
 
@@ -104,11 +104,11 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 }
 
 func (b hashBackend) save(ctx context.Context, loc location, envelope string, ttl int64) error {
-	return saveScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl), envelope}).Error()
+	return writeScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl), envelope}).Error()
 }
 
 func (b hashBackend) touch(ctx context.Context, loc location, ttl int64) error {
-	return touchScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl)}).Error()
+	return writeScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl)}).Error()
 }
 
 func (b hashBackend) remove(ctx context.Context, loc location) error {

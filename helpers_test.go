@@ -83,11 +83,11 @@ func (tg *target) now() time.Time {
 }
 
 // do runs one command and fails the test on a transport error.
-func (tg *target) do(t testing.TB, args ...string) rueidis.RedisResult {
+func (tg *target) do(t testing.TB, args ...string) resultT {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return tg.client.Do(ctx, tg.client.B().Arbitrary(args[0]).Args(args[1:]...).Build())
+	return resultT{tg.client.Do(ctx, tg.client.B().Arbitrary(args[0]).Args(args[1:]...).Build())}
 }
 
 // servers are what every behaviour test runs on.

@@ -288,10 +288,13 @@ func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
 	return codecs, nil
 }
 
-// sessionState is what New learned about a session, kept for Save: it is the
-// sessions.Store of every session this Store creates, delegating to it.
+// sessionState is what New learned about a loaded session, kept for Save
+// in the request's context (gorilla's registry replaces a session's store, so
+// the session itself cannot carry it).
 type sessionState struct {
-	store   *Store
+	session *sessions.Session
+	next    *sessionState // the state of another session of the request
+
 	id      string        // the ID as loaded, or as last saved
 	loc     location      // where id lives
 	found   bool          // payload, codec and left describe the stored session
@@ -301,30 +304,35 @@ type sessionState struct {
 	cookie  string        // a cookie value for id from the current key pair
 }
 
-func (st *sessionState) Get(r *http.Request, name string) (*sessions.Session, error) {
-	return st.store.Get(r, name)
+// stateKey finds a Store's sessionStates in a request's context.
+type stateKey struct{ s *Store }
+
+// attach records st in the request's context, in place, as
+// sessions.GetRegistry does with its registry.
+func (s *Store) attach(r *http.Request, st *sessionState) {
+	key := stateKey{s}
+	st.next, _ = r.Context().Value(key).(*sessionState)
+	*r = *r.WithContext(context.WithValue(r.Context(), key, st))
 }
 
-func (st *sessionState) New(r *http.Request, name string) (*sessions.Session, error) {
-	return st.store.New(r, name)
-}
-
-func (st *sessionState) Save(r *http.Request, w http.ResponseWriter, session *sessions.Session) error {
-	return st.store.Save(r, w, session)
-}
-
-// stateOf returns the state New attached to session, or an empty one for a
-// session this Store did not create.
-func (s *Store) stateOf(session *sessions.Session) *sessionState {
-	if st, ok := session.Store().(*sessionState); ok && st.store == s {
-		return st
+// stateOf returns what New recorded for session in the request, or an empty
+// state when it recorded nothing (a new session, or another request).
+func (s *Store) stateOf(r *http.Request, session *sessions.Session) *sessionState {
+	st, _ := r.Context().Value(stateKey{s}).(*sessionState)
+	for ; st != nil; st = st.next {
+		if st.session == session {
+			return st
+		}
 	}
-	return &sessionState{store: s}
+	return &sessionState{session: session}
 }
 
 // Get returns the named session of the request, loading it on the first call
 // and returning the same session from the request's registry afterwards.
 func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
+	if !validCookieName(name) {
+		return s.New(r, name) // the registry would return a nil session
+	}
 	return sessions.GetRegistry(r).Get(s, name)
 }
 
@@ -336,8 +344,7 @@ func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // error. A new session gets a fresh ID when first saved: the store never
 // adopts an ID it did not issue.
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
-	st := &sessionState{store: s}
-	session := sessions.NewSession(st, name)
+	session := sessions.NewSession(s, name)
 	opts := *s.Options
 	session.Options = &opts
 	session.IsNew = true
@@ -376,10 +383,11 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	session.ID = id
 	session.IsNew = false
-	*st = sessionState{store: s, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left}
+	st := &sessionState{session: session, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left}
 	if current {
 		st.cookie = c.Value
 	}
+	s.attach(r, st)
 	return session, nil
 }
 
@@ -434,7 +442,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	if opts == nil {
 		opts = s.Options
 	}
-	st := s.stateOf(session)
+	st := s.stateOf(r, session)
 	ctx, cancel := s.callContext(r.Context())
 	defer cancel()
 
