@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/redisession/redistore/internal/redistest"
+)
+
+// environment is what the report says about where it was measured.
+type environment struct {
+	date         time.Time
+	cpu          string
+	cores        int
+	gomaxprocs   int
+	goVersion    string
+	platform     string
+	redisVersion string
+	redisStarted bool              // the program started the throughput server
+	modules      map[string]string // module path -> version
+}
+
+func collectEnv(cfg *config) (*environment, error) {
+	env := &environment{
+		date:       time.Now().UTC(),
+		cpu:        cpuModel(),
+		cores:      runtime.NumCPU(),
+		gomaxprocs: runtime.GOMAXPROCS(0),
+		goVersion:  runtime.Version(),
+		platform:   runtime.GOOS + "/" + runtime.GOARCH,
+		modules:    map[string]string{},
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			v := d.Version
+			if d.Replace != nil {
+				v = "local (" + d.Replace.Path + ")"
+			}
+			env.modules[d.Path] = v
+		}
+	}
+	return env, nil
+}
+
+// cpuModel reads the CPU's name from /proc/cpuinfo, where there is one.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func redisVersion(addr string) (string, error) {
+	f, _, err := info(addr, "server")
+	if err != nil {
+		return "", err
+	}
+	if f["redis_version"] == "" {
+		return "", fmt.Errorf("INFO server on %s gave no redis_version", addr)
+	}
+	return f["redis_version"], nil
+}
+
+// startedVersion starts a redis-server briefly to learn its version, for a
+// run that only reports memory.
+func startedVersion(dir string) (string, error) {
+	srv, err := redistest.Start(dir)
+	if err != nil {
+		return "", fmt.Errorf("starting redis-server: %w", err)
+	}
+	defer srv.Stop()
+	return redisVersion(srv.Addr)
+}
