@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -23,6 +24,7 @@ type environment struct {
 	redisVersion string
 	redisStarted bool              // the program started the throughput server
 	modules      map[string]string // module path -> version
+	revision     string            // the repository's commit, when known
 }
 
 func collectEnv(cfg *config) (*environment, error) {
@@ -44,7 +46,22 @@ func collectEnv(cfg *config) (*environment, error) {
 			env.modules[d.Path] = v
 		}
 	}
+	env.revision = gitRevision()
 	return env, nil
+}
+
+// gitRevision describes the commit of the repository the store is built
+// from (the parent directory), noting uncommitted changes to tracked files.
+func gitRevision() string {
+	out, err := exec.Command("git", "-C", "..", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += " with uncommitted changes"
+	}
+	return rev
 }
 
 // cpuModel reads the CPU's name from /proc/cpuinfo, where there is one.

@@ -56,6 +56,9 @@ func moduleList(env *environment) string {
 		v := env.modules[m.path]
 		if strings.HasPrefix(v, "local") {
 			v = "this repository"
+			if env.revision != "" {
+				v += " at " + env.revision
+			}
 		}
 		if v == "" {
 			v = "?"
