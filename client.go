@@ -21,7 +21,8 @@ import (
 func NewClient(url string) (rueidis.Client, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("redistore: parsing Redis URL: %w", err)
+		// The parser's message quotes the URL, password and all.
+		return nil, fmt.Errorf("redistore: %s is not a Redis URL that rueidis.ParseURL accepts", redactURL(url))
 	}
 	opt.DisableCache = true
 	c, err := rueidis.NewClient(opt)
@@ -35,7 +36,7 @@ func NewClient(url string) (rueidis.Client, error) {
 func redactURL(raw string) string {
 	u, err := neturl.Parse(raw)
 	if err != nil {
-		return "the Redis URL"
+		return "the Redis URL (unparsable, not shown)"
 	}
 	return u.Redacted()
 }

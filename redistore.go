@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,10 @@ const maxTTL = 1 << 30
 // Errors that callers can match with errors.Is. Every error from this
 // package starts with "redistore: ".
 var (
+	// ErrInvalidCookie: the session cookie did not decode: tampered with,
+	// truncated, signed with a key that is not in KeyPairs, or meant for
+	// another cookie name. The request gets a new session.
+	ErrInvalidCookie = errors.New("redistore: invalid session cookie")
 	// ErrInvalidID: a session ID is malformed, or a key generator rejected it
 	// or mapped it to an unusable key. The session is treated as new.
 	ErrInvalidID = errors.New("redistore: invalid session ID")
@@ -75,6 +80,10 @@ var (
 	// ErrCorrupt: a value in Redis is not a session this package can decode.
 	// It is left untouched and the request gets a new session.
 	ErrCorrupt = errors.New("redistore: stored session is corrupt")
+	// ErrUnavailable: Redis did not answer in time, the connection failed,
+	// or Redis refused the command (out of memory, a read-only replica, ...).
+	// The cause is wrapped as well.
+	ErrUnavailable = errors.New("redistore: Redis unavailable")
 	// ErrUnknownFormat: a value in Redis was written by a newer release or by
 	// an application Serializer this store is not configured with.
 	ErrUnknownFormat = errors.New("redistore: stored session has an unknown format")
@@ -357,7 +366,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	id, current, err := s.decodeCookie(name, c.Value)
 	if err != nil {
-		return session, fmt.Errorf("redistore: cookie %q: %w", name, err)
+		return session, fmt.Errorf("%w %q: %w", ErrInvalidCookie, name, err)
 	}
 	loc, err := s.locate(id)
 	if err != nil {
@@ -368,7 +377,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	env, left, found, err := s.backend.load(ctx, loc)
 	cancel()
 	if err != nil {
-		return session, fmt.Errorf("redistore: loading session: %w", err)
+		return session, redisError("loading session", err)
 	}
 	if !found {
 		return session, nil
@@ -452,7 +461,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 			var loc location
 			if loc, err = s.locate(session.ID); err == nil {
 				if err = s.backend.remove(ctx, loc); err != nil {
-					err = fmt.Errorf("redistore: deleting session: %w", err)
+					err = redisError("deleting session", err)
 				}
 			}
 		}
@@ -526,7 +535,7 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 			return false, nil
 		}
 		if err := s.backend.touch(ctx, loc, ttl); err != nil {
-			return false, fmt.Errorf("redistore: renewing session: %w", err)
+			return false, redisError("renewing session", err)
 		}
 		st.left = full
 		return false, nil
@@ -536,11 +545,21 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	b = appendEnvelope(b, payload, s.codec, s.minCompress)
 	*buf = b
 	if err := s.backend.save(ctx, loc, bytesToString(b[len(payload):]), ttl); err != nil {
-		return true, fmt.Errorf("redistore: saving session: %w", err)
+		return true, redisError("saving session", err)
 	}
 	// buf goes back to the pool; a second Save in this request writes again.
 	st.found = false
 	return true, nil
+}
+
+// redisError classifies a failed Redis call: a key of the wrong type is
+// data that is not a session (ErrCorrupt); anything else means Redis could
+// not serve the call (ErrUnavailable).
+func redisError(op string, err error) error {
+	if re, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(re.Error(), "WRONGTYPE") {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, op, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }
 
 // callContext bounds one Redis call.

@@ -3,11 +3,11 @@ package redistore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"

@@ -1,0 +1,182 @@
+package redistore
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore/internal/redistest"
+)
+
+// proxied returns a client that reaches tg through a proxy the test controls.
+func proxied(t *testing.T, tg *target) (*redistest.Proxy, rueidis.Client) {
+	t.Helper()
+	p, err := redistest.NewProxy(tg.addr)
+	noErr(t, err)
+	t.Cleanup(p.Close)
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:       []string{p.Addr},
+		DisableCache:      true,
+		ForceSingleClient: true,
+	})
+	noErr(t, err)
+	t.Cleanup(c.Close)
+	return p, c
+}
+
+// request runs Get, changes the session, and Save, the way a handler would,
+// and reports both errors and how long it all took.
+func request(s *Store, b *browser) (getErr, saveErr error, took time.Duration) {
+	start := time.Now()
+	r := b.request()
+	sess, getErr := s.Get(r, "sid")
+	if sess == nil {
+		panic("nil session")
+	}
+	sess.Values["n"] = time.Now().UnixNano()
+	saveErr = s.Save(r, httptest.NewRecorder(), sess)
+	return getErr, saveErr, time.Since(start)
+}
+
+func TestRedisFailures(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	// Generous: the bound checked is "returns within the timeout, not
+	// never"; scheduling on a loaded machine adds its own delay.
+	const slack = 2 * time.Second
+
+	faults := []struct {
+		name  string
+		apply func(p *redistest.Proxy)
+	}{
+		{"a stalled server", (*redistest.Proxy).Stall},
+		{"a dead server", (*redistest.Proxy).Cut},
+	}
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		for _, f := range faults {
+			t.Run(f.name+" fails Get and Save within the timeout", func(t *testing.T) {
+				p, c := proxied(t, tg)
+				s := newStore(t, tg, Config{Mode: mode, Client: c, Timeout: timeout})
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["n"] = 1
+				b.save(t, s, r, sess)
+
+				f.apply(p)
+				getErr, saveErr, took := request(s, b)
+				for _, err := range []error{getErr, saveErr} {
+					if !errors.Is(err, ErrUnavailable) || !strings.HasPrefix(err.Error(), "redistore: ") {
+						t.Fatalf("error %v, want ErrUnavailable", err)
+					}
+				}
+				if took > 2*timeout+slack {
+					t.Fatalf("Get and Save took %v with a %v timeout", took, timeout)
+				}
+
+				p.Heal()
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					getErr, saveErr, _ = request(s, b)
+					if getErr == nil && saveErr == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("still failing 10s after the fault healed: %v / %v", getErr, saveErr)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+		}
+	})
+
+	t.Run("with the default timeout a failing request ends within a few seconds", func(t *testing.T) {
+		tg := newMiniTarget(t)
+		p, c := proxied(t, tg)
+		s := newStore(t, tg, Config{Client: c})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		b.save(t, s, r, sess)
+		p.Stall()
+		getErr, saveErr, took := request(s, b)
+		if getErr == nil || saveErr == nil {
+			t.Fatalf("errors %v / %v, want both", getErr, saveErr)
+		}
+		if !errors.Is(getErr, context.DeadlineExceeded) {
+			t.Fatalf("Get error %v does not wrap context.DeadlineExceeded", getErr)
+		}
+		if took > 2*DefaultTimeout+slack {
+			t.Fatalf("took %v", took)
+		}
+	})
+
+	t.Run("a slow real server (DEBUG SLEEP) fails the call within the timeout", func(t *testing.T) {
+		srv := redistest.StartT(t, "--enable-debug-command", "yes")
+		c, err := NewClient("redis://" + srv.Addr)
+		noErr(t, err)
+		defer c.Close()
+		s, err := New(Config{Client: c, KeyPairs: testKeys, Timeout: timeout})
+		noErr(t, err)
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		b.save(t, s, r, sess)
+
+		slept := make(chan error, 1)
+		go func() { _, err := redistest.Command(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
+		time.Sleep(100 * time.Millisecond) // let DEBUG SLEEP reach the server first
+		getErr, saveErr, took := request(s, b)
+		if !errors.Is(getErr, ErrUnavailable) || !errors.Is(saveErr, ErrUnavailable) {
+			t.Fatalf("errors %v / %v, want ErrUnavailable", getErr, saveErr)
+		}
+		if took > 2*timeout+slack {
+			t.Fatalf("took %v", took)
+		}
+		noErr(t, <-slept)
+		getErr, saveErr, _ = request(s, b)
+		noErr(t, getErr)
+		noErr(t, saveErr)
+	})
+
+	t.Run("a context canceled by the client ends the call", func(t *testing.T) {
+		tg := newMiniTarget(t)
+		p, c := proxied(t, tg)
+		s := newStore(t, tg, Config{Client: c, Timeout: time.Minute})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		b.save(t, s, r, sess)
+		p.Stall()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		r = b.request().WithContext(ctx)
+		start := time.Now()
+		_, err := s.Get(r, "sid")
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > timeout+slack {
+			t.Fatalf("error %v after %v", err, time.Since(start))
+		}
+	})
+}
+
+func TestWrongTypeInRedis(t *testing.T) {
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode})
+		id := newID()
+		loc, err := s.locate(id)
+		noErr(t, err)
+		// Another kind of key where the session would live.
+		tg.do(t, "RPUSH", loc.key, "x")
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(&http.Cookie{Name: "sid", Value: cookieFor(t, s, "sid", id)})
+		sess, err := s.Get(r, "sid")
+		if !errors.Is(err, ErrCorrupt) || !sess.IsNew {
+			t.Fatalf("Get: %v, IsNew=%v; want ErrCorrupt and a new session", err, sess.IsNew)
+		}
+		// The new session goes elsewhere; the list is untouched.
+		sess.Values["k"] = "v"
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		equal(t, "list length", tg.do(t, "LLEN", loc.key).IntMust(t), 1)
+	})
+}
