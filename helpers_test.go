@@ -95,7 +95,7 @@ var servers = []struct {
 	name string
 	open func(t *testing.T) *target
 }{
-	{"miniredis", newMiniTarget},
+	{"miniredis", func(t *testing.T) *target { return newMiniTarget(t) }},
 	{"redis-server", newRealTarget},
 }
 
@@ -122,7 +122,7 @@ func forEachMode(t *testing.T, fn func(t *testing.T, tg *target, mode Mode)) {
 	})
 }
 
-func newMiniTarget(t *testing.T) *target {
+func newMiniTarget(t testing.TB) *target {
 	t.Helper()
 	m := miniredis.RunT(t)
 	m.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
