@@ -60,6 +60,21 @@ put(KEYS[1], ARGV[1], string.sub(v, 5), ttl)
 return 1
 `)
 
+// replaceHashScript: KEYS[1] old bucket, KEYS[2] new bucket, ARGV[1] old
+// field, ARGV[2] new field, ARGV[3] TTL in seconds, ARGV[4] envelope.
+var replaceHashScript = rueidis.NewLuaScript(luaSetExpiry + `
+put(KEYS[2], ARGV[2], ARGV[4], tonumber(ARGV[3]))
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+`)
+
+func (b hashBackend) replace(ctx context.Context, old, loc location, envelope string, ttl int64) error {
+	if b.c.Mode() == rueidis.ClientModeCluster {
+		return replaceInSteps(ctx, b, old, loc, envelope, ttl)
+	}
+	return replaceHashScript.Exec(ctx, b.c, []string{old.key, loc.key}, []string{old.field, loc.field, itoa(ttl), envelope}).Error()
+}
+
 func (b hashBackend) load(ctx context.Context, loc location) (string, time.Duration, bool, error) {
 	res := b.c.DoMulti(ctx,
 		b.c.B().Hget().Key(loc.key).Field(loc.field).Build(),

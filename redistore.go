@@ -443,6 +443,20 @@ func (s *Store) decodeCookie(name, value string) (id string, current bool, err e
 // is due for renewal (see Config.TouchInterval), and then only its expiry is
 // renewed.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.Session) error {
+	return s.save(r, w, session, false)
+}
+
+// RegenerateID gives the session a new ID, keeps its values, saves it and
+// deletes the session stored under the old ID, in one atomic step (in Redis
+// Cluster, where the two IDs live on different nodes: the new one is written
+// first, then the old one deleted). Call it when a user logs in or gains
+// privileges, so that an ID planted before (session fixation) or seen before
+// is worth nothing afterwards.
+func (s *Store) RegenerateID(r *http.Request, w http.ResponseWriter, session *sessions.Session) error {
+	return s.save(r, w, session, true)
+}
+
+func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.Session, regenerate bool) error {
 	name := session.Name()
 	if !validCookieName(name) {
 		return fmt.Errorf("redistore: session name %q is not a valid cookie name", name)
@@ -471,6 +485,13 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		return err
 	}
 
+	var old *location
+	if regenerate {
+		if loc, err := s.locate(session.ID); err == nil {
+			old = &loc
+		}
+		session.ID = ""
+	}
 	if session.ID == "" {
 		session.ID = newID()
 	}
@@ -483,7 +504,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 
 	buf := getBuffer()
-	written, err := s.write(ctx, st, session, loc, opts, buf)
+	written, err := s.write(ctx, st, session, loc, old, opts, buf)
 	if err == nil || !written {
 		// After a failed write the client may still hold buf in its pipeline:
 		// leave it to the garbage collector.
@@ -506,9 +527,10 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 }
 
 // write stores the session if it changed, or renews its expiry if that is
-// due, using buf as scratch. written reports whether a command may have
+// due, using buf as scratch. With old set it always writes, and deletes the
+// session at old in the same step. written reports whether a command may have
 // referenced buf.
-func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, opts *sessions.Options, buf *[]byte) (written bool, err error) {
+func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte) (written bool, err error) {
 	b, err := s.serializer.Encode((*buf)[:0], session.Values)
 	if err != nil {
 		if s.codec == codecCustom {
@@ -544,7 +566,13 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	// The envelope goes into the same buffer, after the payload.
 	b = appendEnvelope(b, payload, s.codec, s.minCompress)
 	*buf = b
-	if err := s.backend.save(ctx, loc, bytesToString(b[len(payload):]), ttl); err != nil {
+	env := bytesToString(b[len(payload):])
+	if old != nil {
+		err = s.backend.replace(ctx, *old, loc, env, ttl)
+	} else {
+		err = s.backend.save(ctx, loc, env, ttl)
+	}
+	if err != nil {
 		return true, redisError("saving session", err)
 	}
 	// buf goes back to the pool; a second Save in this request writes again.

@@ -823,3 +823,63 @@ func TestSessionSaveMethod(t *testing.T) {
 }
 
 var _ = context.Background
+
+func TestRegenerateID(t *testing.T) {
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		cc := &countingClient{Client: tg.client}
+		s := newStore(t, tg, Config{Mode: mode, Client: cc})
+		warm := newBrowser()
+		sess, r := warm.get(t, s, "sid")
+		warm.save(t, s, r, sess)
+		sess, r = warm.get(t, s, "sid")
+		noErr(t, s.RegenerateID(r, httptest.NewRecorder(), sess)) // loads the script
+
+		t.Run("a login keeps the values under a new ID and removes the old one", func(t *testing.T) {
+			victim := newBrowser()
+			sess, r := victim.get(t, s, "sid")
+			sess.Values["cart"] = "3 items"
+			victim.save(t, s, r, sess)
+			planted := victim.cookies["sid"].Value // what an attacker fixed or saw
+			oldID := sess.ID
+			oldLoc, _ := s.locate(oldID)
+
+			sess, r = victim.get(t, s, "sid")
+			sess.Values["user"] = "alice"
+			cc.reset()
+			w := httptest.NewRecorder()
+			noErr(t, s.RegenerateID(r, w, sess))
+			equal(t, "round trips", cc.reset(), 1)
+			victim.keep(t, w)
+			if sess.ID == oldID || !ValidID(sess.ID) {
+				t.Fatal("the ID did not change")
+			}
+
+			got, _ := victim.get(t, s, "sid")
+			equal(t, "user", got.Values["user"], any("alice"))
+			equal(t, "cart", got.Values["cart"], any("3 items"))
+
+			attacker := newBrowser()
+			attacker.cookies["sid"] = &http.Cookie{Name: "sid", Value: planted}
+			stolen, _ := attacker.get(t, s, "sid")
+			if !stolen.IsNew || len(stolen.Values) != 0 {
+				t.Fatalf("the old cookie still opens the session: %v", stolen.Values)
+			}
+			if mode == HashMode {
+				equal(t, "old field", tg.do(t, "HEXISTS", oldLoc.key, oldLoc.field).AsBoolMust(t), false)
+			} else {
+				equal(t, "old key", tg.do(t, "EXISTS", oldLoc.key).IntMust(t), 0)
+			}
+		})
+
+		t.Run("a session never saved just gets its first ID", func(t *testing.T) {
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			sess.Values["user"] = "bob"
+			w := httptest.NewRecorder()
+			noErr(t, s.RegenerateID(r, w, sess))
+			b.keep(t, w)
+			got, _ := b.get(t, s, "sid")
+			equal(t, "user", got.Values["user"], any("bob"))
+		})
+	})
+}

@@ -19,6 +19,10 @@ type backend interface {
 	touch(ctx context.Context, loc location, ttl int64) error
 	// remove deletes a session.
 	remove(ctx context.Context, loc location) error
+	// replace stores envelope at loc and deletes the session at old, in
+	// one atomic step where both live on one server (in Redis Cluster they
+	// are on different nodes: loc is written first, then old deleted).
+	replace(ctx context.Context, old, loc location, envelope string, ttl int64) error
 }
 
 // stringBackend keeps each session under its own key: the value is the
@@ -60,6 +64,30 @@ func (b stringBackend) touch(ctx context.Context, loc location, ttl int64) error
 
 func (b stringBackend) remove(ctx context.Context, loc location) error {
 	return b.c.Do(ctx, b.c.B().Unlink().Key(loc.key).Build()).Error()
+}
+
+// replaceStringScript: KEYS[1] old key, KEYS[2] new key, ARGV[1] TTL in
+// seconds, ARGV[2] envelope.
+var replaceStringScript = rueidis.NewLuaScript(`
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+func (b stringBackend) replace(ctx context.Context, old, loc location, envelope string, ttl int64) error {
+	if b.c.Mode() == rueidis.ClientModeCluster {
+		return replaceInSteps(ctx, b, old, loc, envelope, ttl)
+	}
+	return replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, []string{itoa(ttl), envelope}).Error()
+}
+
+// replaceInSteps writes the new session before deleting the old one, so
+// that a failure in between leaves the user logged in rather than out.
+func replaceInSteps(ctx context.Context, b backend, old, loc location, envelope string, ttl int64) error {
+	if err := b.save(ctx, loc, envelope, ttl); err != nil {
+		return err
+	}
+	return b.remove(ctx, old)
 }
 
 // itoa formats a script argument.
