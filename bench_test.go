@@ -1,0 +1,144 @@
+package redistore
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// sessionValues returns Values of about size bytes once gob-encoded: ten
+// entries, alternating strings and ints, as in the comparison program.
+func sessionValues(size int) map[any]any {
+	v := map[any]any{}
+	per := max(size/10-12, 1)
+	for i := 0; i < 10; i++ {
+		if i%2 == 0 {
+			v[fmt.Sprintf("field%d", i)] = strings.Repeat(string(rune('a'+i)), per)
+		} else {
+			v[fmt.Sprintf("field%d", i)] = i * 1000003
+		}
+	}
+	return v
+}
+
+func BenchmarkSerializers(b *testing.B) {
+	for _, size := range []int{150, 1024, 8192} {
+		values := sessionValues(size)
+		for _, ser := range []struct {
+			name string
+			s    Serializer
+		}{{"compact", CompactSerializer{}}, {"gob", GobSerializer{}}, {"json", JSONSerializer{}}} {
+			enc, err := ser.s.Encode(nil, values)
+			noErr(b, err)
+			b.Run(fmt.Sprintf("%s/%dB/encode", ser.name, size), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(enc)))
+				buf := make([]byte, 0, 2*len(enc))
+				for b.Loop() {
+					buf, _ = ser.s.Encode(buf[:0], values)
+				}
+			})
+			b.Run(fmt.Sprintf("%s/%dB/decode", ser.name, size), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(enc)))
+				data := string(enc)
+				bi := ser.s.(builtin)
+				for b.Loop() {
+					m := make(map[any]any, 10)
+					if err := bi.decodeString(data, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkEnvelope(b *testing.B) {
+	for _, size := range []int{1024, 8192} {
+		payload, _ := CompactSerializer{}.Encode(nil, sessionValues(size))
+		env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength))
+		b.Run(fmt.Sprintf("seal/%dB", size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			buf := make([]byte, 0, 2*len(payload))
+			for b.Loop() {
+				buf = appendEnvelope(buf[:0], payload, codecCompact, DefaultCompressMinLength)
+			}
+		})
+		b.Run(fmt.Sprintf("open/%dB", size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				if _, _, err := openEnvelope(env, DefaultMaxLength); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// benchTarget is the real redis-server when there is one, miniredis
+// otherwise (whose figures say little about Redis).
+func benchTarget(b *testing.B) *target {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		b.Log("redis-server not found: measuring against miniredis")
+		return newMiniTarget(b)
+	}
+	srv := realServer(b)
+	c, err := NewClient("redis://" + srv.Addr)
+	noErr(b, err)
+	b.Cleanup(c.Close)
+	return &target{client: c, addr: srv.Addr, prefix: randomPrefix()}
+}
+
+// BenchmarkStore measures the store's own requests, one at a time and in
+// parallel: Get alone, Get + Save of a changed session, and Get + Save of an
+// unchanged one.
+func BenchmarkStore(b *testing.B) {
+	tg := benchTarget(b)
+	for _, mode := range []Mode{HashMode, StringMode} {
+		s := newStore(b, tg, Config{Mode: mode})
+		br := newBrowser()
+		sess, r := br.get(b, s, "sid")
+		for k, v := range sessionValues(1024) {
+			sess.Values[k] = v
+		}
+		br.save(b, s, r, sess)
+		cookie := br.cookies["sid"]
+
+		run := func(name string, save, change bool) {
+			b.Run(mode.String()+"/"+name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					n := 0
+					w := httptest.NewRecorder()
+					for pb.Next() {
+						r := httptest.NewRequest("GET", "/", nil)
+						r.AddCookie(cookie)
+						sess, err := s.Get(r, "sid")
+						if err != nil || sess.IsNew {
+							b.Fatalf("Get: %v (new: %v)", err, sess.IsNew)
+						}
+						if !save {
+							continue
+						}
+						if change {
+							n++
+							sess.Values["field1"] = n
+						}
+						w.Header().Del("Set-Cookie")
+						if err := s.Save(r, w, sess); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+		}
+		run("get", false, false)
+		run("get+save-changed", true, true)
+		run("get+save-unchanged", true, false)
+	}
+}

@@ -1,0 +1,71 @@
+// Package redistore keeps gorilla/sessions sessions in Redis, through the
+// rueidis client.
+//
+// # Using it
+//
+// A Store is a sessions.Store: an application that uses gorilla/sessions
+// (directly, or through Echo's, Gin's or Buffalo's session support) changes
+// the line that builds its store and nothing else.
+//
+//	client, err := redistore.NewClient("redis://localhost:6379")
+//	...
+//	store, err := redistore.New(redistore.Config{
+//		Client:   client,
+//		KeyPairs: [][]byte{hashKey, blockKey}, // as sessions.NewCookieStore
+//	})
+//	...
+//	session, err := store.Get(r, "session")
+//	session.Values["user"] = "alice"
+//	err = session.Save(r, w)
+//
+// The cookie holds only the session's ID: 128 random bits, signed with the
+// hash key and, when a block key is given, encrypted. The session's values
+// stay in Redis. When a user logs in, call Store.RegenerateID instead of Save,
+// so that an ID known before login is worth nothing after it.
+//
+// Get follows gorilla's contract: it always returns a usable session. A
+// request without a cookie, or whose session has expired, gets a new session
+// and no error; a cookie that does not decode (ErrInvalidCookie), a malformed
+// ID (ErrInvalidID), an unreadable value in Redis (ErrCorrupt,
+// ErrUnknownFormat, ErrTooLarge) or a Redis failure (ErrUnavailable) gets a
+// new session and an error, which a handler may log and otherwise ignore.
+// A new session gets a fresh ID when it is first saved; the store never takes
+// an ID from a cookie whose session it does not hold.
+//
+// # Layouts
+//
+// In HashMode, the default, sessions are fields of 65536 Redis hashes
+// ("buckets"), chosen by the first two bytes of the ID. Many small sessions
+// then share the per-key overhead of Redis, which saves memory as long as the
+// hashes keep Redis's compact listpack encoding: raise hash-max-listpack-value
+// above your largest session (the default, 64 bytes, is smaller than most
+// sessions). Redis cannot expire a field before version 7.4, so each value
+// starts with its expiry, checked on every read against the Redis server's
+// clock, and each bucket's own TTL outlasts every session in it.
+//
+// In StringMode each session is a key of its own and Redis expires it.
+//
+// # Expiry
+//
+// The server decides when a session ends: Options.MaxAge seconds after its
+// last write (BrowserSessionTTL when MaxAge is 0, for cookies that last as
+// long as the browser session). The cookie codec has no age limit of its own,
+// so changing MaxAge never makes valid cookies fail to decode. Save does not
+// rewrite a session that did not change; it renews the expiry once it has
+// slipped by Config.TouchInterval (at most a tenth of MaxAge).
+//
+// # Values
+//
+// CompactSerializer, the default, stores the common types (strings, numbers,
+// bools, []byte, time.Time, and slices and maps of them) in a compact binary
+// form and anything else through encoding/gob, so the usual gob.Register rule
+// applies to custom types. GobSerializer and JSONSerializer are provided;
+// values written by any of the three stay readable when Config.Serializer
+// changes. Serialized sessions of CompressMinLength bytes or more are
+// LZ4-compressed when that makes them shorter.
+//
+// # Failures
+//
+// Every Redis call is bounded by Config.Timeout inside the request's context:
+// with Redis down or stalled, Get and Save return ErrUnavailable within it.
+package redistore
