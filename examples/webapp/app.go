@@ -84,7 +84,12 @@ func (a *app) session(r *http.Request) *sessions.Session {
 
 // save saves the session, answering 500 and returning false when it fails.
 func (a *app) save(w http.ResponseWriter, r *http.Request, s *sessions.Session) bool {
-	if err := a.store.Save(r, w, s); err != nil {
+	return a.check(w, r, a.store.Save(r, w, s))
+}
+
+// check answers 500 and returns false when saving failed.
+func (a *app) check(w http.ResponseWriter, r *http.Request, err error) bool {
+	if err != nil {
 		a.logger.Error("saving session", "path", r.URL.Path, "err", err)
 		http.Error(w, "The session could not be saved. Please try again.", http.StatusInternalServerError)
 		return false
@@ -120,7 +125,8 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s := a.session(r)
 	s.Values[keyUser] = name
-	if !a.save(w, r, s) {
+	// A new ID at login: an ID planted or seen before it opens nothing now.
+	if !a.check(w, r, a.store.RegenerateID(r, w, s)) {
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)

@@ -136,11 +136,19 @@ func TestLoginAndLogout(t *testing.T) {
 		h, _ := newTestApp(t, mode)
 		b := &browser{h: h}
 		wantContains(t, b.home(t), "Not logged in")
+		beforeLogin := b.cookie
 
 		wantRedirect(t, b.do(t, "POST", "/login", url.Values{"username": {"  <Ada>  "}}))
+		if b.cookie == nil || b.cookie.Value == beforeLogin.Value {
+			t.Fatal("login kept the session ID")
+		}
 		body := b.home(t)
 		wantContains(t, body, "Logged in as <strong>&lt;Ada&gt;</strong>")
 		wantContains(t, body, "visited this page 2 times")
+
+		// A cookie planted or seen before login opens nothing afterwards.
+		fixated := &browser{h: h, cookie: beforeLogin}
+		wantNotContains(t, fixated.home(t), "Ada")
 
 		loggedIn := b.cookie
 		wantRedirect(t, b.do(t, "POST", "/logout", url.Values{}))
