@@ -104,7 +104,7 @@ func (c CompactSerializer) Decode(data []byte, values map[any]any) error {
 
 func (CompactSerializer) decodeString(data string, values map[any]any) error {
 	d := decoder{s: data}
-	n, err := d.count(1)
+	n, err := d.count(2)
 	if err != nil {
 		return err
 	}
@@ -401,7 +401,7 @@ func (d *decoder) mapEntries(m map[any]any, n, depth int) error {
 		if err != nil {
 			return err
 		}
-		if k != nil && !reflect.ValueOf(k).Comparable() {
+		if !hashable(k) {
 			return d.fail("map key of type %T is not comparable", k)
 		}
 		v, err := d.item(depth + 1)
@@ -621,6 +621,15 @@ func (d *decoder) item(depth int) (any, error) {
 		return decodeGobItem(s)
 	}
 	return nil, d.fail("unknown tag %#x", tag)
+}
+
+// hashable reports whether k can be a map key without a runtime panic.
+func hashable(k any) bool {
+	switch k.(type) {
+	case nil, string, int, bool, int64, uint64, float64:
+		return true
+	}
+	return reflect.ValueOf(k).Comparable()
 }
 
 func decodeGobItem(s string) (v any, err error) {

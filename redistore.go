@@ -384,6 +384,12 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	codec, payload, err := openEnvelope(env, s.maxLength)
 	if err == nil {
+		if codec == codecCompact {
+			// Size the map once instead of growing it entry by entry.
+			if n, k := uvarintString(payload); k > 0 && n <= uint64(len(payload)/2) {
+				session.Values = make(map[any]any, n)
+			}
+		}
 		err = s.decode(codec, payload, session.Values)
 	}
 	if err != nil {
