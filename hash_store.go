@@ -25,7 +25,9 @@ const expiryLen = 4
 
 // luaSetExpiry defines put(key, field, body, ttl): store body behind a fresh
 // expiry taken from the server's clock, and keep the bucket's TTL at least
-// one second beyond it.
+// one second beyond it. When the TTL must grow it grows by an extra
+// sixteenth (at most an hour), so that most writes into a busy bucket find
+// it long enough already and skip the PEXPIRE.
 const luaSetExpiry = `
 local function put(key, field, body, ttl)
 	local exp = tonumber(redis.call('TIME')[1]) + ttl
@@ -34,7 +36,7 @@ local function put(key, field, body, ttl)
 		math.floor(exp / 256) % 256, exp % 256) .. body)
 	local keep = (ttl + 1) * 1000
 	if redis.call('PTTL', key) < keep then
-		redis.call('PEXPIRE', key, keep)
+		redis.call('PEXPIRE', key, keep + math.min(math.floor(keep / 16), 3600000))
 	end
 end
 `
