@@ -25,6 +25,8 @@ type environment struct {
 	redisStarted bool              // the program started the throughput server
 	modules      map[string]string // module path -> version
 	revision     string            // the repository's commit, when known
+	loadStart    string            // 1-minute load average at the start
+	loadEnd      string            // and at the end
 }
 
 func collectEnv(cfg *config) (*environment, error) {
@@ -47,6 +49,7 @@ func collectEnv(cfg *config) (*environment, error) {
 		}
 	}
 	env.revision = gitRevision()
+	env.loadStart = loadAverage()
 	return env, nil
 }
 
@@ -100,4 +103,13 @@ func startedVersion(dir string) (string, error) {
 	}
 	defer srv.Stop()
 	return redisVersion(srv.Addr)
+}
+
+// loadAverage returns the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

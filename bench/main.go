@@ -279,6 +279,7 @@ func run(cfg *config) error {
 		}
 	}
 
+	env.loadEnd = loadAverage()
 	md := renderMarkdown(cfg, env, tp, mem)
 	fmt.Fprint(cfg.stdout, md)
 	svg, err := renderChart(cfg, tp)
@@ -345,6 +346,9 @@ func countErrors(tp *throughputResults) int64 {
 }
 
 func writeOutputs(dir, md, svg string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	// A chart that does not parse is a bug, not an output.
 	d := xml.NewDecoder(strings.NewReader(svg))
 	for {

@@ -16,7 +16,8 @@ func renderMarkdown(cfg *config, env *environment, tp *throughputResults, mem *m
 	p("# Benchmarks\n\n")
 	p("Measured on %s by:\n\n", env.date.Format("2006-01-02 15:04 MST"))
 	p("```sh\n%s\n```\n\n", cfg.command)
-	p("- Machine: %s, %d cores (GOMAXPROCS %d), %s, %s.\n", env.cpu, env.cores, env.gomaxprocs, env.platform, env.goVersion)
+	p("- Machine: %s, %d cores (GOMAXPROCS %d), %s, %s; 1-minute load average %s at the start, %s at the end.\n",
+		env.cpu, env.cores, env.gomaxprocs, env.platform, env.goVersion, env.loadStart, env.loadEnd)
 	where := "given with -redis"
 	if env.redisStarted {
 		where = "started by the program on 127.0.0.1, persistence off"
