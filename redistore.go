@@ -152,6 +152,10 @@ type Config struct {
 	// DefaultTouchInterval; a negative value renews the expiry on every Save.
 	TouchInterval time.Duration
 
+	// SweepBuckets chooses the buckets Sweep visits. Nil means
+	// ScanBuckets(): all of them. SampleBuckets(n) visits n at random.
+	SweepBuckets BucketSource
+
 	// Logger receives warnings (see LogKeyErrors). Nil means slog.Default().
 	Logger *slog.Logger
 
@@ -186,6 +190,7 @@ type Store struct {
 	logger        *slog.Logger
 	logKeyErrors  bool
 	codecs        []securecookie.Codec
+	sweepSource   BucketSource
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -220,6 +225,10 @@ func New(cfg Config) (*Store, error) {
 		logger:        cfg.Logger,
 		logKeyErrors:  cfg.LogKeyErrors,
 		codecs:        codecs,
+		sweepSource:   cfg.SweepBuckets,
+	}
+	if s.sweepSource == nil {
+		s.sweepSource = ScanBuckets()
 	}
 	switch s.mode {
 	case HashMode:

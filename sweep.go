@@ -1,0 +1,280 @@
+package redistore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// SweepStats reports what a Sweep did.
+type SweepStats struct {
+	// Buckets is the number of buckets visited.
+	Buckets int
+	// Sessions is the number of live sessions found in them.
+	Sessions int
+	// Removed is the number of expired sessions deleted.
+	Removed int
+	// Skipped counts keys that were offered to Sweep but left alone: keys
+	// under KeyPrefix that are not hashes, and keys outside KeyPrefix that a
+	// custom BucketSource returned.
+	Skipped int
+	// Errors is the number of buckets that could not be swept; the error
+	// Sweep returns describes the first.
+	Errors int
+	// NothingToDo is set in StringMode, where Redis expires every session
+	// by itself.
+	NothingToDo bool
+	// Duration is how long the Sweep took.
+	Duration time.Duration
+}
+
+// String summarizes the stats on one line.
+func (st SweepStats) String() string {
+	if st.NothingToDo {
+		return "nothing to sweep: in StringMode Redis expires sessions itself"
+	}
+	return fmt.Sprintf("%d buckets, %d live sessions, %d expired removed, %d keys skipped, %d errors in %v",
+		st.Buckets, st.Sessions, st.Removed, st.Skipped, st.Errors, st.Duration.Round(time.Millisecond))
+}
+
+// BucketSource chooses the buckets a Sweep visits, like django-redisession's
+// HASH_KEYS_CHECK_FOR_EXPIRY: it calls yield with batches of keys, and stops
+// and returns yield's error when yield returns one (the Sweep was canceled).
+// Keys outside the store's prefix are skipped, never touched.
+type BucketSource func(ctx context.Context, client rueidis.Client, prefix string, yield func(keys []string) error) error
+
+// ScanBuckets returns the default BucketSource: every key under the prefix,
+// found with SCAN MATCH on every primary (in Redis Cluster, each primary
+// once; replicas are left out).
+func ScanBuckets() BucketSource {
+	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
+		nodes, err := primaries(ctx, client)
+		if err != nil {
+			return err
+		}
+		pattern := escapeGlob(prefix) + "*"
+		for _, node := range nodes {
+			var cursor uint64
+			for {
+				entry, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+				if err != nil {
+					return fmt.Errorf("SCAN: %w", err)
+				}
+				if len(entry.Elements) > 0 {
+					if err := yield(entry.Elements); err != nil {
+						return err
+					}
+				}
+				if entry.Cursor == 0 {
+					break
+				}
+				cursor = entry.Cursor
+			}
+		}
+		return nil
+	}
+}
+
+// SampleBuckets returns a BucketSource that visits n of the 65536 buckets of
+// the default HashKeyGenerator, chosen at random without repeats: a cheap
+// partial pass for stores too large to sweep whole at once. With another
+// HashKeyGenerator, supply a BucketSource of your own.
+func SampleBuckets(n int) BucketSource {
+	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
+		n := min(max(n, 0), 1<<16)
+		keys := make([]string, 0, min(n, 512))
+		for _, b := range rand.Perm(1 << 16)[:n] {
+			keys = append(keys, prefix+string([]byte{byte(b >> 8), byte(b)}))
+			if len(keys) == cap(keys) {
+				if err := yield(keys); err != nil {
+					return err
+				}
+				keys = keys[:0]
+			}
+		}
+		if len(keys) > 0 {
+			return yield(keys)
+		}
+		return nil
+	}
+}
+
+// primaries returns one client per primary: in Redis Cluster Nodes() lists
+// replicas too, which would be scanned twice and cannot take deletes.
+func primaries(ctx context.Context, client rueidis.Client) ([]rueidis.Client, error) {
+	nodes := client.Nodes()
+	if len(nodes) <= 1 {
+		out := make([]rueidis.Client, 0, 1)
+		for _, n := range nodes {
+			out = append(out, n)
+		}
+		if len(out) == 0 {
+			out = append(out, client)
+		}
+		return out, nil
+	}
+	var out []rueidis.Client
+	for addr, n := range nodes {
+		role, err := n.Do(ctx, n.B().Role().Build()).ToArray()
+		if err != nil || len(role) == 0 {
+			return nil, fmt.Errorf("ROLE on %s: %w", addr, err)
+		}
+		if r, _ := role[0].ToString(); r == "master" {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// escapeGlob quotes the characters SCAN MATCH treats specially.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// sweepScript cleans one chunk of a bucket, atomically and by the server's
+// clock, so that a session renewed at the same moment is never removed.
+// KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT. It returns
+// {next cursor, removed, live}, or {-1} for a key that is not a hash.
+var sweepScript = rueidis.NewLuaScript(`
+local t = redis.call('TYPE', KEYS[1])
+if t.ok == 'none' then return {0, 0, 0} end
+if t.ok ~= 'hash' then return {-1} end
+local now = tonumber(redis.call('TIME')[1])
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local kv = r[2]
+local removed, live = 0, 0
+for i = 1, #kv, 2 do
+	local f, v = kv[i], kv[i + 1]
+	if f ~= '' then
+		local a, b, c, d = string.byte(v, 1, 4)
+		if #v < 4 or ((a * 256 + b) * 256 + c) * 256 + d <= now then
+			redis.call('HDEL', KEYS[1], f)
+			removed = removed + 1
+		else
+			live = live + 1
+		end
+	end
+end
+return {tonumber(r[1]), removed, live}
+`)
+
+// sweepWorkers is how many buckets are swept at once; rueidis pipelines
+// their scripts over its connections.
+const sweepWorkers = 16
+
+// Sweep removes expired sessions from the HashMode buckets chosen by
+// Config.SweepBuckets (every bucket, by default). Each bucket is cleaned
+// atomically on the server by the server's clock, so a session renewed
+// concurrently is never removed. Only keys under KeyPrefix are touched; a key
+// there that is not a hash is skipped and counted. When ctx ends, Sweep stops
+// and returns what it did so far with ctx's error. A bucket that fails is
+// counted and the sweep goes on; the first such error is returned.
+//
+// HashMode stores clean the bucket they write to, and idle buckets expire by
+// themselves, so Sweep is an optional, periodic tidy-up; in StringMode it has
+// nothing to do and returns at once with NothingToDo set.
+func (s *Store) Sweep(ctx context.Context) (SweepStats, error) {
+	start := time.Now()
+	var st SweepStats
+	if s.mode == StringMode {
+		st.NothingToDo = true
+		return st, nil
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		work     = make(chan string)
+		wg       sync.WaitGroup
+	)
+	for i := 0; i < sweepWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range work {
+				removed, live, skipped, err := s.sweepBucket(ctx, key)
+				mu.Lock()
+				switch {
+				case skipped:
+					st.Skipped++
+				case err != nil:
+					if ctx.Err() == nil { // not merely canceled
+						st.Errors++
+						if firstErr == nil {
+							firstErr = err
+						}
+					}
+				default:
+					st.Buckets++
+				}
+				st.Removed += removed
+				st.Sessions += live
+				mu.Unlock()
+			}
+		}()
+	}
+	srcErr := s.sweepSource(ctx, s.client, s.prefix, func(keys []string) error {
+		for _, k := range keys {
+			if !strings.HasPrefix(k, s.prefix) || len(k) == len(s.prefix) {
+				mu.Lock()
+				st.Skipped++
+				mu.Unlock()
+				continue
+			}
+			select {
+			case work <- k:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	close(work)
+	wg.Wait()
+	st.Duration = time.Since(start)
+	switch {
+	case ctx.Err() != nil:
+		return st, fmt.Errorf("redistore: sweep stopped early: %w", ctx.Err())
+	case srcErr != nil:
+		return st, redisError("listing buckets to sweep", srcErr)
+	}
+	return st, firstErr
+}
+
+// sweepBucket cleans one bucket, chunk by chunk.
+func (s *Store) sweepBucket(ctx context.Context, key string) (removed, live int, skipped bool, err error) {
+	cursor := "0"
+	for {
+		cctx, cancel := s.callContext(ctx)
+		res, err := sweepScript.Exec(cctx, s.client, []string{key}, []string{cursor, "500"}).AsIntSlice()
+		cancel()
+		if err != nil {
+			return removed, live, false, redisError("sweeping a bucket", err)
+		}
+		if len(res) == 1 && res[0] == -1 {
+			return 0, 0, true, nil
+		}
+		if len(res) != 3 {
+			return removed, live, false, fmt.Errorf("%w: sweep script returned %v", ErrUnavailable, res)
+		}
+		removed += int(res[1])
+		live += int(res[2])
+		if res[0] == 0 {
+			return removed, live, false, nil
+		}
+		cursor = strconv.FormatInt(res[0], 10)
+	}
+}

@@ -1,0 +1,241 @@
+package redistore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// fill saves n sessions with the given MaxAge and returns their browsers.
+func fill(t testing.TB, s *Store, n, maxAge int) []*browser {
+	t.Helper()
+	out := make([]*browser, n)
+	for i := range out {
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Options.MaxAge = maxAge
+		sess.Values["i"] = i
+		b.save(t, s, r, sess)
+		out[i] = b
+	}
+	return out
+}
+
+// expireSoon is the MaxAge of sessions a test lets expire, and waitExpiry
+// moves the server past it.
+const expireSoon = 1
+
+func waitExpiry(t testing.TB, tg *target) {
+	t.Helper()
+	tg.advance(t, expireSoon*time.Second+200*time.Millisecond)
+}
+
+func TestSweepRemovesOnlyExpiredSessions(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		// 64 buckets, so that live and expired sessions share them.
+		s := newStore(t, tg, Config{HashKeyGenerator: func(id string) (string, error) { return tg.prefix + id[:2], nil }})
+		gone := fill(t, s, 150, expireSoon)
+		live := fill(t, s, 100, 3600)
+		waitExpiry(t, tg)
+
+		st, err := s.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "removed", st.Removed, len(gone))
+		equal(t, "live", st.Sessions, len(live))
+		equal(t, "skipped", st.Skipped, 0)
+		equal(t, "errors", st.Errors, 0)
+		if st.Buckets == 0 || st.Buckets > 256 {
+			t.Fatalf("visited %d buckets", st.Buckets)
+		}
+		for _, b := range live {
+			if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+				t.Fatal("a live session was removed")
+			}
+		}
+		again, err := s.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "removed by a second sweep", again.Removed, 0)
+		t.Log(st)
+	})
+}
+
+func TestSweepTouchesOnlyItsOwnHashes(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{})
+		fill(t, s, 20, expireSoon)
+		// Keys of other kinds under the prefix, and another application's
+		// hash, laid out like a bucket, outside it.
+		tg.do(t, "SET", tg.prefix+"a-string", "x")
+		tg.do(t, "RPUSH", tg.prefix+"a-list", "x")
+		other := "other-app:" + tg.prefix
+		tg.do(t, "HSET", other, "\x00\x00\x00\x01old", "expired-looking")
+		waitExpiry(t, tg)
+
+		st, err := s.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "removed", st.Removed, 20)
+		equal(t, "skipped", st.Skipped, 2)
+		equal(t, "string untouched", tg.do(t, "EXISTS", tg.prefix+"a-string").IntMust(t), 1)
+		equal(t, "other app's hash untouched", tg.do(t, "HLEN", other).IntMust(t), 1)
+		tg.do(t, "DEL", other)
+	})
+}
+
+func TestSweepFindsEveryBucketBySCAN(t *testing.T) {
+	// miniredis answers SCAN in one page: only the real server exercises
+	// the cursor.
+	tg := newRealTarget(t)
+	s := newStore(t, tg, Config{})
+	fill(t, s, 3000, expireSoon)
+	buckets := len(scanPrefix(t, tg, tg.prefix))
+	waitExpiry(t, tg)
+	st, err := s.Sweep(context.Background())
+	noErr(t, err)
+	equal(t, "buckets", st.Buckets, buckets)
+	equal(t, "removed", st.Removed, 3000)
+}
+
+func TestSweepCleansALargeBucketInChunks(t *testing.T) {
+	tg := newRealTarget(t)
+	bucket := tg.prefix + "big"
+	s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
+	fill(t, s, 1200, expireSoon)
+	live := fill(t, s, 300, 3600)
+	enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
+	noErr(t, err)
+	equal(t, "encoding", enc, "hashtable") // HSCAN pages through it
+	waitExpiry(t, tg)
+	st, err := s.Sweep(context.Background())
+	noErr(t, err)
+	equal(t, "removed", st.Removed, 1200)
+	equal(t, "live", st.Sessions, 300)
+	equal(t, "fields left", tg.do(t, "HLEN", bucket).IntMust(t), int64(len(live)))
+}
+
+func TestSweepSources(t *testing.T) {
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{})
+	fill(t, s, 200, expireSoon)
+	waitExpiry(t, tg)
+
+	t.Run("a sample visits at most n buckets", func(t *testing.T) {
+		sample := newStore(t, tg, Config{SweepBuckets: SampleBuckets(1000)})
+		st, err := sample.Sweep(context.Background())
+		noErr(t, err)
+		if st.Buckets > 1000 || st.Removed > 200 {
+			t.Fatalf("sample: %v", st)
+		}
+	})
+
+	t.Run("a caller's source; keys outside the prefix are skipped", func(t *testing.T) {
+		var listed []string
+		for k := range scanPrefix(t, tg, tg.prefix) {
+			listed = append(listed, k)
+		}
+		tg.do(t, "HSET", "elsewhere", "\x00\x00\x00\x01x", "y")
+		own := newStore(t, tg, Config{SweepBuckets: func(ctx context.Context, c rueidis.Client, prefix string, yield func([]string) error) error {
+			return yield(append(listed, "elsewhere", prefix))
+		}})
+		st, err := own.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "skipped", st.Skipped, 2)
+		equal(t, "elsewhere untouched", tg.do(t, "HLEN", "elsewhere").IntMust(t), 1)
+		equal(t, "left under the prefix", len(scanPrefix(t, tg, tg.prefix)) <= len(listed), true)
+	})
+}
+
+func TestSweepStopsWhenCanceled(t *testing.T) {
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{})
+	fill(t, s, 50, expireSoon)
+	waitExpiry(t, tg)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st, err := s.Sweep(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if st.Removed > 50 {
+		t.Fatalf("stats %v", st)
+	}
+}
+
+func TestSweepInStringMode(t *testing.T) {
+	tg := newMiniTarget(t)
+	cc := &countingClient{Client: tg.client}
+	s := newStore(t, tg, Config{Mode: StringMode, Client: cc})
+	st, err := s.Sweep(context.Background())
+	noErr(t, err)
+	equal(t, "NothingToDo", st.NothingToDo, true)
+	equal(t, "Redis calls", cc.reset(), 0)
+}
+
+// TestSweepNeverRemovesARenewedSession hammers Saves and renewals on live
+// sessions that share buckets with expired ones while Sweep runs over and
+// over: every Get must find its session.
+func TestSweepNeverRemovesARenewedSession(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		// 4 buckets; renewals on every Save.
+		s := newStore(t, tg, Config{TouchInterval: -1, HashKeyGenerator: func(id string) (string, error) {
+			return tg.prefix + id[:1], nil
+		}})
+		fill(t, s, 200, expireSoon)
+		waitExpiry(t, tg)
+		hammered := fill(t, s, 16, 2)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var lost, saves atomic.Int64
+		var removed atomic.Int64
+		var wg sync.WaitGroup
+		for i, b := range hammered {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ctx.Err() == nil; n++ {
+					r := b.request()
+					sess, err := s.Get(r, "sid")
+					if err != nil {
+						t.Errorf("Get: %v", err)
+						return
+					}
+					if sess.IsNew {
+						lost.Add(1)
+						return
+					}
+					if n%2 == 0 { // alternate changes and pure renewals
+						sess.Values["n"] = fmt.Sprint(i, n)
+					}
+					if err := s.Save(r, httptest.NewRecorder(), sess); err != nil {
+						t.Errorf("Save: %v", err)
+						return
+					}
+					saves.Add(1)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				st, err := s.Sweep(ctx)
+				if err != nil && ctx.Err() == nil {
+					t.Errorf("Sweep: %v", err)
+					return
+				}
+				removed.Add(int64(st.Removed))
+			}
+		}()
+		wg.Wait()
+		equal(t, "sessions lost", lost.Load(), 0)
+		equal(t, "expired sessions removed", removed.Load(), 200)
+		t.Logf("%d saves during the sweeps", saves.Load())
+	})
+}
