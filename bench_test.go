@@ -1,9 +1,11 @@
 package redistore
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -140,5 +142,65 @@ func BenchmarkStore(b *testing.B) {
 		run("get", false, false)
 		run("get+save-changed", true, true)
 		run("get+save-unchanged", true, false)
+	}
+}
+
+// commandUsec returns the server's cumulative microseconds and calls of a
+// command, from INFO commandstats.
+func commandUsec(b *testing.B, tg *target, cmd string) (usec, calls float64) {
+	info, err := tg.client.Do(context.Background(), tg.client.B().Info().Section("commandstats").Build()).ToString()
+	noErr(b, err)
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_"+cmd+":") {
+			continue
+		}
+		for _, kv := range strings.Split(strings.TrimSpace(strings.SplitN(line, ":", 2)[1]), ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "usec":
+				usec, _ = strconv.ParseFloat(v, 64)
+			case "calls":
+				calls, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	return usec, calls
+}
+
+// BenchmarkHashModeCleaning measures what cleaning buckets on write costs a
+// HashMode Save, on the real server: "steady" is the usual case (nothing in
+// the bucket has expired: one HGET of the marker), "due" makes every write
+// find the marker passed and scan its bucket. Buckets hold about 15 sessions,
+// as the 65536 default buckets do at a million sessions. server-µs/save is
+// the EVALSHA time the server reports.
+func BenchmarkHashModeCleaning(b *testing.B) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		b.Skip("needs redis-server")
+	}
+	tg := benchTarget(b)
+	for _, variant := range []string{"off", "steady", "due"} {
+		tg.prefix = randomPrefix()
+		s := newStore(b, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(id string) (string, error) {
+			return tg.prefix + id[:3], nil // 4096 buckets
+		}})
+		s.backend.(*hashBackend).noClean = variant == "off"
+		browsers := fill(b, s, 4096*15, 3600)
+		b.Run(variant, func(b *testing.B) {
+			u0, c0 := commandUsec(b, tg, "evalsha")
+			i := 0
+			for b.Loop() {
+				br := browsers[i%len(browsers)]
+				i++
+				sess, r := br.get(b, s, "sid")
+				sess.Values["n"] = i
+				if variant == "due" {
+					loc, _ := s.locate(sess.ID)
+					tg.do(b, "HSET", loc.key, "", "\x00\x00\x00\x00")
+				}
+				noErr(b, s.Save(r, httptest.NewRecorder(), sess))
+			}
+			u1, c1 := commandUsec(b, tg, "evalsha")
+			b.ReportMetric((u1-u0)/(c1-c0), "server-µs/save")
+		})
 	}
 }

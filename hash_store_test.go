@@ -1,6 +1,7 @@
 package redistore
 
 import (
+	"context"
 	"encoding/binary"
 	"net/http/httptest"
 	"testing"
@@ -86,4 +87,133 @@ func TestExpiredFieldIsAMissEvenInALiveBucket(t *testing.T) {
 			t.Fatal("the live session in the bucket was lost")
 		}
 	})
+}
+
+func TestWritesCleanTheirBucket(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		// FieldTTLOff makes miniredis, which has HEXPIRE, clean as Redis 7.0
+		// must.
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(id string) (string, error) {
+			return tg.prefix + id[:1], nil // 16 buckets
+		}})
+		fill(t, s, 100, expireSoon)
+		long := fill(t, s, 50, 600)
+		waitExpiry(t, tg)
+
+		// Write new sessions until every bucket has had one.
+		written := map[byte]bool{}
+		fresh := 0
+		for len(written) < 16 {
+			b := fill(t, s, 1, 600)[0]
+			sess, _ := b.get(t, s, "sid")
+			written[sess.ID[0]] = true
+			fresh++
+		}
+		total := 0
+		for k := range scanPrefix(t, tg, tg.prefix) {
+			total += sessionFields(t, tg, k)
+		}
+		equal(t, "sessions stored", total, len(long)+fresh)
+		st, err := s.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "left for Sweep", st.Removed, 0)
+		for _, b := range long {
+			if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+				t.Fatal("a live session was cleaned away")
+			}
+		}
+	})
+}
+
+// TestSteadyTrafficStaysBounded runs a HashMode store with no Sweep under
+// steady traffic of short sessions on the real server: what Redis holds stays
+// within the live sessions plus those that expired since their bucket's last
+// write, far below everything ever written.
+func TestSteadyTrafficStaysBounded(t *testing.T) {
+	tg := newRealTarget(t)
+	s := newStore(t, tg, Config{HashKeyGenerator: func(id string) (string, error) {
+		return tg.prefix + id[:2], nil // 256 buckets, each written many times a second
+	}})
+	const run = 5 * time.Second
+	var times []time.Time
+	start := time.Now()
+	for time.Since(start) < run {
+		fill(t, s, 1, expireSoon)
+		times = append(times, time.Now())
+	}
+	total := 0
+	for k := range scanPrefix(t, tg, tg.prefix) {
+		total += sessionFields(t, tg, k)
+	}
+	// A session lives up to MaxAge; it is removed by the first write into
+	// its bucket after that. Allow MaxAge + 1 s of writes.
+	recent := 0
+	for _, at := range times {
+		if time.Since(at) < expireSoon*time.Second+time.Second {
+			recent++
+		}
+	}
+	t.Logf("%d sessions written in %v; %d stored at the end; %d written in the last %ds", len(times), run, total, recent, expireSoon+1)
+	if total > recent {
+		t.Fatalf("%d sessions stored, more than the %d written in the last %ds", total, recent, expireSoon+1)
+	}
+	if total >= len(times)/2 {
+		t.Fatalf("%d of %d sessions still stored: expired ones are not being removed", total, len(times))
+	}
+}
+
+func TestFieldTTL(t *testing.T) {
+	t.Run("where the server has HEXPIRE each session's field gets a TTL", func(t *testing.T) {
+		tg := newMiniTarget(t)
+		s := newStore(t, tg, Config{})
+		s.Options.MaxAge = 600
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 1
+		b.save(t, s, r, sess)
+		loc, _ := s.locate(sess.ID)
+		ttl, err := tg.do(t, "HTTL", loc.key, "FIELDS", "1", loc.field).AsIntSlice()
+		noErr(t, err)
+		if len(ttl) != 1 || ttl[0] < 600 || ttl[0] > 601 {
+			t.Fatalf("HTTL %v, want 601", ttl)
+		}
+		equal(t, "no cleaning marker", tg.do(t, "HEXISTS", loc.key, "").AsBoolMust(t), false)
+
+		// The embedded expiry still decides, whatever the field TTL.
+		tg.mini.SetTime(tg.now().Add(600 * time.Second))
+		if got, _ := b.get(t, s, "sid"); !got.IsNew {
+			t.Fatal("served after its embedded expiry")
+		}
+		tg.mini.FastForward(602 * time.Second)
+		equal(t, "field removed by Redis", tg.do(t, "HEXISTS", loc.key, loc.field).AsBoolMust(t), false)
+	})
+
+	t.Run("FieldTTLOff sets none", func(t *testing.T) {
+		tg := newMiniTarget(t)
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		b.save(t, s, r, sess)
+		loc, _ := s.locate(sess.ID)
+		ttl, err := tg.do(t, "HTTL", loc.key, "FIELDS", "1", loc.field).AsIntSlice()
+		noErr(t, err)
+		equal(t, "HTTL", ttl[0], -1)
+	})
+
+	for _, mode := range []FieldTTL{FieldTTLAuto, FieldTTLOn} {
+		t.Run("without HEXPIRE (Redis 7.0) writes fall back to cleaning", func(t *testing.T) {
+			tg := newRealTarget(t)
+			s := newStore(t, tg, Config{FieldTTL: mode})
+			for i := 0; i < 3; i++ {
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["n"] = i
+				b.save(t, s, r, sess)
+				loc, _ := s.locate(sess.ID)
+				equal(t, "cleaning marker", tg.do(t, "HEXISTS", loc.key, "").AsBoolMust(t), true)
+			}
+			hb := s.backend.(*hashBackend)
+			equal(t, "learned", hb.native.Load(), int32(-1))
+		})
+	}
 }

@@ -38,6 +38,19 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
+// FieldTTL chooses whether HashMode sets Redis's per-field TTLs.
+type FieldTTL int
+
+const (
+	// FieldTTLAuto sets field TTLs where the server supports them.
+	FieldTTLAuto FieldTTL = iota
+	// FieldTTLOn always asks for field TTLs; a server without them still
+	// gets its buckets cleaned by the writes.
+	FieldTTLOn
+	// FieldTTLOff never sets field TTLs: writes clean their buckets.
+	FieldTTLOff
+)
+
 // Defaults for the zero fields of Config and for Store.Options.
 const (
 	// DefaultKeyPrefix is the namespace of every key the store writes.
@@ -152,6 +165,13 @@ type Config struct {
 	// DefaultTouchInterval; a negative value renews the expiry on every Save.
 	TouchInterval time.Duration
 
+	// FieldTTL says whether HashMode also gives each session's field a Redis
+	// TTL (HEXPIRE: Redis 7.4+, Valkey 9+), so that Redis removes expired
+	// sessions itself. Zero means FieldTTLAuto: used where the server has it,
+	// learned from the first write. The expiry in the value is kept and
+	// checked in every case, so mixed fleets and downgrades stay correct.
+	FieldTTL FieldTTL
+
 	// SweepBuckets chooses the buckets Sweep visits. Nil means
 	// ScanBuckets(): all of them. SampleBuckets(n) visits n at random.
 	SweepBuckets BucketSource
@@ -232,7 +252,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	switch s.mode {
 	case HashMode:
-		s.backend = hashBackend{c: cfg.Client}
+		s.backend = &hashBackend{c: cfg.Client, fieldTTL: cfg.FieldTTL}
 	case StringMode:
 		if cfg.HashKeyGenerator != nil {
 			return nil, errors.New("redistore: Config.HashKeyGenerator is set but Mode is StringMode: unset it, or use HashMode")
@@ -240,6 +260,9 @@ func New(cfg Config) (*Store, error) {
 		s.backend = stringBackend{c: cfg.Client}
 	default:
 		return nil, fmt.Errorf("redistore: Config.Mode %d is unknown: use HashMode or StringMode", int(cfg.Mode))
+	}
+	if cfg.FieldTTL < FieldTTLAuto || cfg.FieldTTL > FieldTTLOff {
+		return nil, fmt.Errorf("redistore: Config.FieldTTL %d is unknown: use FieldTTLAuto, FieldTTLOn or FieldTTLOff", int(cfg.FieldTTL))
 	}
 	if s.serializer == nil {
 		s.serializer = CompactSerializer{}

@@ -146,10 +146,11 @@ func escapeGlob(s string) string {
 }
 
 // sweepScript cleans one chunk of a bucket, atomically and by the server's
-// clock, so that a session renewed at the same moment is never removed.
+// clock, so that a session renewed at the same moment is never removed. The
+// field '' is the bucket's cleaning marker, not a session (see luaPut).
 // KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT. It returns
 // {next cursor, removed, live}, or {-1} for a key that is not a hash.
-var sweepScript = rueidis.NewLuaScript(`
+var sweepScript = rueidis.NewLuaScript(luaDropEmpty + `
 local t = redis.call('TYPE', KEYS[1])
 if t.ok == 'none' then return {0, 0, 0} end
 if t.ok ~= 'hash' then return {-1} end
@@ -169,6 +170,7 @@ for i = 1, #kv, 2 do
 		end
 	end
 end
+dropEmpty(KEYS[1])
 return {tonumber(r[1]), removed, live}
 `)
 
