@@ -43,7 +43,7 @@ const cleanLimit = 256
 //   - with native set, the field also gets a Redis TTL (HEXPIRE) just past
 //     that expiry; if the server refuses HEXPIRE, the bucket is cleaned as
 //     below and put returns -1, else 1 (0 when native is not set);
-//   - without a field TTL, the field ” (no session has an empty field)
+//   - without a field TTL, the empty field (no session has one)
 //     holds the earliest expiry in the bucket; once that time has passed, the
 //     write removes every expired session of the bucket;
 //   - the bucket's TTL stays at least one second past the session's expiry;

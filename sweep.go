@@ -147,7 +147,7 @@ func escapeGlob(s string) string {
 
 // sweepScript cleans one chunk of a bucket, atomically and by the server's
 // clock, so that a session renewed at the same moment is never removed. The
-// field ” is the bucket's cleaning marker, not a session (see luaPut).
+// empty field is the bucket's cleaning marker, not a session (see luaPut).
 // KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT. It returns
 // {next cursor, removed, live}, or {-1} for a key that is not a hash.
 var sweepScript = rueidis.NewLuaScript(luaDropEmpty + `
