@@ -1,0 +1,108 @@
+package redistore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// SessionInfo is what Lookup finds for a session ID.
+type SessionInfo struct {
+	// Key and Field say where the session lives (Field only in HashMode).
+	Key, Field string
+	// Found reports whether Redis holds a value there, expired or not.
+	Found bool
+	// Expired reports that the value's expiry has passed (HashMode values
+	// can outlive their expiry until a write or Sweep removes them).
+	Expired bool
+	// Expires is when the session ends, by the server's clock.
+	Expires time.Time
+	// Codec names the serializer that wrote it: "compact", "gob", "json" or
+	// "application".
+	Codec string
+	// Compressed reports LZ4 compression; StoredBytes is the value's size
+	// in Redis, SerializedBytes the size of the serialized Values.
+	Compressed      bool
+	StoredBytes     int
+	SerializedBytes int
+	// Values are the session's values, when they could be decoded.
+	Values map[any]any
+}
+
+var codecNames = map[byte]string{codecCompact: "compact", codecGob: "gob", codecJSON: "json", codecCustom: "application"}
+
+// Lookup reads what the store holds for a session ID without changing
+// anything, for support and admin tools: where it lives, when it expires,
+// how it is stored, and its values. A session that does not exist gives
+// Found false and no error; one that cannot be decoded gives what could be
+// learned and the error.
+func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
+	loc, err := s.locate(id)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	info := SessionInfo{Key: loc.key, Field: loc.field}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var get rueidis.Completed
+	if s.mode == HashMode {
+		get = s.client.B().Hget().Key(loc.key).Field(loc.field).Build()
+	} else {
+		get = s.client.B().Get().Key(loc.key).Build()
+	}
+	res := s.client.DoMulti(ctx, get, s.client.B().Pttl().Key(loc.key).Build(), s.client.B().Time().Build())
+	v, err := res[0].ToString()
+	if rueidis.IsRedisNil(err) {
+		return info, nil
+	}
+	if err != nil {
+		return info, redisError("looking up session", err)
+	}
+	now, err := serverTime(res[2])
+	if err != nil {
+		return info, redisError("reading the server's clock", err)
+	}
+	info.Found = true
+	info.StoredBytes = len(v)
+	env := v
+	if s.mode == HashMode {
+		if len(v) < expiryLen {
+			return info, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
+		}
+		info.Expires = time.Unix(int64(binary.BigEndian.Uint32([]byte(v[:expiryLen]))), 0)
+		env = v[expiryLen:]
+	} else if ms, err := res[1].AsInt64(); err == nil && ms >= 0 {
+		info.Expires = now.Add(time.Duration(ms) * time.Millisecond).Truncate(time.Millisecond)
+	}
+	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
+	codec, payload, err := openEnvelope(env, s.maxLength)
+	if err != nil {
+		return info, err
+	}
+	info.Codec = codecNames[codec]
+	info.Compressed = env[0]&flagLZ4 != 0
+	info.SerializedBytes = len(payload)
+	values := map[any]any{}
+	if err := s.decode(codec, payload, values); err != nil {
+		return info, err
+	}
+	info.Values = values
+	return info, nil
+}
+
+// SessionID returns the session ID in a cookie value the store issued under
+// the given cookie name, checked as New checks it. It lets support tools go
+// from a cookie to a session without loading it.
+func (s *Store) SessionID(name, cookieValue string) (string, error) {
+	id, _, err := s.decodeCookie(name, cookieValue)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %w", ErrInvalidCookie, name, err)
+	}
+	if !ValidID(id) {
+		return "", ErrInvalidID
+	}
+	return id, nil
+}

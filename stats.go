@@ -1,0 +1,285 @@
+package redistore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// DefaultStatsSample is how many keys Stats samples when asked for 0.
+const DefaultStatsSample = 200
+
+// Stats describes what a Store holds in Redis, for operators and metrics.
+// Counting walks every key under the prefix (SCAN, then pipelined TYPE and
+// HLEN); encodings, memory and value sizes come from a random sample.
+type Stats struct {
+	Mode   Mode
+	Prefix string
+	// Keys is the number of keys under the prefix that belong to the
+	// layout: buckets in HashMode, sessions in StringMode.
+	Keys int
+	// Sessions is the number of sessions stored, including expired ones
+	// not yet removed (see Expired).
+	Sessions int
+	// OtherKeys counts keys under the prefix of a type the layout does not
+	// use: something else writes under the prefix.
+	OtherKeys int
+	// PerBucket is a histogram of sessions per bucket (HashMode).
+	PerBucket []Bucket
+	// Sampled is the number of keys sampled for what follows.
+	Sampled int
+	// Encodings counts OBJECT ENCODING over the sample (listpack, hashtable,
+	// raw, embstr...). Empty where the server lacks the command.
+	Encodings map[string]int
+	// BytesPerSession is MEMORY USAGE over the sampled keys divided by the
+	// sessions in them; 0 where the server lacks the command.
+	BytesPerSession float64
+	// ValueBytes and MaxValueBytes are the mean and largest stored value in
+	// the sample: what hash-max-listpack-value must exceed (HashMode).
+	ValueBytes    float64
+	MaxValueBytes int
+	// Expired is the share of sampled sessions that have expired but are
+	// still stored (HashMode without field TTLs; Sweep removes them).
+	Expired float64
+	// Duration is how long Stats took.
+	Duration time.Duration
+}
+
+// Bucket is one bar of the sessions-per-bucket histogram: Buckets buckets
+// hold between Min and Max sessions.
+type Bucket struct {
+	Min, Max int
+	Buckets  int
+}
+
+// bars are the histogram's upper bounds.
+var bars = []int{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1 << 62}
+
+// Stats walks the keys under the store's prefix and samples sample of them
+// (DefaultStatsSample when 0) for encodings, memory and value sizes. It reads
+// only; on a large database it takes a while (about a second per few hundred
+// thousand keys) and can be canceled with ctx.
+func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
+	start := time.Now()
+	if sample <= 0 {
+		sample = DefaultStatsSample
+	}
+	st := Stats{Mode: s.mode, Prefix: s.prefix, Encodings: map[string]int{}}
+	perBucket := map[int]int{}
+	var picked []string // reservoir sample of the layout's keys
+	seen := 0
+	err := ScanBuckets()(ctx, s.client, s.prefix, func(keys []string) error {
+		cmds := make(rueidis.Commands, 0, 3*len(keys))
+		for _, k := range keys {
+			cmds = append(cmds, s.client.B().Type().Key(k).Build())
+			if s.mode == HashMode {
+				cmds = append(cmds, s.client.B().Hlen().Key(k).Build(), s.client.B().Hexists().Key(k).Field("").Build())
+			}
+		}
+		cctx, cancel := s.callContext(ctx)
+		res := s.client.DoMulti(cctx, cmds...)
+		cancel()
+		step := 1
+		if s.mode == HashMode {
+			step = 3
+		}
+		for i, k := range keys {
+			typ, err := res[i*step].ToString()
+			if err != nil {
+				return err
+			}
+			want := "string"
+			if s.mode == HashMode {
+				want = "hash"
+			}
+			if typ != want {
+				if typ != "none" { // gone since SCAN listed it
+					st.OtherKeys++
+				}
+				continue
+			}
+			n := 1
+			if s.mode == HashMode {
+				hlen, err := res[i*step+1].AsInt64()
+				if err != nil {
+					return err
+				}
+				marker, _ := res[i*step+2].AsBool()
+				n = int(hlen)
+				if marker {
+					n--
+				}
+				perBucket[n]++
+			}
+			st.Keys++
+			st.Sessions += n
+			seen++
+			if len(picked) < sample {
+				picked = append(picked, k)
+			} else if j := rand.IntN(seen); j < sample {
+				picked[j] = k
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return st, redisError("counting sessions", err)
+	}
+	if s.mode == HashMode {
+		st.PerBucket = histogram(perBucket)
+	}
+	if err := s.sample(ctx, &st, picked); err != nil {
+		return st, err
+	}
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+func histogram(perBucket map[int]int) []Bucket {
+	var out []Bucket
+	lo := 0
+	for _, hi := range bars {
+		b := Bucket{Min: lo, Max: hi}
+		for n, count := range perBucket {
+			if n >= lo && n <= hi {
+				b.Buckets += count
+			}
+		}
+		if b.Buckets > 0 {
+			out = append(out, b)
+		}
+		lo = hi + 1
+	}
+	return out
+}
+
+// sample fills in what Stats learns from the sampled keys.
+func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
+	st.Sampled = len(keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	cctx, cancel := s.callContext(ctx)
+	now, err := serverTime(s.client.Do(cctx, s.client.B().Time().Build()))
+	cancel()
+	if err != nil {
+		return redisError("reading the server's clock", err)
+	}
+	var memory, sessions, values, valueBytes, expired int
+	memoryKnown := true
+	for _, k := range keys {
+		cmds := rueidis.Commands{
+			s.client.B().ObjectEncoding().Key(k).Build(),
+			s.client.B().MemoryUsage().Key(k).Build(),
+		}
+		if s.mode == HashMode {
+			cmds = append(cmds, s.client.B().Hgetall().Key(k).Build())
+		} else {
+			cmds = append(cmds, s.client.B().Strlen().Key(k).Build())
+		}
+		cctx, cancel := s.callContext(ctx)
+		res := s.client.DoMulti(cctx, cmds...)
+		cancel()
+		if enc, err := res[0].ToString(); err == nil {
+			st.Encodings[enc]++
+		}
+		mem, err := res[1].AsInt64()
+		if err != nil {
+			memoryKnown = false
+		}
+		memory += int(mem)
+		if s.mode == StringMode {
+			n, err := res[2].AsInt64()
+			if err != nil {
+				continue // gone since it was counted
+			}
+			sessions++
+			values++
+			valueBytes += int(n)
+			st.MaxValueBytes = max(st.MaxValueBytes, int(n))
+			continue
+		}
+		fields, err := res[2].AsStrMap()
+		if err != nil {
+			continue
+		}
+		for f, v := range fields {
+			if f == "" {
+				continue
+			}
+			sessions++
+			values++
+			valueBytes += len(v)
+			st.MaxValueBytes = max(st.MaxValueBytes, len(v))
+			if len(v) >= expiryLen && !time.Unix(int64(binary.BigEndian.Uint32([]byte(v[:expiryLen]))), 0).After(now) {
+				expired++
+			}
+		}
+	}
+	if memoryKnown && sessions > 0 {
+		st.BytesPerSession = float64(memory) / float64(sessions)
+	}
+	if values > 0 {
+		st.ValueBytes = float64(valueBytes) / float64(values)
+		st.Expired = float64(expired) / float64(values)
+	}
+	return nil
+}
+
+// String formats the stats for a terminal.
+func (st Stats) String() string {
+	out := fmt.Sprintf("%s mode, prefix %q: %s in %s", st.Mode, st.Prefix, plural(st.Sessions, "session"), plural(st.Keys, "key"))
+	if st.OtherKeys > 0 {
+		out += fmt.Sprintf(", and %s of other types under the prefix", plural(st.OtherKeys, "key"))
+	}
+	out += "\n"
+	if len(st.PerBucket) > 0 {
+		out += "sessions per bucket:\n"
+		most := 0
+		for _, b := range st.PerBucket {
+			most = max(most, b.Buckets)
+		}
+		for _, b := range st.PerBucket {
+			label := fmt.Sprintf("%d-%d", b.Min, b.Max)
+			if b.Min == b.Max {
+				label = fmt.Sprint(b.Min)
+			} else if b.Max > 1<<40 {
+				label = fmt.Sprintf("%d+", b.Min)
+			}
+			bar := make([]byte, max(1, 40*b.Buckets/max(most, 1)))
+			for i := range bar {
+				bar[i] = '#'
+			}
+			out += fmt.Sprintf("  %8s  %8d  %s\n", label, b.Buckets, bar)
+		}
+	}
+	if st.Sampled > 0 {
+		encs := make([]string, 0, len(st.Encodings))
+		for e, n := range st.Encodings {
+			encs = append(encs, fmt.Sprintf("%s %d", e, n))
+		}
+		slices.Sort(encs)
+		out += fmt.Sprintf("sample of %s: encodings %v; values %.0f B on average, %d B at most",
+			plural(st.Sampled, "key"), encs, st.ValueBytes, st.MaxValueBytes)
+		if st.BytesPerSession > 0 {
+			out += fmt.Sprintf("; %.0f B of Redis memory per session", st.BytesPerSession)
+		}
+		if st.Mode == HashMode {
+			out += fmt.Sprintf("; %.1f%% expired, awaiting removal", 100*st.Expired)
+		}
+		out += "\n"
+	}
+	return out
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

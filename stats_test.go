@@ -1,0 +1,57 @@
+package redistore
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestStats(t *testing.T) {
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		cfg := Config{Mode: mode}
+		if mode == HashMode {
+			cfg.HashKeyGenerator = func(id string) (string, error) { return tg.prefix + id[:1], nil } // 16 buckets
+			cfg.FieldTTL = FieldTTLOff
+		}
+		s := newStore(t, tg, cfg)
+		fill(t, s, 40, expireSoon)
+		waitExpiry(t, tg)
+		fill(t, s, 160, 3600)
+		tg.do(t, "RPUSH", tg.prefix+"zz-list", "x")
+
+		st, err := s.Stats(context.Background(), 1000)
+		noErr(t, err)
+		// Expired sessions may already be gone from buckets written since.
+		if st.Sessions < 160 || st.Sessions > 200 {
+			t.Fatalf("sessions %d, want 160 to 200", st.Sessions)
+		}
+		equal(t, "other keys", st.OtherKeys, 1)
+		equal(t, "sampled", st.Sampled, st.Keys)
+		if mode == HashMode {
+			equal(t, "buckets", st.Keys, 16)
+			total := 0
+			for _, b := range st.PerBucket {
+				total += b.Buckets
+			}
+			equal(t, "histogram buckets", total, 16)
+			if st.Expired*float64(st.Sessions) > float64(st.Sessions-160)+0.5 {
+				t.Fatalf("expired share %.2f of %d sessions", st.Expired, st.Sessions)
+			}
+		} else {
+			equal(t, "keys", st.Keys, 160) // Redis expired the short ones
+		}
+		if st.ValueBytes <= 0 || st.MaxValueBytes < int(st.ValueBytes) {
+			t.Fatalf("value sizes %v / %d", st.ValueBytes, st.MaxValueBytes)
+		}
+		if tg.mini == nil {
+			if st.BytesPerSession <= 0 || len(st.Encodings) == 0 {
+				t.Fatalf("no memory or encodings from redis-server: %+v", st)
+			}
+		}
+		out := st.String()
+		if !strings.Contains(out, "sessions") || (mode == HashMode && !strings.Contains(out, "sessions per bucket")) {
+			t.Fatalf("String():\n%s", out)
+		}
+		t.Log("\n" + out)
+	})
+}
