@@ -79,7 +79,8 @@ func renderThroughput(b *strings.Builder, cfg *config, tp *throughputResults) {
 	p("into its jar as a browser would. Each figure is the median of %d runs of %v (after a %v\n", cfg.runs, cfg.duration, cfg.warmup)
 	p("warm-up per combination); the runs go round-robin across contenders, starting with a different\n")
 	p("one each time, so that noise on this shared machine hits all of them alike. `vs boj` is the\n")
-	p("median ops/s over boj/redistore's in the same combination. Allocations are\n")
+	p("median over those rounds of the contender's ops/s divided by boj/redistore's in the same\n")
+	p("round, so it need not equal the ratio of the median ops/s shown. Allocations are\n")
 	p("`runtime.MemStats` deltas (Mallocs, TotalAlloc) per request, harness included; Redis commands\n")
 	p("and bytes are `INFO commandstats` / `INFO stats` deltas per request, commands run inside Lua\n")
 	p("scripts included, the INFO calls excluded. `spread` is (max - min) / median of the runs' ops/s.\n\n")
@@ -91,7 +92,7 @@ func renderThroughput(b *strings.Builder, cfg *config, tp *throughputResults) {
 
 	// Summary: ratios to boj for every cell.
 	p("## Throughput relative to boj/redistore\n\n")
-	p("Median ops/s divided by boj/redistore's in the same combination; above 1 is faster.\n\n")
+	p("Median over the rounds of ops/s divided by boj/redistore's ops/s in the same round; above 1 is faster.\n\n")
 	p("| contender | workload |")
 	for _, size := range cfg.sizes {
 		for _, c := range cfg.conc {

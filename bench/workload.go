@@ -290,16 +290,24 @@ type throughputResults struct {
 
 func (t *throughputResults) get(k cellKey) *cellResult { return t.cells[k] }
 
-// ratio is a contender's median ops/s over the baseline's in the same cell,
-// or 0 when either is missing.
+// ratio is the median, over the rounds, of a contender's ops/s divided by
+// the baseline's in the same round (the runs of one round are back to back,
+// so noise that drifts over minutes cancels out), or 0 when either is
+// missing.
 func (t *throughputResults) ratio(k cellKey) float64 {
 	b := k
 	b.contender = baseline
 	cr, br := t.cells[k], t.cells[b]
-	if cr == nil || br == nil || br.med.opsPerSec == 0 {
+	if cr == nil || br == nil {
 		return 0
 	}
-	return cr.med.opsPerSec / br.med.opsPerSec
+	var xs []float64
+	for i := range min(len(cr.runs), len(br.runs)) {
+		if br.runs[i].opsPerSec > 0 {
+			xs = append(xs, cr.runs[i].opsPerSec/br.runs[i].opsPerSec)
+		}
+	}
+	return median(xs)
 }
 
 // runThroughput measures every workload x size x concurrency x contender,
