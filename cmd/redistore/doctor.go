@@ -1,0 +1,613 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore"
+)
+
+var doctorCommand = &command{
+	name:    "doctor",
+	summary: "check the Redis server's configuration for sessions; exit status 1 when a check fails",
+	setup:   setupDoctor,
+}
+
+func setupDoctor(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
+	// The largest value matters here, so the sample is larger than stats's.
+	sample := fs.Int("sample", 1000, "sample `N` keys for value sizes and encodings")
+	return func(ctx context.Context, e *env, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("doctor takes no arguments, got %q", args[0])
+		}
+		if *sample <= 0 {
+			return usageErrorf("--sample %d: sample at least 1 key", *sample)
+		}
+		cfg, err := e.config(false)
+		if err != nil {
+			return err
+		}
+		client, err := e.connect()
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
+			return fmt.Errorf("the server does not answer PING: %w", err)
+		}
+		cfg.Client = client
+		store, err := redistore.New(cfg)
+		if err != nil {
+			return err
+		}
+		d := &doctor{ctx: ctx, client: client, mode: cfg.Mode, prefix: cfg.KeyPrefix}
+		d.gather(store, *sample)
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted before the checks were done: %w", ctx.Err())
+		}
+		d.checkServer()
+		d.checkFieldExpiry()
+		d.checkListpackValue()
+		d.checkListpackEntries()
+		d.checkEviction()
+		d.checkPersistence()
+		d.checkDatabase()
+		d.checkPrefix()
+		failed := 0
+		for _, f := range d.findings {
+			fmt.Fprintf(e.stdout, "%-4s  %-25s  %s\n", f.status, f.check, f.msg)
+			if f.status == statusFail {
+				failed++
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d checks failed", failed, len(d.findings))
+		}
+		return nil
+	}
+}
+
+const (
+	statusOK   = "OK"
+	statusWarn = "WARN"
+	statusFail = "FAIL"
+)
+
+type finding struct {
+	status, check, msg string
+}
+
+// doctor gathers what the server says once, then judges it check by check.
+type doctor struct {
+	ctx    context.Context
+	client rueidis.Client
+	mode   redistore.Mode
+	prefix string
+
+	info    map[string]string // INFO server, memory, persistence and stats
+	infoErr error
+
+	stats    redistore.Stats
+	statsErr error
+
+	// The keys under the prefix, from a SCAN of their names.
+	underPrefix int
+	misnamed    int // not named as the layout names its keys
+	// Of the first maxClassified misnamed keys: how many have the layout's
+	// type (buckets a sweep would clean, or strings read as sessions) and
+	// how many another, with an example of each.
+	misnamedSame, misnamedOther int
+	exampleSame, exampleOther   string
+	scanErr                     error
+
+	dbsize    int64 // after the SCAN
+	churn     int64 // how much DBSIZE moved during the SCAN
+	dbsizeErr error
+
+	findings []finding
+}
+
+func (d *doctor) add(status, check, format string, args ...any) {
+	d.findings = append(d.findings, finding{status, check, fmt.Sprintf(format, args...)})
+}
+
+func (d *doctor) gather(store *redistore.Store, sample int) {
+	d.info = map[string]string{}
+	for _, section := range []string{"server", "memory", "persistence", "stats"} {
+		res, err := d.client.Do(d.ctx, d.client.B().Info().Section(section).Build()).ToString()
+		if err != nil {
+			d.infoErr = err
+			continue
+		}
+		for _, line := range strings.Split(res, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {
+				d.info[k] = v
+			}
+		}
+	}
+	d.stats, d.statsErr = store.Stats(d.ctx, sample)
+	before, _ := dbsize(d.ctx, d.client)
+
+	keyLen := len(d.prefix) + 2 // HashMode: prefix + 2 raw ID bytes
+	if d.mode == redistore.StringMode {
+		keyLen = len(d.prefix) + 16
+	}
+	var misnamed []string
+	d.scanErr = redistore.ScanBuckets()(d.ctx, d.client, d.prefix, func(keys []string) error {
+		d.underPrefix += len(keys)
+		for _, k := range keys {
+			if len(k) != keyLen {
+				d.misnamed++
+				if len(misnamed) < maxClassified {
+					misnamed = append(misnamed, k)
+				}
+			}
+		}
+		return nil
+	})
+	d.dbsize, d.dbsizeErr = dbsize(d.ctx, d.client)
+	d.churn = max(d.dbsize-before, before-d.dbsize)
+	d.classify(misnamed)
+}
+
+// maxClassified bounds the misnamed keys whose TYPE the doctor asks.
+const maxClassified = 1000
+
+// classify sorts misnamed keys by whether they have the layout's type.
+func (d *doctor) classify(keys []string) {
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 100)]
+		keys = keys[len(batch):]
+		cmds := make(rueidis.Commands, len(batch))
+		for i, k := range batch {
+			cmds[i] = d.client.B().Type().Key(k).Build()
+		}
+		for i, res := range d.client.DoMulti(d.ctx, cmds...) {
+			typ, err := res.ToString()
+			switch {
+			case err != nil || typ == "none": // gone, or unknown
+			case typ == d.layoutType():
+				d.misnamedSame++
+				if d.exampleSame == "" {
+					d.exampleSame = batch[i]
+				}
+			default:
+				d.misnamedOther++
+				if d.exampleOther == "" {
+					d.exampleOther = batch[i]
+				}
+			}
+		}
+	}
+}
+
+// layoutType is the Redis type of the layout's keys.
+func (d *doctor) layoutType() string {
+	if d.mode == redistore.StringMode {
+		return "string"
+	}
+	return "hash"
+}
+
+// dbsize sums DBSIZE over the primaries (in Redis Cluster, Nodes lists
+// replicas too).
+func dbsize(ctx context.Context, client rueidis.Client) (int64, error) {
+	nodes := client.Nodes()
+	if len(nodes) <= 1 {
+		return client.Do(ctx, client.B().Dbsize().Build()).AsInt64()
+	}
+	var total int64
+	for addr, n := range nodes {
+		role, err := n.Do(ctx, n.B().Role().Build()).ToArray()
+		if err != nil || len(role) == 0 {
+			return 0, fmt.Errorf("ROLE on %s: %w", addr, err)
+		}
+		if r, _ := role[0].ToString(); r != "master" {
+			continue
+		}
+		size, err := n.Do(ctx, n.B().Dbsize().Build()).AsInt64()
+		if err != nil {
+			return 0, fmt.Errorf("DBSIZE on %s: %w", addr, err)
+		}
+		total += size
+	}
+	return total, nil
+}
+
+// configGet reads one parameter with CONFIG GET. found is false when the
+// server does not know the parameter; err is set when it refuses CONFIG
+// (managed services, proxies, a renamed command).
+func (d *doctor) configGet(name string) (value string, found bool, err error) {
+	m, err := d.client.Do(d.ctx, d.client.B().ConfigGet().Parameter(name).Build()).AsStrMap()
+	if err != nil {
+		return "", false, err
+	}
+	value, found = m[name]
+	return value, found, nil
+}
+
+// configInt reads the first of names the server knows, as a number.
+func (d *doctor) configInt(names ...string) (name string, value int, err error) {
+	for _, name := range names {
+		v, found, err := d.configGet(name)
+		if err != nil {
+			return name, 0, err
+		}
+		if found {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return name, 0, fmt.Errorf("CONFIG GET %s returned %q", name, v)
+			}
+			return name, n, nil
+		}
+	}
+	return names[0], 0, fmt.Errorf("the server knows neither %s", strings.Join(names, " nor "))
+}
+
+// why says briefly why something could not be read.
+func why(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unknown command"):
+		return "CONFIG is disabled on this server"
+	case strings.HasPrefix(msg, "NOPERM"):
+		return "this user may not run it"
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 80 {
+		msg = msg[:80] + "…"
+	}
+	return msg
+}
+
+// serverName returns "Redis" or "Valkey" and the version INFO reports.
+func (d *doctor) serverName() (name, version string) {
+	if strings.EqualFold(d.info["server_name"], "valkey") || d.info["valkey_version"] != "" {
+		v := d.info["valkey_version"]
+		if v == "" {
+			v = d.info["redis_version"]
+		}
+		return "Valkey", v
+	}
+	return "Redis", d.info["redis_version"]
+}
+
+// versionAtLeast compares a dotted version with major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	ma, err1 := strconv.Atoi(parts[0])
+	mi := 0
+	var err2 error
+	if len(parts) > 1 {
+		mi, err2 = strconv.Atoi(parts[1])
+	}
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+func (d *doctor) checkServer() {
+	const check = "server"
+	name, version := d.serverName()
+	if version == "" {
+		if d.infoErr != nil {
+			d.add(statusWarn, check, "could not read the version (INFO: %s): redistore needs Redis 6 or later", why(d.infoErr))
+		} else {
+			d.add(statusWarn, check, "INFO server names no version: redistore needs Redis 6 or later, or a server compatible with it")
+		}
+		return
+	}
+	desc := name + " " + version
+	if m := d.info["redis_mode"]; m != "" {
+		desc += ", " + m
+	}
+	if name == "Redis" && !versionAtLeast(version, 6, 0) {
+		d.add(statusWarn, check, "%s: redistore needs Redis 6 or later; upgrade the server", desc)
+		return
+	}
+	d.add(statusOK, check, "%s", desc)
+}
+
+// hasHexpire asks the server whether it knows HEXPIRE, and falls back on
+// its version when COMMAND INFO is refused.
+func (d *doctor) hasHexpire() bool {
+	arr, err := d.client.Do(d.ctx, d.client.B().CommandInfo().CommandName("HEXPIRE").Build()).ToArray()
+	if err == nil && len(arr) == 1 {
+		return !arr[0].IsNil()
+	}
+	name, version := d.serverName()
+	if name == "Valkey" {
+		return versionAtLeast(version, 9, 0)
+	}
+	return versionAtLeast(version, 7, 4)
+}
+
+func (d *doctor) checkFieldExpiry() {
+	const check = "field expiry"
+	if d.mode == redistore.StringMode {
+		d.add(statusOK, check, "not needed in StringMode: Redis expires each session's key")
+		return
+	}
+	var msg string
+	if d.hasHexpire() {
+		msg = "HEXPIRE available: Redis removes expired sessions from their buckets itself"
+	} else {
+		msg = "no HEXPIRE (it needs Redis 7.4+ or Valkey 9+): an expired session stays in its bucket, never served, until a write to the bucket or a sweep removes it; run `redistore sweep` from cron, hourly say"
+	}
+	if d.statsErr == nil && d.stats.Sampled > 0 && d.stats.Expired > 0.25 {
+		d.add(statusWarn, check, "%.0f%% of the sampled sessions have expired and are still stored: run `redistore sweep` (and from cron); %s",
+			100*d.stats.Expired, msg)
+		return
+	}
+	d.add(statusOK, check, "%s", msg)
+}
+
+// listpackFor suggests a hash-max-listpack-value for values of up to n
+// bytes: a quarter more, rounded up to a power of two, at least 1024.
+func listpackFor(n int) int {
+	v := 1024
+	for v < n+n/4 {
+		v *= 2
+	}
+	return v
+}
+
+func (d *doctor) checkListpackValue() {
+	const check = "hash-max-listpack-value"
+	if d.mode == redistore.StringMode {
+		d.add(statusOK, check, "not used in StringMode")
+		return
+	}
+	largest, sampled := d.stats.MaxValueBytes, d.stats.Sampled
+	if d.statsErr != nil {
+		largest, sampled = 0, 0
+	}
+	hashtables := d.stats.Encodings["hashtable"]
+	name, limit, err := d.configInt("hash-max-listpack-value", "hash-max-ziplist-value")
+	if err != nil {
+		if largest > 0 {
+			d.add(statusWarn, check, "could not read it (%s): make sure it is at least %d, above the largest sampled session value (%d B), or buckets become hashtables and HashMode saves no memory",
+				why(err), listpackFor(largest), largest)
+		} else {
+			d.add(statusWarn, check, "could not read it (%s): make sure it is above your largest session value (1024 suits most), or buckets become hashtables and HashMode saves no memory", why(err))
+		}
+		return
+	}
+	already := ""
+	if hashtables > 0 {
+		already = fmt.Sprintf("; %d of %d sampled buckets %s hashtables already, and Redis never converts them back: they stay so until emptied or expired", hashtables, sampled, isAre(hashtables))
+	}
+	switch {
+	case d.statsErr != nil:
+		d.add(statusWarn, check, "%s is %d; could not sample the session values to compare it with (%s): it should be above the largest (1024 suits most)", name, limit, why(d.statsErr))
+	case largest == 0:
+		d.add(statusOK, check, "%s is %d; no sessions sampled to compare it with (most sessions are longer than 64 B; 1024 suits most)", name, limit)
+	case largest > limit:
+		cost := ""
+		if listpackFor(largest) > 8192 {
+			cost = " (listpacks this large make each write to a bucket move more memory; StringMode may suit sessions this big)"
+		}
+		d.add(statusWarn, check, "%s is %d, but sampled session values reach %d B (%.0f B on average): a bucket holding a longer value turns from a listpack into a hashtable, and HashMode's memory saving is lost%s. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf (or CONFIG REWRITE) so that a restart keeps it%s",
+			name, limit, largest, d.stats.ValueBytes, already, name, listpackFor(largest), cost)
+	default:
+		d.add(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks%s", name, limit, largest, already)
+	}
+}
+
+func (d *doctor) checkListpackEntries() {
+	const check = "hash-max-listpack-entries"
+	if d.mode == redistore.StringMode {
+		d.add(statusOK, check, "not used in StringMode")
+		return
+	}
+	fullest, bounded := 0, true // the lower bound of the top histogram bar
+	if d.statsErr == nil && len(d.stats.PerBucket) > 0 {
+		top := d.stats.PerBucket[len(d.stats.PerBucket)-1]
+		fullest = top.Max
+		if top.Max > 1<<40 {
+			fullest, bounded = top.Min, false
+		}
+	}
+	span := strconv.Itoa(fullest)
+	if !bounded {
+		span = "more than " + strconv.Itoa(fullest-1)
+	}
+	name, limit, err := d.configInt("hash-max-listpack-entries", "hash-max-ziplist-entries")
+	if err != nil {
+		if fullest <= 512 && bounded {
+			d.add(statusOK, check, "could not read it (%s); the fullest buckets hold up to %s sessions, within the default 512", why(err), span)
+		} else {
+			d.add(statusWarn, check, "could not read it (%s); the fullest buckets hold %s sessions: make sure it is above that, or they are hashtables", why(err), span)
+		}
+		return
+	}
+	if fullest > limit {
+		suggest := 512
+		for suggest < 2*fullest {
+			suggest *= 2
+		}
+		d.add(statusWarn, check, "%s is %d, but the fullest buckets hold up to %s sessions: those are hashtables and save no memory. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf",
+			name, limit, span, name, suggest)
+		return
+	}
+	d.add(statusOK, check, "%s is %d; the fullest buckets hold up to %s sessions", name, limit, span)
+}
+
+func (d *doctor) checkEviction() {
+	const check = "maxmemory-policy"
+	policy, maxmemory := d.info["maxmemory_policy"], d.info["maxmemory"]
+	if policy == "" {
+		v, found, err := d.configGet("maxmemory-policy")
+		switch {
+		case err != nil:
+			d.add(statusWarn, check, "could not read it (%s): noeviction, with enough maxmemory, is what sessions need", why(err))
+			return
+		case !found:
+			d.add(statusWarn, check, "the server reports no eviction policy: noeviction, with enough maxmemory, is what sessions need")
+			return
+		}
+		policy = v
+	}
+	switch {
+	case strings.HasPrefix(policy, "allkeys-"):
+		d.add(statusWarn, check, "%s evicts any key when memory is full, live sessions included, silently: users are logged out. Run: redis-cli CONFIG SET maxmemory-policy noeviction, give Redis enough maxmemory, and put both in redis.conf; a full Redis then refuses writes (Save returns ErrUnavailable) instead of dropping sessions", policy)
+	case strings.HasPrefix(policy, "volatile-"):
+		what := "the sessions"
+		if d.mode == redistore.HashMode {
+			what = "whole buckets of sessions at once"
+		}
+		d.add(statusOK, check, "%s: every session has a TTL, so when memory is full this evicts %s too, and users are logged out; noeviction with enough maxmemory is preferable, so that a full Redis refuses writes instead", policy, what)
+	case policy == "noeviction":
+		note := ""
+		if maxmemory == "0" {
+			note = "; maxmemory is not set, so watch the host's memory"
+		}
+		d.add(statusOK, check, "noeviction: a full Redis refuses writes (Save returns ErrUnavailable) rather than drop sessions%s", note)
+	default:
+		d.add(statusWarn, check, "%s is a policy this check does not know: make sure it never evicts sessions (noeviction does not)", policy)
+	}
+}
+
+func (d *doctor) checkPersistence() {
+	const check = "persistence"
+	if d.info["aof_enabled"] == "1" {
+		if s := d.info["aof_last_write_status"]; s != "" && s != "ok" {
+			d.add(statusWarn, check, "AOF is on, but its last write failed (aof_last_write_status:%s): check the disk and the server's log", s)
+			return
+		}
+		d.add(statusOK, check, "AOF is on: sessions survive a restart")
+		return
+	}
+	save, found, err := d.configGet("save")
+	switch {
+	case err == nil && found && strings.TrimSpace(save) != "":
+		if s := d.info["rdb_last_bgsave_status"]; s != "" && s != "ok" {
+			d.add(statusWarn, check, "RDB snapshots are on (save %q), but the last one failed (rdb_last_bgsave_status:%s): check the disk and the server's log", save, s)
+			return
+		}
+		d.add(statusOK, check, "RDB snapshots are on (save %q)%s: a restart loses at most the sessions written since the last one", save, d.lastSave())
+	case err == nil:
+		d.add(statusWarn, check, "neither AOF nor RDB snapshots are on: a restart loses every session and logs everyone out. Run: redis-cli CONFIG SET appendonly yes (or CONFIG SET save \"3600 1 300 100 60 10000\"), and put it in redis.conf")
+	default:
+		if n, _ := strconv.Atoi(d.info["rdb_saves"]); n > 0 {
+			d.add(statusOK, check, "AOF is off and the save configuration could not be read (%s), but the server has taken %d RDB snapshots since it started%s", why(err), n, d.lastSave())
+			return
+		}
+		d.add(statusWarn, check, "AOF is off and the save configuration could not be read (%s): make sure RDB snapshots or AOF are on, or a restart logs everyone out", why(err))
+	}
+}
+
+// lastSave describes when the last RDB snapshot was taken.
+func (d *doctor) lastSave() string {
+	sec, err := strconv.ParseInt(d.info["rdb_last_save_time"], 10, 64)
+	if err != nil || sec <= 0 {
+		return ""
+	}
+	ago := time.Since(time.Unix(sec, 0)).Round(time.Second)
+	if ago < 0 {
+		return "" // the clocks disagree
+	}
+	return fmt.Sprintf(", the last %v ago", ago)
+}
+
+func (d *doctor) checkDatabase() {
+	const check = "database"
+	if d.dbsizeErr != nil || d.scanErr != nil {
+		err := d.dbsizeErr
+		if err == nil {
+			err = d.scanErr
+		}
+		d.add(statusWarn, check, "could not count the keys (%s)", why(err))
+		return
+	}
+	others := int(d.dbsize) - d.underPrefix
+	// DBSIZE and SCAN are not one snapshot: allow for the keys written and
+	// removed meanwhile, and for expired keys that DBSIZE still counts and
+	// SCAN does not return (INFO's expired_stale_perc estimates them).
+	stale, _ := strconv.ParseFloat(d.info["expired_stale_perc"], 64)
+	slack := int(d.churn) + int(math.Ceil(float64(d.dbsize)*stale/100))
+	if others <= slack {
+		d.add(statusOK, check, "%d keys, all under %s: the database is the sessions' own", d.dbsize, strconv.Quote(d.prefix))
+		return
+	}
+	d.add(statusWarn, check, "%d of the %d keys %s not under %s: other applications share the database, so their FLUSHDB or an allkeys eviction takes the sessions with it, and every sweep and stats SCANs their keys too. Give the sessions a database (redis://host/1) or a server of their own",
+		others, d.dbsize, isAre(others), strconv.Quote(d.prefix))
+}
+
+func (d *doctor) checkPrefix() {
+	const check = "key prefix"
+	if d.scanErr != nil {
+		d.add(statusWarn, check, "could not list the keys under %s (%s)", strconv.Quote(d.prefix), why(d.scanErr))
+		return
+	}
+	layout := "buckets"
+	if d.mode == redistore.StringMode {
+		layout = "sessions"
+	}
+	if d.statsErr != nil && d.misnamed == 0 {
+		d.add(statusWarn, check, "%d keys under %s, all named like %s; could not check their types (%s)", d.underPrefix, strconv.Quote(d.prefix), layout, why(d.statsErr))
+		return
+	}
+	otherTypes := d.stats.OtherKeys
+	if d.statsErr != nil {
+		otherTypes = d.misnamedOther
+	}
+	if otherTypes == 0 && d.misnamedSame == 0 {
+		d.add(statusOK, check, "%d keys under %s, all %s of a %s-mode store", d.underPrefix, strconv.Quote(d.prefix), layout, d.mode)
+		return
+	}
+	var parts []string
+	if n := otherTypes; n > 0 {
+		part := fmt.Sprintf("%d %s not of type %s", n, isAre(n), d.layoutType())
+		if d.exampleOther != "" {
+			part += " (e.g. " + quoteShort(d.exampleOther) + ")"
+		}
+		parts = append(parts, part)
+	}
+	if n := d.misnamedSame; n > 0 {
+		noun := d.layoutType()
+		if n != 1 {
+			noun += map[string]string{"hash": "es", "string": "s"}[noun]
+		}
+		parts = append(parts, fmt.Sprintf("%d %s not named like its %s (e.g. %s)", n, noun, layout, quoteShort(d.exampleSame)))
+	}
+	risk := "the store and the other writer can break each other's keys (a session saved where another type sits fails with WRONGTYPE)"
+	if d.mode == redistore.HashMode && d.misnamedSame > 0 {
+		risk = "sweep deletes the fields of any hash there whose values look expired"
+	}
+	hint := ""
+	if d.stats.Keys == 0 && d.stats.OtherKeys > 0 {
+		other := "string"
+		if d.mode == redistore.StringMode {
+			other = "hash"
+		}
+		hint = fmt.Sprintf(" (is the store in %s mode? try --mode %s)", other, other)
+	}
+	d.add(statusFail, check, "keys under %s that are not this %s-mode store's (with the default key generators): %s%s. KeyPrefix must be the sessions' alone: %s. Move those keys, or give the store a prefix of its own",
+		strconv.Quote(d.prefix), d.mode, strings.Join(parts, ", "), hint, risk)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+// quoteShort quotes a key for a message, cut to a readable length.
+func quoteShort(k string) string {
+	if len(k) > 48 {
+		return strconv.Quote(k[:48]) + "…"
+	}
+	return strconv.Quote(k)
+}

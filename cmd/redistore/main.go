@@ -1,0 +1,410 @@
+// Command redistore is the operators' tool for a redistore session store:
+// it sweeps expired sessions (the cron job), reports what the store holds,
+// checks the Redis server's configuration for sessions, and shows one
+// session for support.
+//
+//	redistore sweep   [--sample N] [--progress auto|always|never]
+//	redistore stats   [--sample N] [--json]
+//	redistore doctor
+//	redistore inspect [--cookie NAME] <session-id-or-cookie-value>
+//
+// Every command takes --url (default $REDIS_URL), --mode hash|string,
+// --prefix and --timeout (each Redis call's bound, 5s by default); --mode and
+// --prefix must match the application's Config. Cookie keys come only from
+// the environment (REDISTORE_KEYS: Config.KeyPairs in order, hex-encoded,
+// comma-separated, an empty item for a nil block key), never from a flag, so
+// that they stay out of shell history and process listings; only inspect
+// with a cookie value needs them.
+//
+// The exit status is 0 on success, 1 on failure (with one "redistore: ..."
+// line on stderr) and 2 on a usage error. A sweep from cron, where Redis has
+// no hash-field expiry (before 7.4):
+//
+//	17 * * * *  REDIS_URL=redis://sessions.internal:6379/1 redistore sweep
+//
+// SIGINT or SIGTERM stops a sweep between buckets; it prints what it did and
+// exits 1.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore"
+)
+
+// defaultTimeout bounds each Redis call of the command: longer than the
+// library's default, since an operator's command may run against a busy
+// server from afar.
+const defaultTimeout = 5 * time.Second
+
+// Environment variables the command reads.
+const (
+	envURL  = "REDIS_URL"
+	envKeys = "REDISTORE_KEYS"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills at once
+	}()
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand. setup registers the command's flags and returns
+// the function that runs it with the positional arguments.
+type command struct {
+	name    string
+	args    string // synopsis of the positional arguments, after a space
+	summary string
+	setup   func(fs *flag.FlagSet, o *options) func(ctx context.Context, e *env, args []string) error
+}
+
+var commands = []*command{sweepCommand, statsCommand, doctorCommand, inspectCommand}
+
+func lookupCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// run is the whole command, with its environment passed in so that tests
+// drive it in-process. It returns the exit status: 0 success, 1 failure, 2
+// usage error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			c := lookupCommand(args[1])
+			if c == nil {
+				fmt.Fprintf(stderr, "redistore: unknown command %q\n", args[1])
+				usage(stderr)
+				return 2
+			}
+			fs, o := newFlagSet(c, stdout)
+			c.setup(fs, o)
+			fs.Usage()
+			return 0
+		}
+		usage(stdout)
+		return 0
+	}
+	c := lookupCommand(args[0])
+	if c == nil && strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "redistore: flags go after the command: redistore <command> %s ... (see redistore help)\n", args[0])
+		return 2
+	}
+	if c == nil {
+		fmt.Fprintf(stderr, "redistore: unknown command %q (see redistore help)\n", args[0])
+		return 2
+	}
+	fs, o := newFlagSet(c, stderr)
+	runner := c.setup(fs, o)
+	positional, err := parseInterleaved(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	}
+	if err != nil {
+		return 2 // the flag package has printed the error and the usage
+	}
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr, opts: o}
+	err = runner(ctx, e, positional)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "redistore %s: %s (see redistore help %s)\n", c.name, ue.msg, c.name)
+		return 2
+	default:
+		// Wrapped library errors each start with "redistore: ": say it once.
+		msg := strings.ReplaceAll(err.Error(), ": redistore: ", ": ")
+		msg = strings.Join(strings.Fields(msg), " ") // one line, always
+		fmt.Fprintln(stderr, "redistore: "+strings.TrimPrefix(msg, "redistore: "))
+		return 1
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `redistore: operate a redistore session store in Redis
+
+usage: redistore <command> [flags] [arguments]
+
+commands:
+`)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(tw, "  help\tthis text; redistore help <command> shows the command's flags\n")
+	tw.Flush()
+	fmt.Fprintf(w, `
+Every command takes:
+  --url URL          the Redis server (redis://, rediss://, unix://, Sentinel); default $%s
+  --mode hash|string the store's Config.Mode (default hash)
+  --prefix PREFIX    the store's Config.KeyPrefix (default %q)
+  --timeout D        bound on each Redis call (default %v)
+
+%s holds the cookie keys, for inspect with a cookie value only: the
+Config.KeyPairs in order, hex-encoded, comma-separated; an empty item is a nil
+block key. Keys are never taken from a flag.
+
+Exit status: 0 success, 1 failure (one "redistore: ..." line on stderr),
+2 usage error.
+`, envURL, redistore.DefaultKeyPrefix, defaultTimeout, envKeys)
+}
+
+// options are the flags every command shares: the Redis URL and the
+// store's Config.
+type options struct {
+	url     string
+	mode    string
+	prefix  string
+	timeout time.Duration
+}
+
+func newFlagSet(c *command, output io.Writer) (*flag.FlagSet, *options) {
+	fs := flag.NewFlagSet("redistore "+c.name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	o := &options{}
+	// No default for --url: the usage text must never show a password.
+	fs.StringVar(&o.url, "url", "", "Redis `URL` (default $"+envURL+")")
+	fs.StringVar(&o.mode, "mode", "hash", "the store's layout: hash or string")
+	fs.StringVar(&o.prefix, "prefix", redistore.DefaultKeyPrefix, "the store's key `prefix`")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on each Redis call")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: redistore %s [flags]%s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
+		fs.PrintDefaults()
+	}
+	return fs, o
+}
+
+// parseInterleaved parses flags that may come before or after the
+// positional arguments, as in "inspect ID --cookie sid".
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil // "--" ends the flags
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usageError is a mistake in the command line or the environment: nothing
+// was sent to Redis. It exits with status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// env is what a running command works with.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	opts           *options
+}
+
+// config checks the shared flags and returns the store's Config without a
+// Client. With needKeys, KeyPairs come from REDISTORE_KEYS; otherwise a
+// throwaway random key stands in (New requires one; commands that never
+// touch a cookie do not need the real ones).
+func (e *env) config(needKeys bool) (redistore.Config, error) {
+	cfg := redistore.Config{KeyPrefix: e.opts.prefix, Timeout: e.opts.timeout}
+	switch e.opts.mode {
+	case "hash":
+		cfg.Mode = redistore.HashMode
+	case "string":
+		cfg.Mode = redistore.StringMode
+	default:
+		return cfg, usageErrorf("--mode %q: use hash or string", e.opts.mode)
+	}
+	if e.opts.prefix == "" {
+		return cfg, usageErrorf("--prefix is empty: give the store's Config.KeyPrefix (default %q)", redistore.DefaultKeyPrefix)
+	}
+	if e.opts.timeout <= 0 {
+		return cfg, usageErrorf("--timeout %v: use a positive duration", e.opts.timeout)
+	}
+	if !needKeys {
+		key := make([]byte, 32)
+		rand.Read(key)
+		cfg.KeyPairs = [][]byte{key}
+		return cfg, nil
+	}
+	raw := e.getenv(envKeys)
+	if strings.TrimSpace(raw) == "" {
+		return cfg, usageErrorf("%s is not set: it must hold the store's Config.KeyPairs, hex-encoded and comma-separated", envKeys)
+	}
+	pairs, err := parseKeyPairs(raw)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.KeyPairs = pairs
+	return cfg, nil
+}
+
+// parseKeyPairs decodes REDISTORE_KEYS. Its errors never quote a key.
+func parseKeyPairs(raw string) ([][]byte, error) {
+	items := strings.Split(raw, ",")
+	pairs := make([][]byte, len(items))
+	for i, item := range items {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue // a nil block key
+		}
+		b, err := hex.DecodeString(item)
+		if err != nil {
+			return nil, usageErrorf("%s item %d (of %d) is not hexadecimal: encode each key with hex", envKeys, i+1, len(items))
+		}
+		pairs[i] = b
+	}
+	return pairs, nil
+}
+
+// connect opens the client named by --url or REDIS_URL. Every call through
+// it is bounded by --timeout, SCANs and ROLEs made inside the library
+// included.
+func (e *env) connect() (rueidis.Client, error) {
+	raw := e.opts.url
+	if raw == "" {
+		raw = e.getenv(envURL)
+	}
+	if raw == "" {
+		return nil, usageErrorf("no Redis URL: pass --url or set %s", envURL)
+	}
+	withTimeout := withDialTimeout(raw, e.opts.timeout)
+	c, err := redistore.NewClient(withTimeout)
+	if err != nil {
+		// NewClient redacts the password; name the URL as the user gave it.
+		return nil, renamed{err, redactedURL(withTimeout), redactedURL(raw)}
+	}
+	return boundedClient{Client: c, timeout: e.opts.timeout}, nil
+}
+
+// withDialTimeout bounds the connection as well, unless the URL already
+// says how long to wait (rueidis would wait 5 seconds).
+func withDialTimeout(raw string, d time.Duration) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // NewClient reports it, redacted
+	}
+	q := u.Query()
+	if q.Has("dial_timeout") {
+		return raw
+	}
+	q.Set("dial_timeout", d.String())
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// redactedURL is a URL fit for a message: without its password.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the Redis URL"
+	}
+	return u.Redacted()
+}
+
+// renamed is err with one string of its message replaced.
+type renamed struct {
+	err      error
+	old, new string
+}
+
+func (r renamed) Error() string { return strings.ReplaceAll(r.err.Error(), r.old, r.new) }
+func (r renamed) Unwrap() error { return r.err }
+
+// boundedClient puts a deadline on every call. The store bounds the calls
+// it makes itself, but hands the caller's context unchanged to the
+// BucketSource (SCAN, ROLE), and rueidis retries read-only commands without
+// end: without this, Sweep and Stats could hang on a stalled server.
+type boundedClient struct {
+	rueidis.Client
+	timeout time.Duration
+}
+
+func (c boundedClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.Client.Do(ctx, cmd)
+}
+
+func (c boundedClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.Client.DoMulti(ctx, cmds...)
+}
+
+func (c boundedClient) Nodes() map[string]rueidis.Client {
+	nodes := c.Client.Nodes()
+	out := make(map[string]rueidis.Client, len(nodes))
+	for addr, n := range nodes {
+		out[addr] = boundedClient{Client: n, timeout: c.timeout}
+	}
+	return out
+}
+
+// isTerminal reports whether w is a terminal. The standard library has no
+// isatty; a character device that is not /dev/null is one in practice.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
+		return false
+	}
+	return true
+}
+
+// shortID shows enough of a session ID to tell sessions apart in a
+// conversation, and not enough to use it.
+func shortID(id string) string {
+	if len(id) <= 4 {
+		return "…"
+	}
+	return id[:4] + "…"
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore"
+	"github.com/redisession/redistore/internal/redistest"
+)
+
+// result is what one run of the command left behind.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCmd runs the command in-process with the given environment.
+func runCmd(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	return runCtx(t, context.Background(), env, args...)
+}
+
+func runCtx(t *testing.T, ctx context.Context, env map[string]string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, func(k string) string { return env[k] }, &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func (r result) wantCode(t *testing.T, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// wantOneErrorLine checks the failure contract: one "redistore: " line.
+func (r result) wantOneErrorLine(t *testing.T) {
+	t.Helper()
+	if !strings.HasPrefix(r.stderr, "redistore") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("stderr is not one redistore line:\n%s", r.stderr)
+	}
+}
+
+func contains(t *testing.T, what, s, sub string) {
+	t.Helper()
+	if !strings.Contains(s, sub) {
+		t.Fatalf("%s does not contain %q:\n%s", what, sub, s)
+	}
+}
+
+func lacks(t *testing.T, what, s, sub string) {
+	t.Helper()
+	if sub != "" && strings.Contains(s, sub) {
+		t.Fatalf("%s contains %q:\n%s", what, sub, s)
+	}
+}
+
+// fixture is a redis-server of the test's own, a key prefix, cookie keys,
+// and a client to seed sessions with.
+type fixture struct {
+	srv    *redistest.Server
+	url    string
+	prefix string
+	client rueidis.Client
+	pairs  [][]byte // hash key, block key
+}
+
+func newFixture(t *testing.T, serverArgs ...string) *fixture {
+	t.Helper()
+	srv := redistest.StartT(t, serverArgs...)
+	f := &fixture{srv: srv, url: "redis://" + srv.Addr, prefix: randomPrefix(), pairs: [][]byte{randomBytes(32), randomBytes(32)}}
+	c, err := redistore.NewClient(f.url)
+	if err != nil {
+		t.Fatalf("connecting to redis-server: %v", err)
+	}
+	t.Cleanup(c.Close)
+	f.client = c
+	return f
+}
+
+// env is the command's environment: the server's URL and the cookie keys.
+func (f *fixture) env() map[string]string {
+	return map[string]string{
+		envURL:  f.url,
+		envKeys: hex.EncodeToString(f.pairs[0]) + "," + hex.EncodeToString(f.pairs[1]),
+	}
+}
+
+// run runs a command against the fixture's server, under its prefix.
+func (f *fixture) run(t *testing.T, args ...string) result {
+	t.Helper()
+	return runCmd(t, f.env(), append(args, "--prefix", f.prefix)...)
+}
+
+func (f *fixture) store(t *testing.T, mode redistore.Mode) *redistore.Store {
+	t.Helper()
+	s, err := redistore.New(redistore.Config{
+		Client:    f.client,
+		KeyPairs:  f.pairs,
+		Mode:      mode,
+		KeyPrefix: f.prefix,
+		FieldTTL:  redistore.FieldTTLOff, // as on Redis before 7.4, whatever the server
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// seeded is a session saved by the library, as an application saves it.
+type seeded struct {
+	id, cookie string
+}
+
+func seed(t *testing.T, s *redistore.Store, maxAge int, values map[string]any) seeded {
+	t.Helper()
+	r := httptest.NewRequest("GET", "http://example.test/", nil)
+	sess, err := s.Get(r, defaultCookie)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	for k, v := range values {
+		sess.Values[k] = v
+	}
+	sess.Options.MaxAge = maxAge
+	w := httptest.NewRecorder()
+	if err := s.Save(r, w, sess); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	cookies := w.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("Save set %d cookies", len(cookies))
+	}
+	return seeded{id: sess.ID, cookie: cookies[0].Value}
+}
+
+func seedMany(t *testing.T, s *redistore.Store, n, maxAge int) {
+	t.Helper()
+	for i := range n {
+		seed(t, s, maxAge, map[string]any{"user": "user" + strconv.Itoa(i), "visits": i, "theme": "a value long enough to leave a 16-byte listpack"})
+	}
+}
+
+func (f *fixture) do(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.client.Do(ctx, f.client.B().Arbitrary(args...).Build()).Error(); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+}
+
+// serverNow reads the server's clock, which decides expiry.
+func (f *fixture) serverNow(t *testing.T) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	parts, err := f.client.Do(ctx, f.client.B().Time().Build()).AsStrSlice()
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("TIME: %v %v", parts, err)
+	}
+	sec, _ := strconv.ParseInt(parts[0], 10, 64)
+	usec, _ := strconv.ParseInt(parts[1], 10, 64)
+	return time.Unix(sec, usec*1000)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func randomPrefix() string {
+	return "test:" + hex.EncodeToString(randomBytes(6)) + ":"
+}
+
+func TestUsage(t *testing.T) {
+	noServer := map[string]string{}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		out  string // in stdout when code is 0, in stderr otherwise
+	}{
+		{"no arguments print the usage", noServer, nil, 2, "usage: redistore <command>"},
+		{"help lists the commands", noServer, []string{"help"}, 0, "sweep"},
+		{"-h lists the commands", noServer, []string{"-h"}, 0, "inspect"},
+		{"help names a command's flags", noServer, []string{"help", "sweep"}, 0, "-sample"},
+		{"a command's -h prints its flags", noServer, []string{"stats", "-h"}, 0, "-json"},
+		{"help of an unknown command", noServer, []string{"help", "bogus"}, 2, "unknown command"},
+		{"an unknown command", noServer, []string{"bogus"}, 2, "unknown command"},
+		{"a flag before the command", noServer, []string{"--url", "redis://x", "stats"}, 2, "flags go after the command"},
+		{"an unknown flag", noServer, []string{"sweep", "--bogus"}, 2, "-bogus"},
+		{"sweep takes no argument", noServer, []string{"sweep", "extra"}, 2, "no arguments"},
+		{"a negative sample", noServer, []string{"sweep", "--sample", "-1"}, 2, "--sample"},
+		{"a bad progress mode", noServer, []string{"sweep", "--progress", "sometimes"}, 2, "--progress"},
+		{"stats takes no argument", noServer, []string{"stats", "extra"}, 2, "no arguments"},
+		{"an unknown mode", noServer, []string{"stats", "--mode", "tree"}, 2, "--mode"},
+		{"no URL", noServer, []string{"doctor"}, 2, envURL},
+		{"inspect without an argument", noServer, []string{"inspect"}, 2, "one argument"},
+		{"inspect with two arguments", noServer, []string{"inspect", "a", "b"}, 2, "one argument"},
+		{"a cookie without keys", noServer, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVm"}, 2, envKeys},
+		{"keys that are not hex", map[string]string{envKeys: "zz,00"}, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVm"}, 2, "not hexadecimal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCmd(t, tc.env, tc.args...)
+			r.wantCode(t, tc.code)
+			if tc.code == 0 {
+				contains(t, "stdout", r.stdout, tc.out)
+			} else {
+				contains(t, "stderr", r.stderr, tc.out)
+			}
+		})
+	}
+	r := runCmd(t, noServer, "help")
+	for _, c := range commands {
+		contains(t, "help", r.stdout, "  "+c.name)
+	}
+	r = runCmd(t, map[string]string{envKeys: "zz9f,00"}, "inspect", "MTcwMDAwMDAwMHxhYmN8ZGVm")
+	lacks(t, "stderr", r.stderr, "zz9f")
+}
+
+func TestUnreachableServerFailsFast(t *testing.T) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{envURL: "redis://app:s3cret-pw@127.0.0.1:" + strconv.Itoa(port)}
+	for _, args := range [][]string{
+		{"sweep"},
+		{"stats"},
+		{"doctor"},
+		{"inspect", strings.Repeat("ab", 16)},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			start := time.Now()
+			r := runCmd(t, env, args...)
+			r.wantCode(t, 1)
+			r.wantOneErrorLine(t)
+			lacks(t, "stderr", r.stderr, "s3cret-pw")
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("took %v to fail", d)
+			}
+		})
+	}
+}
+
+func TestURLFlagWinsOverEnvironment(t *testing.T) {
+	f := newFixture(t)
+	env := map[string]string{envURL: "redis://127.0.0.1:1"}
+	r := runCmd(t, env, "stats", "--url", f.url, "--prefix", f.prefix)
+	r.wantCode(t, 0)
+	contains(t, "stdout", r.stdout, "0 sessions")
+}
+
+func TestStalledServerFailsWithinTheTimeout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	p, err := redistest.NewProxy(f.srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+
+	t.Run("from the start", func(t *testing.T) {
+		p.Stall()
+		defer p.Heal()
+		start := time.Now()
+		r := runCmd(t, map[string]string{envURL: "redis://" + p.Addr}, "stats", "--timeout", "300ms")
+		r.wantCode(t, 1)
+		r.wantOneErrorLine(t)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("took %v with --timeout 300ms", d)
+		}
+	})
+
+	// The library hands the sweep's own context to ScanBuckets, whose SCANs
+	// rueidis would retry forever on a stalled server: the command's client
+	// bounds them.
+	t.Run("in the middle of a SCAN", func(t *testing.T) {
+		c, err := redistore.NewClient("redis://" + p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		bounded := boundedClient{Client: c, timeout: 300 * time.Millisecond}
+		p.Stall()
+		defer p.Heal()
+		start := time.Now()
+		err = redistore.ScanBuckets()(context.Background(), bounded, f.prefix, func([]string) error { return nil })
+		if err == nil {
+			t.Fatal("SCAN on a stalled server succeeded")
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("took %v with a 300ms bound", d)
+		}
+	})
+}

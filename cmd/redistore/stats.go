@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/redisession/redistore"
+)
+
+var statsCommand = &command{
+	name:    "stats",
+	summary: "count the sessions and sample how Redis stores them",
+	setup:   setupStats,
+}
+
+func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
+	sample := fs.Int("sample", redistore.DefaultStatsSample, "sample `N` keys for encodings, memory and value sizes")
+	asJSON := fs.Bool("json", false, "print a JSON document instead of text")
+	return func(ctx context.Context, e *env, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("stats takes no arguments, got %q", args[0])
+		}
+		if *sample <= 0 {
+			return usageErrorf("--sample %d: sample at least 1 key", *sample)
+		}
+		cfg, err := e.config(false)
+		if err != nil {
+			return err
+		}
+		client, err := e.connect()
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		cfg.Client = client
+		store, err := redistore.New(cfg)
+		if err != nil {
+			return err
+		}
+		st, err := store.Stats(ctx, *sample)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(statsDocument(st))
+		}
+		fmt.Fprint(e.stdout, st)
+		fmt.Fprintf(e.stdout, "took %v\n", st.Duration.Round(time.Millisecond))
+		return nil
+	}
+}
+
+// statsJSON is the machine-readable form of redistore.Stats. Its field
+// names are part of the command's interface: add fields, never rename.
+type statsJSON struct {
+	Mode      string         `json:"mode"`
+	Prefix    string         `json:"prefix"`
+	Keys      int            `json:"keys"`
+	Sessions  int            `json:"sessions"`
+	OtherKeys int            `json:"other_keys"`
+	PerBucket []barJSON      `json:"per_bucket"`
+	Sampled   int            `json:"sampled"`
+	Encodings map[string]int `json:"encodings"`
+	// BytesPerSession is 0 where the server lacks MEMORY USAGE.
+	BytesPerSession float64 `json:"bytes_per_session"`
+	ValueBytes      float64 `json:"value_bytes"`
+	MaxValueBytes   int     `json:"max_value_bytes"`
+	ExpiredShare    float64 `json:"expired_share"`
+	DurationMS      float64 `json:"duration_ms"`
+}
+
+// barJSON is one bar of the sessions-per-bucket histogram: Buckets buckets
+// hold Min to Max sessions. Max is null for the open-ended last bar.
+type barJSON struct {
+	Min     int  `json:"min"`
+	Max     *int `json:"max"`
+	Buckets int  `json:"buckets"`
+}
+
+func statsDocument(st redistore.Stats) statsJSON {
+	doc := statsJSON{
+		Mode:            st.Mode.String(),
+		Prefix:          st.Prefix,
+		Keys:            st.Keys,
+		Sessions:        st.Sessions,
+		OtherKeys:       st.OtherKeys,
+		PerBucket:       []barJSON{},
+		Sampled:         st.Sampled,
+		Encodings:       st.Encodings,
+		BytesPerSession: st.BytesPerSession,
+		ValueBytes:      st.ValueBytes,
+		MaxValueBytes:   st.MaxValueBytes,
+		ExpiredShare:    st.Expired,
+		DurationMS:      float64(st.Duration.Microseconds()) / 1000,
+	}
+	if doc.Encodings == nil {
+		doc.Encodings = map[string]int{}
+	}
+	for _, b := range st.PerBucket {
+		bar := barJSON{Min: b.Min, Buckets: b.Buckets}
+		if b.Max < 1<<40 { // the last bar's bound is a sentinel, not a number
+			hi := b.Max
+			bar.Max = &hi
+		}
+		doc.PerBucket = append(doc.PerBucket, bar)
+	}
+	return doc
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore"
+)
+
+var sweepCommand = &command{
+	name:    "sweep",
+	summary: "remove expired sessions from the HashMode buckets: one pass, for cron",
+	setup:   setupSweep,
+}
+
+func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
+	sample := fs.Int("sample", 0, "visit `N` buckets chosen at random instead of all of them (a partial pass for very large stores)")
+	progress := fs.String("progress", "auto", "progress on stderr: auto (when stdout and stderr are a terminal), always or never")
+	return func(ctx context.Context, e *env, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("sweep takes no arguments, got %q", args[0])
+		}
+		if *sample < 0 || *sample > 1<<16 {
+			return usageErrorf("--sample %d: use 1 to 65536 buckets, or 0 for all of them", *sample)
+		}
+		var show bool
+		switch *progress {
+		case "auto":
+			// The summary goes to stdout, the bar to stderr: both must be
+			// the terminal, or the bar's escapes would end up in a log.
+			show = isTerminal(e.stdout) && isTerminal(e.stderr)
+		case "always":
+			show = true
+		case "never":
+		default:
+			return usageErrorf("--progress %q: use auto, always or never", *progress)
+		}
+		cfg, err := e.config(false)
+		if err != nil {
+			return err
+		}
+		client, err := e.connect()
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+
+		source := redistore.ScanBuckets()
+		if *sample > 0 {
+			source = redistore.SampleBuckets(*sample)
+		}
+		var bar *progressBar
+		if show && cfg.Mode == redistore.HashMode {
+			bar = &progressBar{w: e.stderr, start: time.Now(), total: *sample}
+			if *sample == 0 {
+				bar.count(ctx, client, cfg.KeyPrefix)
+			}
+			source = bar.wrap(source)
+		}
+		cfg.Client = client
+		cfg.SweepBuckets = source
+		store, err := redistore.New(cfg)
+		if err != nil {
+			return err
+		}
+		st, err := store.Sweep(ctx)
+		bar.clear()
+		fmt.Fprintln(e.stdout, st)
+		if err != nil && ctx.Err() != nil {
+			return errors.New("interrupted: the sweep stopped early; the line above is what it did")
+		}
+		return err
+	}
+}
+
+// progressBar draws one line on stderr while a sweep runs: a bar when the
+// number of buckets is known, a counter when it is not.
+type progressBar struct {
+	w     io.Writer
+	total int // buckets expected; 0 when unknown
+	done  int // buckets handed to the sweep
+	start time.Time
+	last  time.Time // of the last redraw
+	drawn bool
+}
+
+// redrawEvery keeps the terminal from being flooded.
+const redrawEvery = 100 * time.Millisecond
+
+// count gives the bar its total with a quick pass of SCAN over the prefix.
+// If it fails, the bar stays a counter: the sweep will report the error.
+func (p *progressBar) count(ctx context.Context, client rueidis.Client, prefix string) {
+	n := 0
+	err := redistore.ScanBuckets()(ctx, client, prefix, func(keys []string) error {
+		n += len(keys)
+		p.draw(false, fmt.Sprintf("counting the keys under %q: %d", prefix, n))
+		return nil
+	})
+	if err == nil {
+		p.total = n
+	}
+}
+
+// wrap returns a BucketSource that hands src's keys to the sweep one at a
+// time, counting them, so that the bar moves smoothly through large
+// batches.
+func (p *progressBar) wrap(src redistore.BucketSource) redistore.BucketSource {
+	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
+		return src(ctx, client, prefix, func(keys []string) error {
+			for i := range keys {
+				if err := yield(keys[i : i+1]); err != nil {
+					return err
+				}
+				p.done++
+				p.draw(false, p.line())
+			}
+			return nil
+		})
+	}
+}
+
+func (p *progressBar) line() string {
+	elapsed := time.Since(p.start)
+	if p.total <= 0 {
+		return fmt.Sprintf("sweeping: %d buckets in %v", p.done, elapsed.Round(time.Second))
+	}
+	total := max(p.total, p.done) // keys written since the count
+	const width = 30
+	frac := float64(p.done) / float64(total)
+	fill := int(frac * width)
+	line := fmt.Sprintf("sweeping [%s%s] %d/%d buckets %3.0f%%",
+		strings.Repeat("#", fill), strings.Repeat("-", width-fill), p.done, total, 100*frac)
+	if p.done > 0 && elapsed > time.Second {
+		left := time.Duration(float64(elapsed) / float64(p.done) * float64(total-p.done)).Round(time.Second)
+		if left > 0 {
+			line += fmt.Sprintf(", about %v left", left)
+		}
+	}
+	return line
+}
+
+// draw replaces the line, at most every redrawEvery unless forced.
+func (p *progressBar) draw(force bool, line string) {
+	now := time.Now()
+	if !force && now.Sub(p.last) < redrawEvery {
+		return
+	}
+	p.last = now
+	p.drawn = true
+	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+}
+
+// clear erases the bar before the summary is printed. It is a no-op on a
+// nil bar.
+func (p *progressBar) clear() {
+	if p == nil || !p.drawn {
+		return
+	}
+	fmt.Fprint(p.w, "\r\x1b[K")
+}
