@@ -16,15 +16,20 @@ import (
 //
 // with rueidis's query options (protocol=2, dial_timeout, client_name, ...).
 // Client-side caching is turned off: the store does not use it, and some
-// servers (and Redis-compatible proxies) refuse CLIENT TRACKING. The caller
-// owns the client and closes it.
-func NewClient(url string) (rueidis.Client, error) {
+// servers (and Redis-compatible proxies) refuse CLIENT TRACKING. Each of
+// adjust, if any, may then change the options, e.g. to set ForceSingleClient
+// for miniredis or a TLS configuration. The caller owns the client and
+// closes it.
+func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Client, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		// The parser's message quotes the URL, password and all.
 		return nil, fmt.Errorf("redistore: %s is not a Redis URL that rueidis.ParseURL accepts", redactURL(url))
 	}
 	opt.DisableCache = true
+	for _, f := range adjust {
+		f(&opt)
+	}
 	c, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redistore: connecting to %s: %w", redactURL(url), err)

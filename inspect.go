@@ -18,8 +18,9 @@ type SessionInfo struct {
 	// Expired reports that the value's expiry has passed (HashMode values
 	// can outlive their expiry until a write or Sweep removes them).
 	Expired bool
-	// Expires is when the session ends, by the server's clock.
-	Expires time.Time
+	// Expires is when the session ends, and Now the time when it was read,
+	// both by the server's clock.
+	Expires, Now time.Time
 	// Codec names the serializer that wrote it: "compact", "gob", "json" or
 	// "application".
 	Codec string
@@ -66,6 +67,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 		return info, redisError("reading the server's clock", err)
 	}
 	info.Found = true
+	info.Now = now
 	info.StoredBytes = len(v)
 	env := v
 	if s.mode == HashMode {

@@ -73,7 +73,7 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 	perBucket := map[int]int{}
 	var picked []string // reservoir sample of the layout's keys
 	seen := 0
-	err := ScanBuckets()(ctx, s.client, s.prefix, func(keys []string) error {
+	err := ScanBuckets()(ctx, s.bounded(), s.prefix, func(keys []string) error {
 		cmds := make(rueidis.Commands, 0, 3*len(keys))
 		for _, k := range keys {
 			cmds = append(cmds, s.client.B().Type().Key(k).Build())
@@ -172,19 +172,22 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 	}
 	var memory, sessions, values, valueBytes, expired int
 	memoryKnown := true
+	cmds := make(rueidis.Commands, 0, 3*len(keys))
 	for _, k := range keys {
-		cmds := rueidis.Commands{
+		cmds = append(cmds,
 			s.client.B().ObjectEncoding().Key(k).Build(),
-			s.client.B().MemoryUsage().Key(k).Build(),
-		}
+			s.client.B().MemoryUsage().Key(k).Build())
 		if s.mode == HashMode {
 			cmds = append(cmds, s.client.B().Hgetall().Key(k).Build())
 		} else {
 			cmds = append(cmds, s.client.B().Strlen().Key(k).Build())
 		}
-		cctx, cancel := s.callContext(ctx)
-		res := s.client.DoMulti(cctx, cmds...)
-		cancel()
+	}
+	cctx, cancel = s.callContext(ctx)
+	res := s.client.DoMulti(cctx, cmds...)
+	cancel()
+	for i := range keys {
+		res := res[3*i : 3*i+3]
 		if enc, err := res[0].ToString(); err == nil {
 			st.Encodings[enc]++
 		}

@@ -148,8 +148,10 @@ func escapeGlob(s string) string {
 // sweepScript cleans one chunk of a bucket, atomically and by the server's
 // clock, so that a session renewed at the same moment is never removed. The
 // empty field is the bucket's cleaning marker, not a session (see luaPut).
-// KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT. It returns
-// {next cursor, removed, live}, or {-1} for a key that is not a hash.
+// KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT, ARGV[3] the
+// length of every session field, or 0 when it is not known (custom key
+// generators): fields of another length are left alone. It returns {next
+// cursor, removed, live}, or {-1} for a key that is not a hash.
 var sweepScript = rueidis.NewLuaScript(luaDropEmpty + `
 local t = redis.call('TYPE', KEYS[1])
 if t.ok == 'none' then return {0, 0, 0} end
@@ -158,9 +160,10 @@ local now = tonumber(redis.call('TIME')[1])
 local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local kv = r[2]
 local removed, live = 0, 0
+local flen = tonumber(ARGV[3])
 for i = 1, #kv, 2 do
 	local f, v = kv[i], kv[i + 1]
-	if f ~= '' then
+	if f ~= '' and (flen == 0 or #f == flen) then
 		local a, b, c, d = string.byte(v, 1, 4)
 		if #v < 4 or ((a * 256 + b) * 256 + c) * 256 + d <= now then
 			redis.call('HDEL', KEYS[1], f)
@@ -182,7 +185,8 @@ const sweepWorkers = 16
 // Config.SweepBuckets (every bucket, by default). Each bucket is cleaned
 // atomically on the server by the server's clock, so a session renewed
 // concurrently is never removed. Only keys under KeyPrefix are touched; a key
-// there that is not a hash is skipped and counted. When ctx ends, Sweep stops
+// there that is not a hash is skipped and counted, and so, with the default
+// key generators, is any key or field that is not shaped like theirs. When ctx ends, Sweep stops
 // and returns what it did so far with ctx's error. A bucket that fails is
 // counted and the sweep goes on; the first such error is returned.
 //
@@ -228,9 +232,10 @@ func (s *Store) Sweep(ctx context.Context) (SweepStats, error) {
 			}
 		}()
 	}
-	srcErr := s.sweepSource(ctx, s.client, s.prefix, func(keys []string) error {
+	srcErr := s.sweepSource(ctx, s.bounded(), s.prefix, func(keys []string) error {
 		for _, k := range keys {
-			if !strings.HasPrefix(k, s.prefix) || len(k) == len(s.prefix) {
+			if !strings.HasPrefix(k, s.prefix) || len(k) == len(s.prefix) ||
+				(s.hashKeyGen == nil && len(k) != len(s.prefix)+2) {
 				mu.Lock()
 				st.Skipped++
 				mu.Unlock()
@@ -259,9 +264,13 @@ func (s *Store) Sweep(ctx context.Context) (SweepStats, error) {
 // sweepBucket cleans one bucket, chunk by chunk.
 func (s *Store) sweepBucket(ctx context.Context, key string) (removed, live int, skipped bool, err error) {
 	cursor := "0"
+	fieldLen := "0"
+	if s.keyGen == nil {
+		fieldLen = strconv.Itoa(idBytes)
+	}
 	for {
 		cctx, cancel := s.callContext(ctx)
-		res, err := sweepScript.Exec(cctx, s.client, []string{key}, []string{cursor, "500"}).AsIntSlice()
+		res, err := sweepScript.Exec(cctx, s.client, []string{key}, []string{cursor, "500", fieldLen}).AsIntSlice()
 		cancel()
 		if err != nil {
 			return removed, live, false, redisError("sweeping a bucket", err)
