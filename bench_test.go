@@ -2,13 +2,19 @@ package redistore
 
 import (
 	"context"
+	"encoding/binary"
+	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis/rueidis"
 )
+
+var sweepSessions = flag.Int("sessions", 1_000_000, "sessions for BenchmarkSweepMillion")
 
 // sessionValues returns Values of about size bytes once gob-encoded: ten
 // entries, alternating strings and ints, as in the comparison program.
@@ -202,5 +208,66 @@ func BenchmarkHashModeCleaning(b *testing.B) {
 			u1, c1 := commandUsec(b, tg, "evalsha")
 			b.ReportMetric((u1-u0)/(c1-c0), "server-µs/save")
 		})
+	}
+}
+
+// serverCPU returns the CPU seconds the server has used, from INFO cpu.
+func serverCPU(b *testing.B, tg *target) float64 {
+	info, err := tg.client.Do(context.Background(), tg.client.B().Info().Section("cpu").Build()).ToString()
+	noErr(b, err)
+	total := 0.0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
+}
+
+// BenchmarkSweepMillion times one full Sweep over a million sessions in the
+// 65536 default buckets on a real redis-server (-sessions to change the
+// count), a tenth of them expired, and reports the server's CPU time for
+// it. The sessions are written straight into the buckets, in the store's
+// layout, to keep the setup short; the server is one of the test's own.
+//
+//	go test -run '^$' -bench SweepMillion -benchtime 1x .
+func BenchmarkSweepMillion(b *testing.B) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		b.Skip("needs redis-server")
+	}
+	tg := benchTarget(b)
+	s := newStore(b, tg, Config{})
+	payload, _ := CompactSerializer{}.Encode(nil, sessionValues(150))
+	env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength))
+	now := tg.now().Unix()
+	ctx := context.Background()
+	cmds := make(rueidis.Commands, 0, 1000)
+	for i := 0; i < *sweepSessions; i++ {
+		loc, err := s.locate(newID())
+		noErr(b, err)
+		exp := now + 3600
+		if i%10 == 0 {
+			exp = now - 10
+		}
+		var e [4]byte
+		binary.BigEndian.PutUint32(e[:], uint32(exp))
+		cmds = append(cmds, tg.client.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, string(e[:])+env).Build())
+		if len(cmds) == cap(cmds) || i == *sweepSessions-1 {
+			for _, r := range tg.client.DoMulti(ctx, cmds...) {
+				noErr(b, r.Error())
+			}
+			cmds = cmds[:0]
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		cpu := serverCPU(b, tg)
+		st, err := s.Sweep(ctx)
+		noErr(b, err)
+		b.ReportMetric(serverCPU(b, tg)-cpu, "server-cpu-s")
+		b.ReportMetric(float64(st.Buckets), "buckets")
+		b.ReportMetric(float64(st.Removed), "removed")
 	}
 }
