@@ -120,13 +120,18 @@ end
 return {1, put(KEYS[1], ARGV[1], body, tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4] == '1')}
 `)
 
-// replaceHashScript moves a session to a new ID. KEYS[1] old bucket, KEYS[2]
-// new bucket; ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds,
+// replaceHashScript moves a session to a new ID. KEYS[1] old bucket (or,
+// with an empty old field, the boj/redistore key), KEYS[2] new bucket;
+// ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds,
 // ARGV[4] field TTL flag, ARGV[5] clean flag, ARGV[6] envelope.
 var replaceHashScript = rueidis.NewLuaScript(luaPrelude + luaDropEmpty + `
 local used = put(KEYS[2], ARGV[2], ARGV[6], tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5] == '1')
-redis.call('HDEL', KEYS[1], ARGV[1])
-dropEmpty(KEYS[1])
+if ARGV[1] == '' then
+	redis.call('DEL', KEYS[1])
+else
+	redis.call('HDEL', KEYS[1], ARGV[1])
+	dropEmpty(KEYS[1])
+end
 return {1, used}
 `)
 
@@ -235,8 +240,13 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 }
 
 // removeScript deletes a session, and its bucket when only the cleaning
-// marker would be left. KEYS[1] bucket, ARGV[1] field.
+// marker would be left. KEYS[1] bucket, ARGV[1] field; an empty field means
+// KEYS[1] is a key of its own (a boj/redistore session being migrated).
 var removeScript = rueidis.NewLuaScript(luaDropEmpty + `
+if ARGV[1] == '' then
+	redis.call('DEL', KEYS[1])
+	return 1
+end
 redis.call('HDEL', KEYS[1], ARGV[1])
 dropEmpty(KEYS[1])
 return 1

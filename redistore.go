@@ -165,6 +165,10 @@ type Config struct {
 	// DefaultTouchInterval; a negative value renews the expiry on every Save.
 	TouchInterval time.Duration
 
+	// Legacy, when set, reads sessions written by boj/redistore and moves
+	// them into this store as they are saved (see Legacy).
+	Legacy *Legacy
+
 	// FieldTTL says whether HashMode also gives each session's field a Redis
 	// TTL (HEXPIRE: Redis 7.4+, Valkey 9+), so that Redis removes expired
 	// sessions itself. Zero means FieldTTLAuto: used where the server has it,
@@ -211,6 +215,7 @@ type Store struct {
 	logKeyErrors  bool
 	codecs        []securecookie.Codec
 	sweepSource   BucketSource
+	legacy        *Legacy
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -249,6 +254,17 @@ func New(cfg Config) (*Store, error) {
 	}
 	if s.sweepSource == nil {
 		s.sweepSource = ScanBuckets()
+	}
+	if cfg.Legacy != nil {
+		l := *cfg.Legacy
+		l.KeyPrefix = orDefault(l.KeyPrefix, DefaultLegacyKeyPrefix)
+		if l.Serializer == nil {
+			l.Serializer = GobSerializer{}
+		}
+		if strings.HasPrefix(l.KeyPrefix, s.prefix) || strings.HasPrefix(s.prefix, l.KeyPrefix) {
+			return nil, fmt.Errorf("redistore: Config.Legacy.KeyPrefix %q and KeyPrefix %q overlap: the two layouts need prefixes of their own", l.KeyPrefix, s.prefix)
+		}
+		s.legacy = &l
 	}
 	switch s.mode {
 	case HashMode:
@@ -343,6 +359,8 @@ type sessionState struct {
 	codec   byte          // codec of payload
 	left    time.Duration // server lifetime left when loaded or touched
 	cookie  string        // a cookie value for id from the current key pair
+
+	legacyKey string // the boj/redistore key the session was read from
 }
 
 // stateKey finds a Store's sessionStates in a request's context.
@@ -399,6 +417,11 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	id, current, err := s.decodeCookie(name, c.Value)
 	if err != nil {
 		return session, fmt.Errorf("%w %q: %w", ErrInvalidCookie, name, err)
+	}
+	if s.legacy != nil && !ValidID(id) {
+		if lid, ok := legacyID(id); ok {
+			return s.newFromLegacy(r, session, lid)
+		}
 	}
 	loc, err := s.locate(id)
 	if err != nil {
@@ -509,7 +532,13 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 
 	if opts.MaxAge < 0 {
 		var err error
-		if session.ID != "" {
+		if st.legacyKey != "" {
+			// A legacy session: its new ID was never stored.
+			if err = s.backend.remove(ctx, location{key: st.legacyKey}); err != nil {
+				err = redisError("deleting session", err)
+			}
+			st.legacyKey = ""
+		} else if session.ID != "" {
 			var loc location
 			if loc, err = s.locate(session.ID); err == nil {
 				if err = s.backend.remove(ctx, loc); err != nil {
@@ -524,10 +553,16 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 
 	var old *location
-	if regenerate {
+	switch {
+	case st.legacyKey != "":
+		// A session read from boj/redistore moves into this store's layout.
+		old = &location{key: st.legacyKey}
+	case regenerate:
 		if loc, err := s.locate(session.ID); err == nil {
 			old = &loc
 		}
+	}
+	if regenerate {
 		session.ID = ""
 	}
 	if session.ID == "" {
@@ -552,6 +587,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		return err
 	}
 
+	st.legacyKey = ""
 	if st.id != session.ID || st.cookie == "" {
 		v, err := s.codecs[0].Encode(name, []byte(session.ID))
 		if err != nil {

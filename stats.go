@@ -46,6 +46,9 @@ type Stats struct {
 	// Expired is the share of sampled sessions that have expired but are
 	// still stored (HashMode without field TTLs; Sweep removes them).
 	Expired float64
+	// LegacyKeys counts the boj/redistore sessions not moved yet (with
+	// Config.Legacy).
+	LegacyKeys int
 	// Duration is how long Stats took.
 	Duration time.Duration
 }
@@ -132,6 +135,15 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 	}
 	if s.mode == HashMode {
 		st.PerBucket = histogram(perBucket)
+	}
+	if s.legacy != nil {
+		err := ScanBuckets()(ctx, s.bounded(), s.legacy.KeyPrefix, func(keys []string) error {
+			st.LegacyKeys += len(keys)
+			return nil
+		})
+		if err != nil {
+			return st, redisError("counting boj/redistore sessions", err)
+		}
 	}
 	if err := s.sample(ctx, &st, picked); err != nil {
 		return st, err
@@ -260,6 +272,9 @@ func (st Stats) String() string {
 			}
 			out += fmt.Sprintf("  %8s  %8d  %s\n", label, b.Buckets, bar)
 		}
+	}
+	if st.LegacyKeys > 0 {
+		out += plural(st.LegacyKeys, "session") + " from boj/redistore not moved yet\n"
 	}
 	if st.Sampled > 0 {
 		encs := make([]string, 0, len(st.Encodings))

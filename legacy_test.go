@@ -1,0 +1,157 @@
+package redistore
+
+import (
+	"bytes"
+	"context"
+	"encoding/base32"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/securecookie"
+)
+
+// bojSession writes a session the way boj/redistore v1.4 does (key
+// "session_" + base32 ID, gob or JSON Values, SETEX) and returns its cookie,
+// encoded as boj/redistore encodes it (securecookie with its default gob
+// serializer).
+func bojSession(t testing.TB, tg *target, prefix string, asJSON bool, values map[any]any) (id string, cookie *http.Cookie) {
+	t.Helper()
+	id = strings.TrimRight(base32.StdEncoding.EncodeToString(securecookie.GenerateRandomKey(32)), "=")
+	var data []byte
+	if asJSON {
+		m := map[string]any{}
+		for k, v := range values {
+			m[k.(string)] = v
+		}
+		data, _ = json.Marshal(m)
+	} else {
+		var buf bytes.Buffer
+		noErr(t, gob.NewEncoder(&buf).Encode(values))
+		data = buf.Bytes()
+	}
+	tg.do(t, "SETEX", prefix+id, "1200", string(data))
+	v, err := securecookie.EncodeMulti("sid", id, securecookie.CodecsFromPairs(testKeys...)...)
+	noErr(t, err)
+	return id, &http.Cookie{Name: "sid", Value: v}
+}
+
+func TestLegacySessionsMoveOnSave(t *testing.T) {
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		for _, asJSON := range []bool{false, true} {
+			name := "gob"
+			var ser Serializer
+			if asJSON {
+				name, ser = "json", JSONSerializer{}
+			}
+			t.Run(name, func(t *testing.T) {
+				legacyPrefix := "legacy_" + tg.prefix
+				cc := &countingClient{Client: tg.client}
+				s := newStore(t, tg, Config{Mode: mode, Client: cc, Legacy: &Legacy{KeyPrefix: legacyPrefix, Serializer: ser}})
+				// Move one session first, to load the script.
+				_, warm := bojSession(t, tg, legacyPrefix, asJSON, map[any]any{})
+				wb := newBrowser()
+				wb.cookies["sid"] = warm
+				ws, wr := wb.get(t, s, "sid")
+				wb.save(t, s, wr, ws)
+
+				lid, cookie := bojSession(t, tg, legacyPrefix, asJSON, map[any]any{"user": "alice"})
+				b := newBrowser()
+				b.cookies["sid"] = cookie
+				sess, r := b.get(t, s, "sid")
+				if sess.IsNew || sess.Values["user"] != "alice" || !ValidID(sess.ID) {
+					t.Fatalf("legacy session not served: %+v", sess)
+				}
+				// Until a Save, the legacy session stays where it is.
+				equal(t, "legacy key", tg.do(t, "EXISTS", legacyPrefix+lid).IntMust(t), 1)
+
+				cc.reset()
+				b.save(t, s, r, sess)
+				equal(t, "round trips to move it", cc.reset(), 1)
+				equal(t, "legacy key after Save", tg.do(t, "EXISTS", legacyPrefix+lid).IntMust(t), 0)
+				got, _ := b.get(t, s, "sid")
+				equal(t, "user", got.Values["user"], any("alice"))
+				equal(t, "new ID", got.ID, sess.ID)
+			})
+		}
+
+		t.Run("logging out deletes the legacy session", func(t *testing.T) {
+			legacyPrefix := "legacy_" + tg.prefix
+			s := newStore(t, tg, Config{Mode: mode, Legacy: &Legacy{KeyPrefix: legacyPrefix}})
+			lid, cookie := bojSession(t, tg, legacyPrefix, false, map[any]any{"user": "bob"})
+			b := newBrowser()
+			b.cookies["sid"] = cookie
+			sess, r := b.get(t, s, "sid")
+			sess.Options.MaxAge = -1
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+			equal(t, "legacy key", tg.do(t, "EXISTS", legacyPrefix+lid).IntMust(t), 0)
+		})
+
+		t.Run("a legacy cookie whose session is gone gets a new session", func(t *testing.T) {
+			legacyPrefix := "legacy_" + tg.prefix
+			s := newStore(t, tg, Config{Mode: mode, Legacy: &Legacy{KeyPrefix: legacyPrefix}})
+			lid, cookie := bojSession(t, tg, legacyPrefix, false, map[any]any{"user": "bob"})
+			tg.do(t, "DEL", legacyPrefix+lid)
+			r := httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(cookie)
+			sess, err := s.Get(r, "sid")
+			noErr(t, err)
+			equal(t, "IsNew", sess.IsNew, true)
+		})
+
+		t.Run("without Legacy a boj/redistore cookie is an invalid ID", func(t *testing.T) {
+			s := newStore(t, tg, Config{Mode: mode})
+			_, cookie := bojSession(t, tg, tg.prefix+"legacy_", false, map[any]any{"user": "bob"})
+			r := httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(cookie)
+			sess, err := s.Get(r, "sid")
+			if !errors.Is(err, ErrInvalidID) || !sess.IsNew {
+				t.Fatalf("Get: %v", err)
+			}
+		})
+	})
+}
+
+func TestLegacyIDs(t *testing.T) {
+	good := strings.TrimRight(base32.StdEncoding.EncodeToString(make([]byte, 32)), "=")
+	equal(t, "valid", validLegacyID(good), true)
+	for _, bad := range []string{"", good[:51], good + "A", strings.ToLower(good), good[:51] + "1", good[:51] + "="} {
+		equal(t, "valid("+bad+")", validLegacyID(bad), false)
+	}
+}
+
+func TestStatsCountsLegacySessions(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		legacyPrefix := "legacy_" + tg.prefix
+		s := newStore(t, tg, Config{Legacy: &Legacy{KeyPrefix: legacyPrefix}})
+		cookies := []*http.Cookie{}
+		for i := 0; i < 5; i++ {
+			_, c := bojSession(t, tg, legacyPrefix, false, map[any]any{"i": i})
+			cookies = append(cookies, c)
+		}
+		// Two users come back and their sessions move.
+		for _, c := range cookies[:2] {
+			b := newBrowser()
+			b.cookies["sid"] = c
+			sess, r := b.get(t, s, "sid")
+			b.save(t, s, r, sess)
+		}
+		st, err := s.Stats(context.Background(), 10)
+		noErr(t, err)
+		equal(t, "legacy keys", st.LegacyKeys, 3)
+		equal(t, "sessions", st.Sessions, 2)
+	})
+}
+
+func TestLegacyPrefixMustNotOverlap(t *testing.T) {
+	tg := newMiniTarget(t)
+	for _, p := range []string{"session:", "session:old:", "sess"} {
+		if _, err := New(Config{Client: tg.client, KeyPairs: testKeys, KeyPrefix: "session:", Legacy: &Legacy{KeyPrefix: p}}); err == nil {
+			t.Errorf("Legacy.KeyPrefix %q accepted beside KeyPrefix \"session:\"", p)
+		}
+	}
+}
