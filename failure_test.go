@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,5 +179,133 @@ func TestWrongTypeInRedis(t *testing.T) {
 		sess.Values["k"] = "v"
 		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
 		equal(t, "list length", tg.do(t, "LLEN", loc.key).IntMust(t), 1)
+	})
+}
+
+// TestServerRestartUnderLoad stops a real redis-server while clients are
+// busy and starts it again: requests fail fast with ErrUnavailable while it
+// is down, nothing hangs or panics, and the clients recover by themselves.
+func TestServerRestartUnderLoad(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	srv := redistest.StartT(t)
+	c, err := NewClient("redis://" + srv.Addr)
+	noErr(t, err)
+	defer c.Close()
+	for _, mode := range []Mode{HashMode, StringMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, Timeout: timeout, KeyPrefix: randomPrefix()})
+			noErr(t, err)
+			var (
+				mu      sync.Mutex
+				slowest time.Duration
+				failed  int
+				ok      int
+			)
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					b := newBrowser()
+					for ctx.Err() == nil {
+						getErr, saveErr, took := request(s, b)
+						mu.Lock()
+						slowest = max(slowest, took)
+						if getErr != nil || saveErr != nil {
+							failed++
+							for _, err := range []error{getErr, saveErr} {
+								if err != nil && !errors.Is(err, ErrUnavailable) {
+									t.Errorf("error %v is not ErrUnavailable", err)
+								}
+							}
+						} else {
+							ok++
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			time.Sleep(300 * time.Millisecond)
+			srv.Stop()
+			time.Sleep(time.Second)
+			mu.Lock()
+			downFailures := failed
+			mu.Unlock()
+			noErr(t, srv.Restart())
+			// Wait until requests succeed again.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				mu.Lock()
+				before := ok
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				after := ok
+				mu.Unlock()
+				if after > before {
+					break
+				}
+				if time.Now().After(deadline) {
+					cancel()
+					wg.Wait()
+					t.Fatal("no request succeeded within 10s of the restart")
+				}
+			}
+			cancel()
+			wg.Wait()
+			if downFailures == 0 {
+				t.Fatal("no request failed while the server was down")
+			}
+			// Each request is a Get and a Save, each bounded by the timeout.
+			if slowest > 2*timeout+2*time.Second {
+				t.Fatalf("a request took %v with a %v timeout", slowest, timeout)
+			}
+			t.Logf("%d requests ok, %d failed; slowest %v", ok, failed, slowest)
+		})
+	}
+}
+
+// TestCountersUnderLoad has many clients increment their own session's
+// counter many times at once; every counter must end exact.
+func TestCountersUnderLoad(t *testing.T) {
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode})
+		const clients, increments = 32, 50
+		browsers := make([]*browser, clients)
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for i := range browsers {
+			browsers[i] = newBrowser()
+			wg.Add(1)
+			go func(b *browser) {
+				defer wg.Done()
+				for n := 0; n < increments; n++ {
+					r := b.request()
+					sess, err := s.Get(r, "sid")
+					if err != nil {
+						errs <- err
+						return
+					}
+					count, _ := sess.Values["count"].(int)
+					sess.Values["count"] = count + 1
+					w := httptest.NewRecorder()
+					if err := s.Save(r, w, sess); err != nil {
+						errs <- err
+						return
+					}
+					b.keep(t, w)
+				}
+			}(browsers[i])
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for _, b := range browsers {
+			sess, _ := b.get(t, s, "sid")
+			equal(t, "count", sess.Values["count"], any(increments))
+		}
 	})
 }

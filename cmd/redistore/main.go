@@ -170,6 +170,7 @@ Every command takes:
   --url URL          the Redis server (redis://, rediss://, unix://, Sentinel); default $%s
   --mode hash|string the store's Config.Mode (default hash)
   --prefix PREFIX    the store's Config.KeyPrefix (default %q)
+  --legacy-prefix P  the store's Config.Legacy.KeyPrefix, while moving from boj/redistore
   --timeout D        bound on each Redis call (default %v)
 
 %s holds the cookie keys, for inspect with a cookie value only: the
@@ -187,6 +188,7 @@ type options struct {
 	url     string
 	mode    string
 	prefix  string
+	legacy  string
 	timeout time.Duration
 }
 
@@ -198,6 +200,7 @@ func newFlagSet(c *command, output io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.url, "url", "", "Redis `URL` (default $"+envURL+")")
 	fs.StringVar(&o.mode, "mode", "hash", "the store's layout: hash or string")
 	fs.StringVar(&o.prefix, "prefix", redistore.DefaultKeyPrefix, "the store's key `prefix`")
+	fs.StringVar(&o.legacy, "legacy-prefix", "", "the store's Config.Legacy.KeyPrefix, while sessions move from boj/redistore (e.g. session_)")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on each Redis call")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: redistore %s [flags]%s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
@@ -249,6 +252,9 @@ type env struct {
 // touch a cookie do not need the real ones).
 func (e *env) config(needKeys bool) (redistore.Config, error) {
 	cfg := redistore.Config{KeyPrefix: e.opts.prefix, Timeout: e.opts.timeout}
+	if e.opts.legacy != "" {
+		cfg.Legacy = &redistore.Legacy{KeyPrefix: e.opts.legacy}
+	}
 	switch e.opts.mode {
 	case "hash":
 		cfg.Mode = redistore.HashMode

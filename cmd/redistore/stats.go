@@ -71,6 +71,7 @@ type statsJSON struct {
 	ValueBytes      float64 `json:"value_bytes"`
 	MaxValueBytes   int     `json:"max_value_bytes"`
 	ExpiredShare    float64 `json:"expired_share"`
+	LegacyKeys      int     `json:"legacy_keys"`
 	DurationMS      float64 `json:"duration_ms"`
 }
 
@@ -96,6 +97,7 @@ func statsDocument(st redistore.Stats) statsJSON {
 		ValueBytes:      st.ValueBytes,
 		MaxValueBytes:   st.MaxValueBytes,
 		ExpiredShare:    st.Expired,
+		LegacyKeys:      st.LegacyKeys,
 		DurationMS:      float64(st.Duration.Microseconds()) / 1000,
 	}
 	if doc.Encodings == nil {

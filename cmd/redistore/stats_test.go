@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redisession/redistore"
@@ -69,4 +71,22 @@ func TestStatsStringMode(t *testing.T) {
 	if doc.PerBucket == nil || len(doc.PerBucket) != 0 {
 		t.Fatalf("per_bucket in StringMode: %v", doc.PerBucket)
 	}
+}
+
+func TestStatsCountsLegacySessions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	legacy := "legacy_" + f.prefix
+	for i := 0; i < 3; i++ {
+		f.do(t, "SET", legacy+strings.Repeat("A", 51)+strconv.Itoa(2+i), "x")
+	}
+	r := f.run(t, "stats", "--json", "--legacy-prefix", legacy)
+	r.wantCode(t, 0)
+	var doc statsJSON
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "legacy keys", doc.LegacyKeys, 3)
+	r = f.run(t, "stats", "--legacy-prefix", legacy)
+	contains(t, "stdout", r.stdout, "3 sessions from boj/redistore not moved yet")
 }
