@@ -517,7 +517,23 @@ func (s *Store) RegenerateID(r *http.Request, w http.ResponseWriter, session *se
 	return s.save(r, w, session, true)
 }
 
+// regenerateKey marks, in a session's Values, a session whose next Save must
+// give it a new ID (RegenerateOnSave). It is never stored.
+type regenerateKey struct{}
+
+// RegenerateOnSave makes the next Save of a session of this package act as
+// Store.RegenerateID. It is for code that holds the session but not the
+// Store, such as framework middleware that saves sessions itself (Echo's
+// session.Get, Buffalo's c.Session().Session).
+func RegenerateOnSave(session *sessions.Session) {
+	session.Values[regenerateKey{}] = true
+}
+
 func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.Session, regenerate bool) error {
+	if _, ok := session.Values[regenerateKey{}]; ok {
+		delete(session.Values, regenerateKey{})
+		regenerate = true
+	}
 	name := session.Name()
 	if !validCookieName(name) {
 		return fmt.Errorf("redistore: session name %q is not a valid cookie name", name)

@@ -883,3 +883,31 @@ func TestRegenerateID(t *testing.T) {
 		})
 	})
 }
+
+func TestRegenerateOnSave(t *testing.T) {
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["cart"] = 1
+	b.save(t, s, r, sess)
+	before := sess.ID
+
+	sess, r = b.get(t, s, "sid")
+	RegenerateOnSave(sess)
+	sess.Values["user"] = "alice"
+	w := httptest.NewRecorder()
+	noErr(t, sess.Save(r, w)) // a plain gorilla Save, as middleware does
+	b.keep(t, w)
+	if sess.ID == before {
+		t.Fatal("the ID did not change")
+	}
+	if _, ok := sess.Values[regenerateKey{}]; ok {
+		t.Fatal("the marker stayed in Values")
+	}
+	got, _ := b.get(t, s, "sid")
+	equal(t, "user", got.Values["user"], any("alice"))
+	equal(t, "cart", got.Values["cart"], any(1))
+	loc, _ := s.locate(before)
+	equal(t, "old session", tg.do(t, "HEXISTS", loc.key, loc.field).AsBoolMust(t), false)
+}
