@@ -1,5 +1,7 @@
-// Package redistest starts throwaway redis-server processes on loopback
-// ports for tests, and decides whether a test without one skips or fails.
+// Package redistest starts throwaway Redis processes on loopback ports for
+// tests: single servers (Start), Redis Clusters (StartCluster) and Sentinel
+// setups (StartSentinel). It decides whether a test without the binaries
+// skips or fails (Need), and stops only the processes it started.
 package redistest
 
 import (
@@ -63,6 +65,7 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	mu   sync.Mutex
+	bin  string
 	args []string
 }
 
@@ -70,13 +73,43 @@ type Server struct {
 // new directory under dir, adding extra configuration arguments
 // ("--name value" pairs). It returns once the server answers PING.
 func Start(dir string, extra ...string) (*Server, error) {
-	bin, err := Binary("redis-server")
+	return StartWith(dir, Options{Args: extra})
+}
+
+// Options says how StartWith runs a server. The zero value runs redis-server
+// exactly as Start does.
+type Options struct {
+	// Binary is the program to run: "redis-server" when empty, or another
+	// Redis binary such as "redis-sentinel", found on PATH.
+	Binary string
+	// Config, when not nil, holds configuration lines written to redis.conf
+	// in the server's directory after the package's own (port, bind, dir,
+	// logfile, persistence off), and the server is started with that file.
+	// A server that rewrites its configuration needs one: a sentinel always,
+	// a replica when a sentinel reconfigures it with CONFIG REWRITE.
+	Config []string
+	// Args are extra command-line arguments ("--name value" pairs), which
+	// come after the configuration file and so override it.
+	Args []string
+	// ClusterBus also requires port+10000 to be free, for the Redis Cluster bus.
+	ClusterBus bool
+}
+
+// StartWith runs a Redis binary on a free loopback port in a new directory
+// under dir, as o says. It returns once the process answers PING on that
+// port, and retries on another port when the one it picked was taken.
+func StartWith(dir string, o Options) (*Server, error) {
+	name := o.Binary
+	if name == "" {
+		name = "redis-server"
+	}
+	bin, err := Binary(name)
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := FreePort()
+		port, err := freePort(o.ClusterBus)
 		if err != nil {
 			return nil, err
 		}
@@ -84,23 +117,47 @@ func Start(dir string, extra ...string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, Dir: wd}
-		s.args = append([]string{
+		if wd, err = filepath.Abs(wd); err != nil {
+			return nil, err
+		}
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, Dir: wd, bin: bin}
+		base := []string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--daemonize", "no",
 			"--dir", wd, "--logfile", filepath.Join(wd, "redis.log"),
-		}, extra...)
-		if lastErr = s.start(bin); lastErr == nil {
+		}
+		if o.Config == nil {
+			s.args = append(base, o.Args...)
+		} else {
+			conf := filepath.Join(wd, "redis.conf")
+			var b strings.Builder
+			for i := 0; i < len(base); i += 2 {
+				fmt.Fprintf(&b, "%s %s\n", base[i][2:], confQuote(base[i+1]))
+			}
+			for _, line := range o.Config {
+				b.WriteString(line + "\n")
+			}
+			if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
+				return nil, err
+			}
+			s.args = append([]string{conf}, o.Args...)
+		}
+		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
 	}
 	return nil, lastErr
 }
 
-func (s *Server) start(bin string) error {
+// confQuote quotes a value for a redis.conf line.
+func confQuote(v string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+}
+
+func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cmd = exec.Command(bin, s.args...)
+	s.cmd = exec.Command(s.bin, s.args...)
 	s.cmd.Dir = s.Dir
 	if err := s.cmd.Start(); err != nil {
 		return err
@@ -109,20 +166,36 @@ func (s *Server) start(bin string) error {
 	s.done = done
 	cmd := s.cmd
 	go func() { cmd.Wait(); close(done) }()
+	name := filepath.Base(s.bin)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("redis-server exited at start: %s", s.logTail())
+			s.cmd = nil
+			return fmt.Errorf("%s exited at start: %s", name, s.logTail())
 		default:
 		}
-		if Ping(s.Addr) == nil {
+		if Ping(s.Addr) == nil && s.answersAsItself(cmd.Process.Pid) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.kill()
-	return fmt.Errorf("redis-server on %s did not answer PING within 10s: %s", s.Addr, s.logTail())
+	return fmt.Errorf("%s on %s did not answer PING within 10s: %s", name, s.Addr, s.logTail())
+}
+
+// answersAsItself reports whether the process listening on s.Addr is pid,
+// not another server that held the port a moment before (ours then exits
+// with "Address already in use"). A server that refuses INFO (it wants a
+// password, or INFO was renamed) cannot be asked, and counts as itself.
+func (s *Server) answersAsItself(pid int) bool {
+	info, err := Info(s.Addr, "server")
+	if err != nil {
+		var re ReplyError
+		return errors.As(err, &re)
+	}
+	id, ok := info["process_id"]
+	return !ok || id == strconv.Itoa(pid)
 }
 
 // Stop kills the server and waits for it to exit. It is safe to call twice.
@@ -143,12 +216,8 @@ func (s *Server) kill() {
 
 // Restart starts a stopped server again on the same port and directory.
 func (s *Server) Restart() error {
-	bin, err := Binary("redis-server")
-	if err != nil {
-		return err
-	}
 	s.Stop()
-	return s.start(bin)
+	return s.start()
 }
 
 // Pid returns the process ID, or 0 when stopped.
@@ -186,16 +255,31 @@ func StartT(tb TB, extra ...string) *Server {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Redis
 // Cluster also uses port+10000 for its bus, so the port is kept below 55536.
 func FreePort() (int, error) {
+	return freePort(false)
+}
+
+// freePort is FreePort, and with bus it also checks that port+10000 is free.
+func freePort(bus bool) (int, error) {
 	for i := 0; i < 50; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if port < 55536 {
-			return port, nil
+		if port >= 55536 {
+			l.Close()
+			continue
 		}
+		if bus {
+			bl, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+			if err != nil {
+				l.Close()
+				continue
+			}
+			bl.Close()
+		}
+		l.Close()
+		return port, nil
 	}
 	return 0, errors.New("no free port below 55536")
 }
