@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // CompactSerializer is the default Serializer. It keeps gob's contract for
@@ -108,6 +109,8 @@ func (CompactSerializer) decodeString(data string, values map[any]any) error {
 	if err != nil {
 		return err
 	}
+	// Keys are nearly always strings, and values often are.
+	d.strs = make([]string, 0, min(2*n, 64))
 	if err := d.mapEntries(values, n, 0); err != nil {
 		return err
 	}
@@ -336,10 +339,39 @@ func appendGob(dst []byte, v any) ([]byte, error) {
 }
 
 // decoder reads the compact format from a string; strings it returns share
-// the input's memory.
+// the input's memory. The strings and ints it returns inside interfaces live
+// in slabs (see box), so that a session of many values costs a few
+// allocations, not one per value.
 type decoder struct {
-	s string
-	i int
+	s    string
+	i    int
+	strs []string
+	ints []int
+}
+
+// slabSize is the size of a further slab, when the first (sized for the
+// top-level map) is full.
+func (d *decoder) slabSize() int {
+	return min(8+(len(d.s)-d.i)/16, 64)
+}
+
+func (d *decoder) boxString(s string) any {
+	if len(d.strs) == cap(d.strs) {
+		d.strs = make([]string, 0, d.slabSize())
+	}
+	d.strs = append(d.strs, s)
+	return box(stringType, unsafe.Pointer(&d.strs[len(d.strs)-1]))
+}
+
+func (d *decoder) boxInt(x int) any {
+	if uint(x) < 256 {
+		return x // the runtime boxes small ints without allocating
+	}
+	if len(d.ints) == cap(d.ints) {
+		d.ints = make([]int, 0, d.slabSize())
+	}
+	d.ints = append(d.ints, x)
+	return box(intType, unsafe.Pointer(&d.ints[len(d.ints)-1]))
 }
 
 var errCompact = errors.New("compact codec")
@@ -430,7 +462,11 @@ func (d *decoder) item(depth int) (any, error) {
 	case tagTrue:
 		return true, nil
 	case tagString:
-		return d.str()
+		s, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		return d.boxString(s), nil
 	case tagBytes:
 		s, err := d.str()
 		return []byte(s), err
@@ -463,7 +499,7 @@ func (d *decoder) item(depth int) (any, error) {
 		if int64(int(x)) != x {
 			return nil, d.fail("int out of range")
 		}
-		return int(x), nil
+		return d.boxInt(int(x)), nil
 	case tagUint, tagUint8, tagUint16, tagUint32, tagUint64:
 		x, err := d.uvarint()
 		if err != nil {
