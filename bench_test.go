@@ -67,20 +67,20 @@ func BenchmarkSerializers(b *testing.B) {
 func BenchmarkEnvelope(b *testing.B) {
 	for _, size := range []int{1024, 8192} {
 		payload, _ := CompactSerializer{}.Encode(nil, sessionValues(size))
-		env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength))
+		env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength, false))
 		b.Run(fmt.Sprintf("seal/%dB", size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			buf := make([]byte, 0, 2*len(payload))
 			for b.Loop() {
-				buf = appendEnvelope(buf[:0], payload, codecCompact, DefaultCompressMinLength)
+				buf = appendEnvelope(buf[:0], payload, codecCompact, DefaultCompressMinLength, false)
 			}
 		})
 		b.Run(fmt.Sprintf("open/%dB", size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			for b.Loop() {
-				if _, _, err := openEnvelope(env, DefaultMaxLength); err != nil {
+				if _, _, _, err := openEnvelope(env, DefaultMaxLength); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -240,7 +240,7 @@ func BenchmarkSweepMillion(b *testing.B) {
 	tg := benchTarget(b)
 	s := newStore(b, tg, Config{})
 	payload, _ := CompactSerializer{}.Encode(nil, sessionValues(150))
-	env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength))
+	env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength, false))
 	now := tg.now().Unix()
 	ctx := context.Background()
 	cmds := make(rueidis.Commands, 0, 1000)

@@ -12,7 +12,8 @@ import (
 // 4-byte expiry in HashMode):
 //
 //	byte 0   high nibble: format version (1); low nibble: flags
-//	         (bit 0: payload is LZ4-compressed; bits 1-3 must be 0)
+//	         (bit 0: payload is LZ4-compressed; bit 1: compression was tried
+//	         and did not make it shorter; bits 2-3 must be 0)
 //	byte 1   codec that produced the serialized session (codec* constants)
 //	rest     the serialized session, or, when compressed, its length as an
 //	         unsigned varint followed by one LZ4 block
@@ -21,8 +22,9 @@ import (
 // guess, so a value written by a later release fails loudly, not silently.
 const (
 	envelopeVersion = 1
-	flagLZ4         = 1 << 0
-	knownFlags      = flagLZ4
+	flagLZ4            = 1 << 0
+	flagIncompressible = 1 << 1
+	knownFlags         = flagLZ4 | flagIncompressible
 	headerLen       = 2
 )
 
@@ -41,9 +43,12 @@ var compressorPool = sync.Pool{New: func() any { return new(lz4.Compressor) }}
 
 // appendEnvelope appends the envelope of payload to dst, compressing when
 // payload is at least minCompress bytes (minCompress < 0: never) and the
-// result is strictly shorter.
-func appendEnvelope(dst, payload []byte, codec byte, minCompress int) []byte {
-	if minCompress >= 0 && len(payload) >= minCompress && len(payload) > 0 {
+// result is strictly shorter. With incompressible set (the session's last
+// envelope said compression did not help, at about this size) it does not
+// try again.
+func appendEnvelope(dst, payload []byte, codec byte, minCompress int, incompressible bool) []byte {
+	worth := minCompress >= 0 && len(payload) >= minCompress && len(payload) > 0
+	if worth && !incompressible {
 		start := len(dst)
 		dst = append(dst, envelopeVersion<<4|flagLZ4, codec)
 		dst = binary.AppendUvarint(dst, uint64(len(payload)))
@@ -61,7 +66,11 @@ func appendEnvelope(dst, payload []byte, codec byte, minCompress int) []byte {
 		}
 		dst = dst[:start]
 	}
-	dst = append(dst, envelopeVersion<<4, codec)
+	var flags byte
+	if worth {
+		flags = flagIncompressible
+	}
+	dst = append(dst, envelopeVersion<<4|flags, codec)
 	return append(dst, payload...)
 }
 
@@ -79,38 +88,41 @@ func grow(b []byte, n int) []byte {
 // serialized session. An uncompressed payload is a substring of v (no copy);
 // a compressed one is decompressed into a new buffer of exactly its recorded
 // length, which must not exceed maxLength.
-func openEnvelope(v string, maxLength int) (codec byte, payload string, err error) {
+func openEnvelope(v string, maxLength int) (codec byte, payload string, flags byte, err error) {
 	if len(v) < headerLen {
-		return 0, "", fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v))
+		return 0, "", 0, fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v))
 	}
 	version, flags := v[0]>>4, v[0]&0x0f
 	if version != envelopeVersion || flags&^knownFlags != 0 {
-		return 0, "", fmt.Errorf("%w: envelope version %d flags %#x (this release reads version %d)", ErrUnknownFormat, version, flags, envelopeVersion)
+		return 0, "", 0, fmt.Errorf("%w: envelope version %d flags %#x (this release reads version %d)", ErrUnknownFormat, version, flags, envelopeVersion)
+	}
+	if flags == knownFlags {
+		return 0, "", 0, fmt.Errorf("%w: envelope says both compressed and incompressible", ErrCorrupt)
 	}
 	codec = v[1]
 	body := v[headerLen:]
 	if flags&flagLZ4 == 0 {
 		if len(body) > maxLength {
-			return 0, "", fmt.Errorf("%w: stored session is %d bytes, over MaxLength %d", ErrTooLarge, len(body), maxLength)
+			return 0, "", 0, fmt.Errorf("%w: stored session is %d bytes, over MaxLength %d", ErrTooLarge, len(body), maxLength)
 		}
-		return codec, body, nil
+		return codec, body, flags, nil
 	}
 	size, n := uvarintString(body)
 	if n <= 0 {
-		return 0, "", fmt.Errorf("%w: bad compressed length", ErrCorrupt)
+		return 0, "", 0, fmt.Errorf("%w: bad compressed length", ErrCorrupt)
 	}
 	if size > uint64(maxLength) {
-		return 0, "", fmt.Errorf("%w: compressed session expands to %d bytes, over MaxLength %d", ErrTooLarge, size, maxLength)
+		return 0, "", 0, fmt.Errorf("%w: compressed session expands to %d bytes, over MaxLength %d", ErrTooLarge, size, maxLength)
 	}
 	out := make([]byte, size)
 	m, err := lz4.UncompressBlock(stringBytes(body[n:]), out)
 	if err != nil {
-		return 0, "", fmt.Errorf("%w: lz4: %w", ErrCorrupt, err)
+		return 0, "", 0, fmt.Errorf("%w: lz4: %w", ErrCorrupt, err)
 	}
 	if uint64(m) != size {
-		return 0, "", fmt.Errorf("%w: lz4 block holds %d bytes, header says %d", ErrCorrupt, m, size)
+		return 0, "", 0, fmt.Errorf("%w: lz4 block holds %d bytes, header says %d", ErrCorrupt, m, size)
 	}
-	return codec, bytesToString(out), nil
+	return codec, bytesToString(out), flags, nil
 }
 
 // uvarintString is binary.Uvarint over a string.

@@ -26,6 +26,7 @@ var envelopeGolden = []struct {
 	{"plain json", "1003" + hex.EncodeToString([]byte(`{"a":1}`)), codecJSON, `{"a":1}`},
 	{"application serializer", "1080" + "00", codecCustom, "\x00"},
 	{"empty payload", "1001", codecCompact, ""},
+	{"compression tried, not worth it", "1201" + hex.EncodeToString([]byte("xyz")), codecCompact, "xyz"},
 	{"lz4", "1101" + "f403" + "1f610100ffd2000200b06161616161616161616161", codecCompact, strings.Repeat("a", 500)},
 }
 
@@ -34,7 +35,7 @@ func TestEnvelopeGoldenVectors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := hex.DecodeString(tt.hex)
 			noErr(t, err)
-			codec, payload, err := openEnvelope(string(b), DefaultMaxLength)
+			codec, payload, _, err := openEnvelope(string(b), DefaultMaxLength)
 			noErr(t, err)
 			equal(t, "codec", codec, tt.codec)
 			equal(t, "payload", payload, tt.payload)
@@ -52,20 +53,20 @@ func TestAppendEnvelope(t *testing.T) {
 		{"below the threshold", strings.Repeat("a", 399), 400, "1001"},
 		{"at the threshold", strings.Repeat("a", 400), 400, "1101"},
 		{"compression off", strings.Repeat("a", 5000), -1, "1001"},
-		{"incompressible", randomText(1000), 400, "1001"},
+		{"incompressible", randomText(1000), 400, "1201"},
 		{"empty", "", 0, "1001"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			prefix := []byte("keep")
-			env := appendEnvelope(prefix, []byte(tt.payload), codecCompact, tt.min)
+			env := appendEnvelope(prefix, []byte(tt.payload), codecCompact, tt.min, false)
 			equal(t, "prefix kept", string(env[:4]), "keep")
 			env = env[4:]
 			equal(t, "header", hex.EncodeToString(env[:2]), tt.wantHeader)
 			if env[0]&flagLZ4 != 0 && len(env) >= headerLen+len(tt.payload) {
 				t.Fatalf("compressed to %d bytes, not shorter than %d", len(env), headerLen+len(tt.payload))
 			}
-			codec, payload, err := openEnvelope(string(env), DefaultMaxLength)
+			codec, payload, _, err := openEnvelope(string(env), DefaultMaxLength)
 			noErr(t, err)
 			equal(t, "codec", codec, codecCompact)
 			equal(t, "payload", payload, tt.payload)
@@ -99,7 +100,8 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 		{"one byte", "\x10", ErrCorrupt},
 		{"a future version", "\x20\x01abc", ErrUnknownFormat},
 		{"version zero", "\x00\x01abc", ErrUnknownFormat},
-		{"unknown flags", "\x12\x01abc", ErrUnknownFormat},
+		{"unknown flags", "\x14\x01abc", ErrUnknownFormat},
+		{"compressed and incompressible at once", "\x13\x01abc", ErrCorrupt},
 		{"boj/redistore's raw gob", "\x0d\x7f\x04\x01\x02\xff\x80", ErrUnknownFormat},
 		{"JSON", `{"a":1}`, ErrUnknownFormat},
 		{"a plain payload over MaxLength", "\x10\x01" + strings.Repeat("a", 2000), ErrTooLarge},
@@ -112,12 +114,23 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := openEnvelope(tt.env, 1500)
+			_, _, _, err := openEnvelope(tt.env, 1500)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
 		})
 	}
+}
+
+func TestIncompressibleSessionsAreNotCompressedAgain(t *testing.T) {
+	payload := []byte(randomText(1000))
+	env := appendEnvelope(nil, payload, codecCompact, 400, true)
+	equal(t, "header", hex.EncodeToString(env[:2]), "1201")
+	equal(t, "payload kept", string(env[2:]), string(payload))
+	// A compressible payload under the same hint is left plain too: the
+	// hint is only given for sessions of about the size that did not compress.
+	env = appendEnvelope(nil, []byte(strings.Repeat("a", 1000)), codecCompact, 400, true)
+	equal(t, "hinted", env[0]&flagLZ4, byte(0))
 }
 
 func TestDecompressionBombAllocatesNothingBig(t *testing.T) {
@@ -126,7 +139,7 @@ func TestDecompressionBombAllocatesNothingBig(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 10; i++ {
-		if _, _, err := openEnvelope(env, DefaultMaxLength); !errors.Is(err, ErrTooLarge) {
+		if _, _, _, err := openEnvelope(env, DefaultMaxLength); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("error %v, want ErrTooLarge", err)
 		}
 	}
@@ -143,7 +156,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 	}
 	f.Add([]byte(bomb(3000)))
 	f.Fuzz(func(t *testing.T, env []byte) {
-		codec, payload, err := openEnvelope(string(env), 4096)
+		codec, payload, _, err := openEnvelope(string(env), 4096)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownFormat) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error %v matches no sentinel", err)
@@ -154,8 +167,8 @@ func FuzzOpenEnvelope(f *testing.F) {
 			t.Fatalf("payload of %d bytes over MaxLength", len(payload))
 		}
 		// An envelope that opens can be written again and opens the same.
-		again := appendEnvelope(nil, []byte(payload), codec, 0)
-		codec2, payload2, err := openEnvelope(string(again), 4096)
+		again := appendEnvelope(nil, []byte(payload), codec, 0, false)
+		codec2, payload2, _, err := openEnvelope(string(again), 4096)
 		if err != nil || codec2 != codec || payload2 != payload {
 			t.Fatalf("re-sealed envelope differs: %v", err)
 		}
@@ -230,4 +243,30 @@ func TestGarbageInRedis(t *testing.T) {
 			})
 		}
 	})
+}
+
+func TestStoreRetriesCompressionWhenTheSessionChangesSize(t *testing.T) {
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{Mode: StringMode})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["token"] = randomText(600)
+	b.save(t, s, r, sess)
+	loc, _ := s.locate(sess.ID)
+	header := func() string {
+		v, err := tg.do(t, "GET", loc.key).ToString()
+		noErr(t, err)
+		return hex.EncodeToString([]byte(v[:2]))
+	}
+	equal(t, "first save", header(), "1201")
+
+	sess, r = b.get(t, s, "sid")
+	sess.Values["token"] = randomText(600) // still incompressible, same size
+	b.save(t, s, r, sess)
+	equal(t, "same size", header(), "1201")
+
+	sess, r = b.get(t, s, "sid")
+	sess.Values["notes"] = strings.Repeat("compressible ", 300) // much larger now
+	b.save(t, s, r, sess)
+	equal(t, "larger", header(), "1101")
 }

@@ -80,7 +80,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 		info.Expires = now.Add(time.Duration(ms) * time.Millisecond).Truncate(time.Millisecond)
 	}
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
-	codec, payload, err := openEnvelope(env, s.maxLength)
+	codec, payload, _, err := openEnvelope(env, s.maxLength)
 	if err != nil {
 		return info, err
 	}

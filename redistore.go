@@ -361,6 +361,10 @@ type sessionState struct {
 	cookie  string        // a cookie value for id from the current key pair
 
 	legacyKey string // the boj/redistore key the session was read from
+
+	// incompressible: the stored envelope says LZ4 did not help; Save does
+	// not try again at a similar size.
+	incompressible bool
 }
 
 // stateKey finds a Store's sessionStates in a request's context.
@@ -437,7 +441,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	if !found {
 		return session, nil
 	}
-	codec, payload, err := openEnvelope(env, s.maxLength)
+	codec, payload, flags, err := openEnvelope(env, s.maxLength)
 	if err == nil {
 		if codec == codecCompact {
 			// Size the map once instead of growing it entry by entry.
@@ -453,7 +457,8 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	session.ID = id
 	session.IsNew = false
-	st := &sessionState{session: session, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left}
+	st := &sessionState{session: session, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left,
+		incompressible: flags&flagIncompressible != 0}
 	if current {
 		st.cookie = c.Value
 	}
@@ -654,7 +659,9 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	}
 
 	// The envelope goes into the same buffer, after the payload.
-	b = appendEnvelope(b, payload, s.codec, s.minCompress)
+	n := len(st.payload)
+	skipLZ4 := st.incompressible && st.id == session.ID && len(payload) >= n/2 && len(payload) <= 2*n
+	b = appendEnvelope(b, payload, s.codec, s.minCompress, skipLZ4)
 	*buf = b
 	env := bytesToString(b[len(payload):])
 	if old != nil {
