@@ -21,11 +21,11 @@ import (
 // A reader refuses versions, flags and codecs it does not know rather than
 // guess, so a value written by a later release fails loudly, not silently.
 const (
-	envelopeVersion = 1
+	envelopeVersion    = 1
 	flagLZ4            = 1 << 0
 	flagIncompressible = 1 << 1
 	knownFlags         = flagLZ4 | flagIncompressible
-	headerLen       = 2
+	headerLen          = 2
 )
 
 // Codec identifiers (byte 1 of the envelope). Values below 0x80 belong to this
