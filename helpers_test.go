@@ -28,12 +28,40 @@ var shared struct {
 	err  error
 }
 
+// One Redis Cluster (3 primaries, 3 replicas) likewise.
+var sharedCluster struct {
+	once sync.Once
+	c    *redistest.Cluster
+	err  error
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.srv != nil {
 		shared.srv.Stop()
 	}
+	if sharedCluster.c != nil {
+		sharedCluster.c.Stop()
+	}
 	os.Exit(code)
+}
+
+func clusterServer(t testing.TB) *redistest.Cluster {
+	t.Helper()
+	redistest.Need(t, "redis-server")
+	redistest.Need(t, "redis-cli")
+	sharedCluster.once.Do(func() {
+		dir, err := os.MkdirTemp("", "redistore-cluster-")
+		if err != nil {
+			sharedCluster.err = err
+			return
+		}
+		sharedCluster.c, sharedCluster.err = redistest.StartCluster(dir, 3, 1)
+	})
+	if sharedCluster.err != nil {
+		t.Fatalf("starting a Redis Cluster: %v", sharedCluster.err)
+	}
+	return sharedCluster.c
 }
 
 func realServer(t testing.TB) *redistest.Server {
@@ -57,8 +85,9 @@ func realServer(t testing.TB) *redistest.Server {
 type target struct {
 	name   string
 	client rueidis.Client
-	mini   *miniredis.Miniredis // nil on the real server
-	addr   string
+	mini    *miniredis.Miniredis // nil on the real server
+	cluster *redistest.Cluster   // set on the Redis Cluster
+	addr    string
 	prefix string // unique to the test
 }
 
@@ -87,8 +116,16 @@ func (tg *target) do(t testing.TB, args ...string) resultT {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return resultT{tg.client.Do(ctx, tg.client.B().Arbitrary(args[0]).Args(args[1:]...).Build())}
+	b := tg.client.B().Arbitrary(args[0])
+	if len(args) > 1 && !keyless[strings.ToUpper(args[0])] {
+		// The first argument is the key: a cluster routes by it.
+		return resultT{tg.client.Do(ctx, b.Keys(args[1]).Args(args[2:]...).Build())}
+	}
+	return resultT{tg.client.Do(ctx, b.Args(args[1:]...).Build())}
 }
+
+// keyless are the commands tests send whose first argument is not a key.
+var keyless = map[string]bool{"DBSIZE": true, "TIME": true, "SCAN": true, "INFO": true, "CONFIG": true, "OBJECT": true}
 
 // servers are what every behaviour test runs on.
 var servers = []struct {
@@ -97,6 +134,7 @@ var servers = []struct {
 }{
 	{"miniredis", func(t *testing.T) *target { return newMiniTarget(t) }},
 	{"redis-server", newRealTarget},
+	{"redis-cluster", newClusterTarget},
 }
 
 // forEachTarget runs fn against miniredis and the real server, as subtests.
@@ -147,6 +185,40 @@ func newRealTarget(t *testing.T) *target {
 	}
 	t.Cleanup(c.Close)
 	return &target{name: "redis-server", client: c, addr: srv.Addr, prefix: randomPrefix()}
+}
+
+func newClusterTarget(t *testing.T) *target {
+	t.Helper()
+	cl := clusterServer(t)
+	addrs := cl.Addrs()
+	url := "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+	c, err := NewClient(url)
+	if err != nil {
+		t.Fatalf("connecting to the cluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	if c.Mode() != rueidis.ClientModeCluster {
+		t.Fatalf("client mode %s, want cluster", c.Mode())
+	}
+	return &target{name: "redis-cluster", client: c, cluster: cl, addr: addrs[0], prefix: randomPrefix()}
+}
+
+// roundTripsToMove is what moving a session to another key costs: one atomic
+// script, or in a cluster, where the keys live on different nodes, a write
+// and then a delete.
+func (tg *target) roundTripsToMove() int64 {
+	if tg.cluster != nil {
+		return 2
+	}
+	return 1
+}
+
+// primaries returns a client for each primary of the target.
+func (tg *target) primaries(t testing.TB) []rueidis.Client {
+	t.Helper()
+	nodes, err := primaries(context.Background(), tg.client)
+	noErr(t, err)
+	return nodes
 }
 
 func randomPrefix() string {
@@ -225,7 +297,9 @@ func (b *browser) save(t testing.TB, s *Store, r *http.Request, sess *sessions.S
 }
 
 // countingClient counts the calls that reach Redis: one Do or DoMulti is one
-// round trip.
+// round trip. An EVAL is not counted: the store sends one only to load a
+// script that a node does not have yet (after EVALSHA answered NOSCRIPT),
+// once per script and node.
 type countingClient struct {
 	rueidis.Client
 	calls    atomic.Int64
@@ -234,7 +308,9 @@ type countingClient struct {
 }
 
 func (c *countingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	c.calls.Add(1)
+	if !strings.EqualFold(cmd.Commands()[0], "EVAL") {
+		c.calls.Add(1)
+	}
 	c.note(cmd)
 	return c.Client.Do(ctx, cmd)
 }
