@@ -83,12 +83,12 @@ func realServer(t testing.TB) *redistest.Server {
 
 // target is a Redis server a test runs against: miniredis, or the real one.
 type target struct {
-	name   string
-	client rueidis.Client
+	name    string
+	client  rueidis.Client
 	mini    *miniredis.Miniredis // nil on the real server
 	cluster *redistest.Cluster   // set on the Redis Cluster
 	addr    string
-	prefix string // unique to the test
+	prefix  string // unique to the test
 }
 
 // advance moves the server's clock: miniredis jumps, the real server is
