@@ -37,105 +37,110 @@ const expiryLen = 4
 // HashKeyGenerators make them) are left to Sweep, to keep writes cheap.
 const cleanLimit = 256
 
-// luaPut defines put(key, field, body, ttl, native, clean), the one way
-// sessions are written:
-//   - the value is body behind a fresh expiry from the server's clock;
+// luaPut is the one way sessions are written, inlined into each script that
+// writes (Lua functions defined in a script are built again on every call,
+// which costs a quarter of the script's time). It expects the locals now (the
+// server's clock), key, field, body, ttl, native and doclean, and sets used:
+//   - the value is body behind the expiry now + ttl;
 //   - with native set, the field also gets a Redis TTL (HEXPIRE) just past
-//     that expiry; if the server refuses HEXPIRE, the bucket is cleaned as
-//     below and put returns -1, else 1 (0 when native is not set);
-//   - without a field TTL, the empty field (no session has one)
-//     holds the earliest expiry in the bucket; once that time has passed, the
-//     write removes every expired session of the bucket;
+//     that expiry; used is 1 then, or -1 if the server refuses HEXPIRE (and
+//     the bucket is cleaned as below), and 0 without native;
+//   - without a field TTL, the empty field (no session has one) holds the
+//     earliest expiry in the bucket; once that time has passed, the write
+//     removes every expired session of the bucket (of up to cleanLimit);
 //   - the bucket's TTL stays at least one second past the session's expiry;
 //     when it must grow, it grows by an extra sixteenth (at most an hour), so
 //     that most writes into a busy bucket can skip the PEXPIRE.
 const luaPut = `
-local function be32(e)
-	return string.char(math.floor(e / 16777216) % 256, math.floor(e / 65536) % 256,
-		math.floor(e / 256) % 256, e % 256)
+local exp = now + ttl
+local expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
+	math.floor(exp / 256) % 256, exp % 256)
+redis.call('HSET', key, field, expb .. body)
+local used = 0
+if native then
+	local r = redis.pcall('HEXPIRE', key, ttl + 1, 'FIELDS', 1, field)
+	if type(r) == 'table' and r.err then used = -1 else used = 1 end
 end
-local function expiry(v)
-	local a, b, c, d = string.byte(v, 1, 4)
-	return ((a * 256 + b) * 256 + c) * 256 + d
-end
-local now = tonumber(redis.call('TIME')[1])
-local function clean(key)
-	if redis.call('HLEN', key) > ` + "CLEAN_LIMIT" + ` then return end
-	local all = redis.call('HGETALL', key)
-	local earliest
-	for i = 1, #all, 2 do
-		local f, v = all[i], all[i + 1]
-		if f ~= '' and #v >= 4 then
-			local e = expiry(v)
-			if e <= now then
-				redis.call('HDEL', key, f)
-			elseif not earliest or e < earliest then
-				earliest = e
+if used ~= 1 and doclean then
+	local due = redis.call('HGET', key, '')
+	local dueAt
+	if due and #due == 4 then
+		local a, b, c, d = string.byte(due, 1, 4)
+		dueAt = ((a * 256 + b) * 256 + c) * 256 + d
+	end
+	if dueAt and dueAt > now then
+		if exp < dueAt then redis.call('HSET', key, '', expb) end
+	elseif redis.call('HLEN', key) <= CLEAN_LIMIT then
+		local all = redis.call('HGETALL', key)
+		local earliest
+		for i = 1, #all, 2 do
+			local f, v = all[i], all[i + 1]
+			if f ~= '' and #v >= 4 then
+				local a, b, c, d = string.byte(v, 1, 4)
+				local e = ((a * 256 + b) * 256 + c) * 256 + d
+				if e <= now then
+					redis.call('HDEL', key, f)
+				elseif not earliest or e < earliest then
+					earliest = e
+				end
 			end
 		end
-	end
-	if earliest then
-		redis.call('HSET', key, '', be32(earliest))
-	else
-		redis.call('HDEL', key, '')
-	end
-end
-local function put(key, field, body, ttl, native, doclean)
-	local exp = now + ttl
-	redis.call('HSET', key, field, be32(exp) .. body)
-	local used = 0
-	if native then
-		local r = redis.pcall('HEXPIRE', key, ttl + 1, 'FIELDS', 1, field)
-		if type(r) == 'table' and r.err then used = -1 else used = 1 end
-	end
-	if used ~= 1 and doclean then
-		local due = redis.call('HGET', key, '')
-		if due and #due == 4 and expiry(due) > now then
-			if exp < expiry(due) then redis.call('HSET', key, '', be32(exp)) end
+		if earliest then
+			redis.call('HSET', key, '', string.char(math.floor(earliest / 16777216) % 256,
+				math.floor(earliest / 65536) % 256, math.floor(earliest / 256) % 256, earliest % 256))
 		else
-			clean(key)
+			redis.call('HDEL', key, '')
 		end
 	end
-	local keep = (ttl + 1) * 1000
-	if redis.call('PTTL', key) < keep then
-		redis.call('PEXPIRE', key, keep + math.min(math.floor(keep / 16), 3600000))
-	end
-	return used
+end
+local keep = (ttl + 1) * 1000
+if redis.call('PTTL', key) < keep then
+	redis.call('PEXPIRE', key, keep + math.min(math.floor(keep / 16), 3600000))
 end
 `
+
+var luaPutCode = strings.Replace(luaPut, "CLEAN_LIMIT", strconv.Itoa(cleanLimit), 1)
 
 // writeScript stores or renews a session; one script, so that the first
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
 // seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5] the
 // envelope. Without ARGV[5] it renews the expiry of a live session and
 // leaves a missing or expired one alone: a renewal never resurrects a
-// session. It returns {written (0 or 1), put's field TTL result}.
-var writeScript = rueidis.NewLuaScript(luaPrelude + `
+// session. It returns {written (0 or 1), used (see luaPut)}.
+var writeScript = rueidis.NewLuaScript(`
+local now = tonumber(redis.call('TIME')[1])
+local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local native, doclean = ARGV[3] == '1', ARGV[4] == '1'
 local body = ARGV[5]
 if not body then
-	local v = redis.call('HGET', KEYS[1], ARGV[1])
-	if not v or #v < 4 or expiry(v) <= now then return {0, 0} end
+	local v = redis.call('HGET', key, field)
+	if not v or #v < 4 then return {0, 0} end
+	local a, b, c, d = string.byte(v, 1, 4)
+	if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0} end
 	body = string.sub(v, 5)
 end
-return {1, put(KEYS[1], ARGV[1], body, tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4] == '1')}
+` + luaPutCode + `
+return {1, used}
 `)
 
 // replaceHashScript moves a session to a new ID. KEYS[1] old bucket (or,
 // with an empty old field, the boj/redistore key), KEYS[2] new bucket;
 // ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds,
 // ARGV[4] field TTL flag, ARGV[5] clean flag, ARGV[6] envelope.
-var replaceHashScript = rueidis.NewLuaScript(luaPrelude + luaDropEmpty + `
-local used = put(KEYS[2], ARGV[2], ARGV[6], tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5] == '1')
+var replaceHashScript = rueidis.NewLuaScript(`
+local now = tonumber(redis.call('TIME')[1])
+local key, field, ttl = KEYS[2], ARGV[2], tonumber(ARGV[3])
+local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
+local body = ARGV[6]
+` + luaPutCode + `
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
 else
 	redis.call('HDEL', KEYS[1], ARGV[1])
-	dropEmpty(KEYS[1])
+	` + luaDropEmpty + `
 end
 return {1, used}
 `)
-
-var luaPrelude = strings.Replace(luaPut, "CLEAN_LIMIT", strconv.Itoa(cleanLimit), 1)
 
 // flags returns the field TTL and clean arguments of the write scripts.
 func (b *hashBackend) flags() (native, clean string) {
@@ -242,23 +247,21 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 // removeScript deletes a session, and its bucket when only the cleaning
 // marker would be left. KEYS[1] bucket, ARGV[1] field; an empty field means
 // KEYS[1] is a key of its own (a boj/redistore session being migrated).
-var removeScript = rueidis.NewLuaScript(luaDropEmpty + `
+var removeScript = rueidis.NewLuaScript(`
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
 	return 1
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-dropEmpty(KEYS[1])
+` + luaDropEmpty + `
 return 1
 `)
 
-// luaDropEmpty defines dropEmpty(key): delete a bucket that holds nothing
-// but the cleaning marker.
+// luaDropEmpty deletes the bucket KEYS[1] when it holds nothing but the
+// cleaning marker.
 const luaDropEmpty = `
-local function dropEmpty(key)
-	if redis.call('HLEN', key) == 1 and redis.call('HEXISTS', key, '') == 1 then
-		redis.call('DEL', key)
-	end
+if redis.call('HLEN', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], '') == 1 then
+	redis.call('DEL', KEYS[1])
 end
 `
 

@@ -147,12 +147,12 @@ func escapeGlob(s string) string {
 
 // sweepScript cleans one chunk of a bucket, atomically and by the server's
 // clock, so that a session renewed at the same moment is never removed. The
-// empty field is the bucket's cleaning marker, not a session (see luaPut).
+// empty field is the bucket's cleaning marker, not a session (see luaPut in hash_store.go).
 // KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT, ARGV[3] the
 // length of every session field, or 0 when it is not known (custom key
 // generators): fields of another length are left alone. It returns {next
 // cursor, removed, live}, or {-1} for a key that is not a hash.
-var sweepScript = rueidis.NewLuaScript(luaDropEmpty + `
+var sweepScript = rueidis.NewLuaScript(`
 local t = redis.call('TYPE', KEYS[1])
 if t.ok == 'none' then return {0, 0, 0} end
 if t.ok ~= 'hash' then return {-1} end
@@ -173,7 +173,7 @@ for i = 1, #kv, 2 do
 		end
 	end
 end
-dropEmpty(KEYS[1])
+` + luaDropEmpty + `
 return {tonumber(r[1]), removed, live}
 `)
 
