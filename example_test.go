@@ -182,8 +182,9 @@ func ExampleJSONSerializer() {
 
 	for _, key := range mr.Keys() {
 		v, _ := mr.Get(key)
-		// Two header bytes (format version, codec), then the JSON.
-		fmt.Printf("% x | %s\n", v[:2], strings.TrimSpace(v[2:]))
+		// The expiry (4 bytes), two header bytes (format version, codec),
+		// then the JSON.
+		fmt.Printf("% x | %s\n", v[4:6], strings.TrimSpace(v[6:]))
 	}
 	// Output:
 	// 10 03 | {"user":"alice","visits":1}
@@ -209,10 +210,10 @@ func ExampleConfig_compressionOff() {
 
 	for _, key := range mr.Keys() {
 		v, _ := mr.Get(key)
-		fmt.Printf("compressed: %v, %d bytes\n", v[0]&1 == 1, len(v))
+		fmt.Printf("compressed: %v, %d bytes\n", v[4]&1 == 1, len(v))
 	}
 	// Output:
-	// compressed: false, 1312 bytes
+	// compressed: false, 1316 bytes
 }
 
 // NewClient connects from a URL, as the SERVER setting of other session

@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,7 +27,10 @@ type hashBackend struct {
 	native atomic.Int32
 	// noClean turns the cleaning off, for the benchmark that measures it.
 	noClean bool
+	clock   *serverClock
 }
+
+func (b *hashBackend) reserve() int { return 0 }
 
 // expiryLen is the size of the expiry in front of a HashMode value.
 const expiryLen = 4
@@ -108,19 +110,20 @@ var luaPutCode = strings.Replace(luaPut, "CLEAN_LIMIT", strconv.Itoa(cleanLimit)
 // leaves a missing or expired one alone: a renewal never resurrects a
 // session. It returns {written (0 or 1), used (see luaPut)}.
 var writeScript = rueidis.NewLuaScript(`
-local now = tonumber(redis.call('TIME')[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean = ARGV[3] == '1', ARGV[4] == '1'
 local body = ARGV[5]
 if not body then
 	local v = redis.call('HGET', key, field)
-	if not v or #v < 4 then return {0, 0} end
+	if not v or #v < 4 then return {0, 0, time[1], time[2]} end
 	local a, b, c, d = string.byte(v, 1, 4)
-	if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0} end
+	if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0, time[1], time[2]} end
 	body = string.sub(v, 5)
 end
 ` + luaPutCode + `
-return {1, used}
+return {1, used, time[1], time[2]}
 `)
 
 // replaceHashScript moves a session to a new ID. KEYS[1] old bucket (or,
@@ -128,7 +131,8 @@ return {1, used}
 // ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds,
 // ARGV[4] field TTL flag, ARGV[5] clean flag, ARGV[6] envelope.
 var replaceHashScript = rueidis.NewLuaScript(`
-local now = tonumber(redis.call('TIME')[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1])
 local key, field, ttl = KEYS[2], ARGV[2], tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
 local body = ARGV[6]
@@ -139,7 +143,7 @@ else
 	redis.call('HDEL', KEYS[1], ARGV[1])
 	` + luaDropEmpty + `
 end
-return {1, used}
+return {1, used, time[1], time[2]}
 `)
 
 // flags returns the field TTL and clean arguments of the write scripts.
@@ -160,67 +164,63 @@ func (b *hashBackend) flags() (native, clean string) {
 	return native, clean
 }
 
-// result checks a write script's reply and learns from it whether the
-// server has field TTLs.
-func (b *hashBackend) result(r rueidis.RedisResult) (written bool, err error) {
-	v, err := r.AsIntSlice()
+// exec runs a write script and checks its reply, learning from it whether
+// the server has field TTLs and what its clock says.
+func (b *hashBackend) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
+	sent := time.Now()
+	v, err := script.Exec(ctx, b.c, keys, args).ToArray()
+	received := time.Now()
 	if err != nil {
-		return false, err
+		return err
 	}
-	if len(v) != 2 {
-		return false, fmt.Errorf("write script returned %v", v)
+	if len(v) != 4 {
+		return fmt.Errorf("write script returned %d values", len(v))
 	}
-	switch v[1] {
+	switch used, _ := v[1].AsInt64(); used {
 	case 1:
 		b.native.Store(1)
 	case -1:
 		b.native.Store(-1)
 	}
-	return v[0] == 1, nil
+	sec, err1 := v[2].AsInt64()
+	usec, err2 := v[3].AsInt64()
+	if err1 == nil && err2 == nil {
+		b.clock.observe(time.Unix(sec, usec*1000), sent, received)
+	}
+	return nil
 }
 
-func (b *hashBackend) save(ctx context.Context, loc location, envelope string, ttl int64) error {
+func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl int64) error {
 	native, clean := b.flags()
-	_, err := b.result(writeScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, envelope}))
-	return err
+	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, bytesToString(value)})
 }
 
 func (b *hashBackend) touch(ctx context.Context, loc location, ttl int64) error {
 	native, clean := b.flags()
-	_, err := b.result(writeScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean}))
-	return err
+	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean})
 }
 
-func (b *hashBackend) replace(ctx context.Context, old, loc location, envelope string, ttl int64) error {
+func (b *hashBackend) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
-		return replaceInSteps(ctx, b, old, loc, envelope, ttl)
+		return replaceInSteps(ctx, b, old, loc, value, ttl)
 	}
 	native, clean := b.flags()
-	_, err := b.result(replaceHashScript.Exec(ctx, b.c, []string{old.key, loc.key},
-		[]string{old.field, loc.field, itoa(ttl), native, clean, envelope}))
-	return err
+	return b.exec(ctx, replaceHashScript, []string{old.key, loc.key},
+		[]string{old.field, loc.field, itoa(ttl), native, clean, bytesToString(value)})
 }
 
 func (b *hashBackend) load(ctx context.Context, loc location) (string, time.Duration, bool, error) {
-	res := b.c.DoMulti(ctx,
-		b.c.B().Hget().Key(loc.key).Field(loc.field).Build(),
-		b.c.B().Time().Build())
-	v, err := res[0].ToString()
+	v, now, err := readWithClock(ctx, b.c, b.clock, b.c.B().Hget().Key(loc.key).Field(loc.field).Build())
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return "", 0, false, nil
 		}
 		return "", 0, false, err
 	}
-	now, err := serverTime(res[1])
-	if err != nil {
-		return "", 0, false, err
-	}
 	if len(v) < expiryLen {
 		return "", 0, false, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
 	}
-	exp := time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
-	left := exp.Sub(now)
+	left := expiryOf(v).Sub(now)
 	if left <= 0 {
 		return "", 0, false, nil
 	}

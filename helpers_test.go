@@ -245,6 +245,14 @@ func newStore(t testing.TB, tg *target, cfg Config) *Store {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	if tg.mini != nil {
+		// Tests move miniredis's clock at will: never trust an estimate,
+		// and let StringMode's informational expiry follow it too.
+		s.clock.refresh = 0
+		if sb, ok := s.backend.(*stringBackend); ok {
+			sb.now = tg.now
+		}
+	}
 	return s
 }
 

@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -69,16 +68,15 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	info.Found = true
 	info.Now = now
 	info.StoredBytes = len(v)
-	env := v
-	if s.mode == HashMode {
-		if len(v) < expiryLen {
-			return info, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
-		}
-		info.Expires = time.Unix(int64(binary.BigEndian.Uint32([]byte(v[:expiryLen]))), 0)
-		env = v[expiryLen:]
-	} else if ms, err := res[1].AsInt64(); err == nil && ms >= 0 {
+	if len(v) < expiryLen {
+		return info, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
+	}
+	info.Expires = expiryOf(v)
+	if ms, err := res[1].AsInt64(); err == nil && ms >= 0 && s.mode == StringMode {
+		// Redis's TTL, not the stored expiry, ends a StringMode session.
 		info.Expires = now.Add(time.Duration(ms) * time.Millisecond).Truncate(time.Millisecond)
 	}
+	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
 	codec, payload, _, err := openEnvelope(env, s.maxLength)
 	if err != nil {

@@ -216,6 +216,7 @@ type Store struct {
 	codecs        []securecookie.Codec
 	sweepSource   BucketSource
 	legacy        *Legacy
+	clock         *serverClock
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -251,6 +252,7 @@ func New(cfg Config) (*Store, error) {
 		logKeyErrors:  cfg.LogKeyErrors,
 		codecs:        codecs,
 		sweepSource:   cfg.SweepBuckets,
+		clock:         &serverClock{refresh: DefaultClockRefresh},
 	}
 	if s.sweepSource == nil {
 		s.sweepSource = ScanBuckets()
@@ -268,12 +270,12 @@ func New(cfg Config) (*Store, error) {
 	}
 	switch s.mode {
 	case HashMode:
-		s.backend = &hashBackend{c: cfg.Client, fieldTTL: cfg.FieldTTL}
+		s.backend = &hashBackend{c: cfg.Client, fieldTTL: cfg.FieldTTL, clock: s.clock}
 	case StringMode:
 		if cfg.HashKeyGenerator != nil {
 			return nil, errors.New("redistore: Config.HashKeyGenerator is set but Mode is StringMode: unset it, or use HashMode")
 		}
-		s.backend = stringBackend{c: cfg.Client}
+		s.backend = &stringBackend{c: cfg.Client, now: time.Now}
 	default:
 		return nil, fmt.Errorf("redistore: Config.Mode %d is unknown: use HashMode or StringMode", int(cfg.Mode))
 	}
@@ -658,16 +660,19 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		return false, nil
 	}
 
-	// The envelope goes into the same buffer, after the payload.
+	// The value goes into the same buffer, after the payload: the bytes the
+	// backend fills in, then the envelope.
 	n := len(st.payload)
 	skipLZ4 := st.incompressible && st.id == session.ID && len(payload) >= n/2 && len(payload) <= 2*n
+	var reserved [expiryLen]byte
+	b = append(b, reserved[:s.backend.reserve()]...)
 	b = appendEnvelope(b, payload, s.codec, s.minCompress, skipLZ4)
 	*buf = b
-	env := bytesToString(b[len(payload):])
+	value := b[len(payload):]
 	if old != nil {
-		err = s.backend.replace(ctx, *old, loc, env, ttl)
+		err = s.backend.replace(ctx, *old, loc, value, ttl)
 	} else {
-		err = s.backend.save(ctx, loc, env, ttl)
+		err = s.backend.save(ctx, loc, value, ttl)
 	}
 	if err != nil {
 		return true, redisError("saving session", err)

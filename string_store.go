@@ -2,6 +2,8 @@ package redistore
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -13,78 +15,129 @@ type backend interface {
 	// load returns the stored envelope and how long the server keeps it
 	// from now. A missing or expired session gives found == false.
 	load(ctx context.Context, loc location) (envelope string, left time.Duration, found bool, err error)
-	// save stores envelope for ttl (whole seconds, at least 1).
-	save(ctx context.Context, loc location, envelope string, ttl int64) error
+	// save stores a value for ttl (whole seconds, at least 1): the envelope
+	// behind reserve() bytes that the backend fills in.
+	save(ctx context.Context, loc location, value []byte, ttl int64) error
 	// touch extends a stored session to ttl from now, if it still exists.
 	touch(ctx context.Context, loc location, ttl int64) error
 	// remove deletes a session.
 	remove(ctx context.Context, loc location) error
-	// replace stores envelope at loc and deletes the session at old, in
-	// one atomic step where both live on one server (in Redis Cluster they
-	// are on different nodes: loc is written first, then old deleted).
-	replace(ctx context.Context, old, loc location, envelope string, ttl int64) error
+	// replace stores value at loc and deletes the session at old, in one
+	// atomic step where both live on one server (in Redis Cluster they are
+	// on different nodes: loc is written first, then old deleted).
+	replace(ctx context.Context, old, loc location, value []byte, ttl int64) error
+	// reserve is how many bytes save and replace want before the envelope.
+	reserve() int
 }
 
-// stringBackend keeps each session under its own key: the value is the
-// envelope and the key's TTL is the session's expiry.
+// stringBackend keeps each session under its own key, which Redis expires:
+// the value is a 4-byte big-endian expiry (Unix seconds) followed by the
+// envelope. Redis's TTL decides when the session ends; the stored expiry,
+// written and read by the application's clock, only tells a read how long
+// the session has left (to decide when Save renews it) without asking Redis
+// for the TTL as well. A clock a little off makes a renewal a little early or
+// late, never a session end early.
 type stringBackend struct {
-	c rueidis.Client
+	c   rueidis.Client
+	now func() time.Time // time.Now, but for tests
 }
 
-func (b stringBackend) load(ctx context.Context, loc location) (string, time.Duration, bool, error) {
-	res := b.c.DoMulti(ctx,
-		b.c.B().Get().Key(loc.key).Build(),
-		b.c.B().Pttl().Key(loc.key).Build())
-	v, err := res[0].ToString()
+func (b *stringBackend) reserve() int { return expiryLen }
+
+func (b *stringBackend) load(ctx context.Context, loc location) (string, time.Duration, bool, error) {
+	v, err := b.c.Do(ctx, b.c.B().Get().Key(loc.key).Build()).ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return "", 0, false, nil
 		}
 		return "", 0, false, err
 	}
-	ms, err := res[1].AsInt64()
-	if err != nil {
-		return "", 0, false, err
+	if len(v) < expiryLen {
+		return "", 0, false, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
 	}
-	if ms == -2 { // expired between GET and PTTL
-		return "", 0, false, nil
+	// Redis holds the key, so the session is alive, whatever a clock a
+	// second off says.
+	left := max(expiryOf(v).Sub(b.now()), 0)
+	return v[expiryLen:], left, true, nil
+}
+
+// readWithClock runs one read, adding TIME to it when the store's estimate
+// of the server's clock is too old, and returns the reply and the server's
+// time.
+func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (string, time.Time, error) {
+	if now, ok := clock.now(); ok {
+		v, err := c.Do(ctx, read).ToString()
+		return v, now, err
 	}
-	// A key without a TTL (ms == -1) was not written by this store; treat it
-	// as due for refresh so that the next Save gives it one.
-	return v, time.Duration(max(ms, 0)) * time.Millisecond, true, nil
+	sent := time.Now()
+	res := c.DoMulti(ctx, read, c.B().Time().Build())
+	received := time.Now()
+	server, terr := serverTime(res[1])
+	if terr == nil {
+		clock.observe(server, sent, received)
+	}
+	v, err := res[0].ToString()
+	if err == nil && terr != nil {
+		err = terr
+	}
+	return v, server.Add(received.Sub(sent) / 2), err
 }
 
-func (b stringBackend) save(ctx context.Context, loc location, envelope string, ttl int64) error {
-	return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(envelope).ExSeconds(ttl).Build()).Error()
+// expiryOf reads the 4-byte expiry in front of a stored value.
+func expiryOf(v string) time.Time {
+	return time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
 }
 
-func (b stringBackend) touch(ctx context.Context, loc location, ttl int64) error {
-	return b.c.Do(ctx, b.c.B().Expire().Key(loc.key).Seconds(ttl).Build()).Error()
+// putExpiry writes the expiry of a session saved now for ttl seconds into
+// the first 4 bytes of value, rounding down to the second as HashMode does.
+func (b *stringBackend) putExpiry(value []byte, ttl int64) {
+	binary.BigEndian.PutUint32(value[:expiryLen], uint32(b.now().Unix()+ttl))
 }
 
-func (b stringBackend) remove(ctx context.Context, loc location) error {
+func (b *stringBackend) save(ctx context.Context, loc location, value []byte, ttl int64) error {
+	b.putExpiry(value, ttl)
+	return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
+}
+
+// touchStringScript renews a live session: KEYS[1] key, ARGV[1] TTL in
+// seconds, ARGV[2] the new 4-byte expiry. A missing key stays missing.
+var touchStringScript = rueidis.NewLuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SETRANGE', KEYS[1], 0, ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+`)
+
+func (b *stringBackend) touch(ctx context.Context, loc location, ttl int64) error {
+	var exp [expiryLen]byte
+	b.putExpiry(exp[:], ttl)
+	return touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(exp[:])}).Error()
+}
+
+func (b *stringBackend) remove(ctx context.Context, loc location) error {
 	return b.c.Do(ctx, b.c.B().Unlink().Key(loc.key).Build()).Error()
 }
 
 // replaceStringScript: KEYS[1] old key, KEYS[2] new key, ARGV[1] TTL in
-// seconds, ARGV[2] envelope.
+// seconds, ARGV[2] value.
 var replaceStringScript = rueidis.NewLuaScript(`
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('DEL', KEYS[1])
 return 1
 `)
 
-func (b stringBackend) replace(ctx context.Context, old, loc location, envelope string, ttl int64) error {
+func (b *stringBackend) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
-		return replaceInSteps(ctx, b, old, loc, envelope, ttl)
+		return replaceInSteps(ctx, b, old, loc, value, ttl)
 	}
-	return replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, []string{itoa(ttl), envelope}).Error()
+	b.putExpiry(value, ttl)
+	return replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, []string{itoa(ttl), bytesToString(value)}).Error()
 }
 
 // replaceInSteps writes the new session before deleting the old one, so
 // that a failure in between leaves the user logged in rather than out.
-func replaceInSteps(ctx context.Context, b backend, old, loc location, envelope string, ttl int64) error {
-	if err := b.save(ctx, loc, envelope, ttl); err != nil {
+func replaceInSteps(ctx context.Context, b backend, old, loc location, value []byte, ttl int64) error {
+	if err := b.save(ctx, loc, value, ttl); err != nil {
 		return err
 	}
 	return b.remove(ctx, old)
