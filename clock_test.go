@@ -29,7 +29,7 @@ func TestServerClock(t *testing.T) {
 }
 
 // TestReadsAskForTimeOnlyWhenTheEstimateIsOld checks on the real server that
-// a HashMode read is a lone HGET while the store knows the server's clock from
+// a HashMode read is a lone HMGET (the session and the bucket marker) while the store knows the server's clock from
 // a recent reply, and carries a TIME when it does not.
 func TestReadsAskForTimeOnlyWhenTheEstimateIsOld(t *testing.T) {
 	tg := newRealTarget(t)
@@ -48,13 +48,13 @@ func TestReadsAskForTimeOnlyWhenTheEstimateIsOld(t *testing.T) {
 	}
 	commands()
 	b.get(t, s, "sid")
-	equal(t, "commands of a read with a fresh estimate", commands(), "HGET")
+	equal(t, "commands of a read with a fresh estimate", commands(), "HMGET")
 
 	s.clock.refresh = time.Millisecond
 	time.Sleep(2 * time.Millisecond)
 	b.get(t, s, "sid")
 	got := commands()
-	if !strings.Contains(got, "TIME") || !strings.Contains(got, "HGET") {
+	if !strings.Contains(got, "TIME") || !strings.Contains(got, "HMGET") {
 		t.Fatalf("commands of a read with an old estimate: %s", got)
 	}
 }

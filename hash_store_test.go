@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"net/http/httptest"
+	"sort"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redisession/redistore/internal/redistest"
 )
 
 func TestBucketOutlivesItsSessions(t *testing.T) {
@@ -216,4 +220,63 @@ func TestFieldTTL(t *testing.T) {
 			equal(t, "learned", hb.native.Load(), int32(-1))
 		})
 	}
+}
+
+// writeCommands saves a changed session and returns the commands it sent.
+func writeCommands(t *testing.T, cc *countingClient, s *Store, b *browser, change int) string {
+	t.Helper()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["n"] = change
+	cc.names.Clear()
+	b.save(t, s, r, sess)
+	var names []string
+	cc.names.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+func TestHashModeWritesPlainlyWhenNoCleaningIsDue(t *testing.T) {
+	tg := newRealTarget(t)
+	cc := &countingClient{Client: tg.client}
+	s := newStore(t, tg, Config{Client: cc})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["n"] = 0
+	b.save(t, s, r, sess) // a new session: the script, which sets the marker
+
+	equal(t, "an existing session's write", writeCommands(t, cc, s, b, 1), "EXEC,EXPIRE,HSET,MULTI")
+	loc, _ := s.locate(sess.ID)
+	ttl := time.Duration(tg.do(t, "PTTL", loc.key).IntMust(t)) * time.Millisecond
+	if left := storedTTL(t, tg, s, sess.ID); ttl < left {
+		t.Fatalf("bucket TTL %v is shorter than the session's %v", ttl, left)
+	}
+
+	// A marker in the past: the write must clean, so it is the script.
+	tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x01")
+	got := writeCommands(t, cc, s, b, 2)
+	if !strings.Contains(got, "EVALSHA") {
+		t.Fatalf("a write into a bucket due for cleaning sent %s", got)
+	}
+}
+
+func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
+	// EXPIRE renamed away stands for a server that refuses EXPIRE NX/GT
+	// (before Redis 7.0): writes fall back to the script, once and for all.
+	srv := redistest.StartT(t, "--rename-command", "EXPIRE", "")
+	c, err := NewClient("redis://" + srv.Addr)
+	noErr(t, err)
+	defer c.Close()
+	tg := &target{client: c, addr: srv.Addr, prefix: randomPrefix()}
+	cc := &countingClient{Client: c}
+	s := newStore(t, tg, Config{Client: cc})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["n"] = 0
+	b.save(t, s, r, sess)
+	for i := 1; i <= 3; i++ {
+		writeCommands(t, cc, s, b, i)
+		got, _ := b.get(t, s, "sid")
+		equal(t, "n", got.Values["n"], any(i))
+	}
+	equal(t, "plain writes given up", s.backend.(*hashBackend).plain.Load(), int32(-1))
 }

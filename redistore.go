@@ -367,6 +367,8 @@ type sessionState struct {
 	// incompressible: the stored envelope says LZ4 did not help; Save does
 	// not try again at a similar size.
 	incompressible bool
+	// due is the bucket's cleaning marker as loaded (HashMode), or -1.
+	due int64
 }
 
 // stateKey finds a Store's sessionStates in a request's context.
@@ -435,14 +437,15 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		return session, err
 	}
 	ctx, cancel := s.callContext(r.Context())
-	env, left, found, err := s.backend.load(ctx, loc)
+	got, err := s.backend.load(ctx, loc)
 	cancel()
 	if err != nil {
 		return session, redisError("loading session", err)
 	}
-	if !found {
+	if !got.found {
 		return session, nil
 	}
+	env, left := got.envelope, got.left
 	codec, payload, flags, err := openEnvelope(env, s.maxLength)
 	if err == nil {
 		if codec == codecCompact {
@@ -460,7 +463,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	session.ID = id
 	session.IsNew = false
 	st := &sessionState{session: session, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left,
-		incompressible: flags&flagIncompressible != 0}
+		incompressible: flags&flagIncompressible != 0, due: got.due}
 	if current {
 		st.cookie = c.Value
 	}
@@ -672,7 +675,11 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	if old != nil {
 		err = s.backend.replace(ctx, *old, loc, value, ttl)
 	} else {
-		err = s.backend.save(ctx, loc, value, ttl)
+		due := int64(-1)
+		if st.id == session.ID && st.loc == loc {
+			due = st.due
+		}
+		err = s.backend.save(ctx, loc, value, ttl, due)
 	}
 	if err != nil {
 		return true, redisError("saving session", err)

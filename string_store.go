@@ -12,12 +12,12 @@ import (
 
 // backend is one Redis layout. Every method is one round trip.
 type backend interface {
-	// load returns the stored envelope and how long the server keeps it
-	// from now. A missing or expired session gives found == false.
-	load(ctx context.Context, loc location) (envelope string, left time.Duration, found bool, err error)
+	// load returns what is stored at loc.
+	load(ctx context.Context, loc location) (stored, error)
 	// save stores a value for ttl (whole seconds, at least 1): the envelope
-	// behind reserve() bytes that the backend fills in.
-	save(ctx context.Context, loc location, value []byte, ttl int64) error
+	// behind reserve() bytes that the backend fills in. due is the bucket
+	// marker a load of the same session returned (HashMode), or -1.
+	save(ctx context.Context, loc location, value []byte, ttl, due int64) error
 	// touch extends a stored session to ttl from now, if it still exists.
 	touch(ctx context.Context, loc location, ttl int64) error
 	// remove deletes a session.
@@ -28,6 +28,16 @@ type backend interface {
 	replace(ctx context.Context, old, loc location, value []byte, ttl int64) error
 	// reserve is how many bytes save and replace want before the envelope.
 	reserve() int
+}
+
+// stored is what a load found.
+type stored struct {
+	envelope string        // the session's envelope
+	left     time.Duration // how long the server keeps it from now
+	found    bool          // false for a missing or expired session
+	// due is HashMode's cleaning marker of the bucket: the earliest expiry
+	// in it (Unix seconds), or -1 when the bucket has none.
+	due int64
 }
 
 // stringBackend keeps each session under its own key, which Redis expires:
@@ -44,43 +54,42 @@ type stringBackend struct {
 
 func (b *stringBackend) reserve() int { return expiryLen }
 
-func (b *stringBackend) load(ctx context.Context, loc location) (string, time.Duration, bool, error) {
+func (b *stringBackend) load(ctx context.Context, loc location) (stored, error) {
 	v, err := b.c.Do(ctx, b.c.B().Get().Key(loc.key).Build()).ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
-			return "", 0, false, nil
+			return stored{due: -1}, nil
 		}
-		return "", 0, false, err
+		return stored{}, err
 	}
 	if len(v) < expiryLen {
-		return "", 0, false, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
+		return stored{}, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
 	}
 	// Redis holds the key, so the session is alive, whatever a clock a
 	// second off says.
 	left := max(expiryOf(v).Sub(b.now()), 0)
-	return v[expiryLen:], left, true, nil
+	return stored{envelope: v[expiryLen:], left: left, found: true, due: -1}, nil
 }
 
 // readWithClock runs one read, adding TIME to it when the store's estimate
-// of the server's clock is too old, and returns the reply and the server's
-// time.
-func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (string, time.Time, error) {
+// of the server's clock is too old, and returns the read's reply and the
+// server's time.
+func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (rueidis.RedisResult, time.Time) {
 	if now, ok := clock.now(); ok {
-		v, err := c.Do(ctx, read).ToString()
-		return v, now, err
+		return c.Do(ctx, read), now
 	}
 	sent := time.Now()
 	res := c.DoMulti(ctx, read, c.B().Time().Build())
 	received := time.Now()
-	server, terr := serverTime(res[1])
-	if terr == nil {
-		clock.observe(server, sent, received)
+	server, err := serverTime(res[1])
+	if err != nil {
+		if res[0].Error() == nil {
+			return rueidis.NewErrorResult(err), time.Time{}
+		}
+		return res[0], time.Time{}
 	}
-	v, err := res[0].ToString()
-	if err == nil && terr != nil {
-		err = terr
-	}
-	return v, server.Add(received.Sub(sent) / 2), err
+	clock.observe(server, sent, received)
+	return res[0], server.Add(received.Sub(sent) / 2)
 }
 
 // expiryOf reads the 4-byte expiry in front of a stored value.
@@ -94,7 +103,7 @@ func (b *stringBackend) putExpiry(value []byte, ttl int64) {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(b.now().Unix()+ttl))
 }
 
-func (b *stringBackend) save(ctx context.Context, loc location, value []byte, ttl int64) error {
+func (b *stringBackend) save(ctx context.Context, loc location, value []byte, ttl, _ int64) error {
 	b.putExpiry(value, ttl)
 	return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
 }
@@ -137,7 +146,7 @@ func (b *stringBackend) replace(ctx context.Context, old, loc location, value []
 // replaceInSteps writes the new session before deleting the old one, so
 // that a failure in between leaves the user logged in rather than out.
 func replaceInSteps(ctx context.Context, b backend, old, loc location, value []byte, ttl int64) error {
-	if err := b.save(ctx, loc, value, ttl); err != nil {
+	if err := b.save(ctx, loc, value, ttl, -1); err != nil {
 		return err
 	}
 	return b.remove(ctx, old)
