@@ -3,9 +3,13 @@ package redistore
 import (
 	"fmt"
 	neturl "net/url"
+	"time"
 
 	"github.com/redis/rueidis"
 )
+
+// DefaultMaxFlushDelay is the rueidis MaxFlushDelay NewClient sets.
+const DefaultMaxFlushDelay = 100 * time.Microsecond
 
 // NewClient connects to Redis at a URL, as rueidis.ParseURL reads it:
 //
@@ -15,11 +19,15 @@ import (
 //	redis://s1:26379?addr=s2:26379&master_set=M  Sentinel
 //
 // with rueidis's query options (protocol=2, dial_timeout, client_name, ...).
-// Client-side caching is turned off: the store does not use it, and some
-// servers (and Redis-compatible proxies) refuse CLIENT TRACKING. Each of
-// adjust, if any, may then change the options, e.g. to set ForceSingleClient
-// for miniredis or a TLS configuration. The caller owns the client and
-// closes it.
+// Two options differ from rueidis's defaults. Client-side caching is off: the
+// store does not use it, and some servers (and Redis-compatible proxies)
+// refuse CLIENT TRACKING. MaxFlushDelay is DefaultMaxFlushDelay: when several
+// requests are in flight, rueidis waits up to that long after each write to
+// the socket to gather more commands into the next one, which under load
+// saves most of its system calls (a single request in flight is never
+// delayed). Each of adjust, if any, may then change the options, e.g. to set
+// ForceSingleClient for miniredis, a TLS configuration, or MaxFlushDelay 0.
+// The caller owns the client and closes it.
 func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Client, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
@@ -27,6 +35,7 @@ func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Clien
 		return nil, fmt.Errorf("redistore: %s is not a Redis URL that rueidis.ParseURL accepts", redactURL(url))
 	}
 	opt.DisableCache = true
+	opt.MaxFlushDelay = DefaultMaxFlushDelay
 	for _, f := range adjust {
 		f(&opt)
 	}
