@@ -20,8 +20,10 @@
 //
 // The cookie holds only the session's ID: 128 random bits, signed with the
 // hash key and, when a block key is given, encrypted. The session's values
-// stay in Redis. When a user logs in, call Store.RegenerateID instead of Save,
-// so that an ID known before login is worth nothing after it.
+// stay in Redis. When a user logs in, call Store.RegenerateID instead of Save
+// (or RegenerateOnSave, where a framework saves the session), so that an ID
+// known before login is worth nothing after it. To log out, set
+// session.Options.MaxAge to -1 and save: the session is deleted in Redis.
 //
 // Get follows gorilla's contract: it always returns a usable session. A
 // request without a cookie, or whose session has expired, gets a new session
@@ -43,6 +45,13 @@
 // starts with its expiry, checked on every read against the Redis server's
 // clock, and each bucket's own TTL outlasts every session in it.
 //
+// Redis before 7.4 cannot expire one field, so expired sessions are removed
+// by the writes into their bucket (a bucket remembers its earliest expiry and
+// a write that finds it passed cleans the bucket in the same atomic step), by
+// Redis itself where it has field TTLs (HEXPIRE), and by Store.Sweep, an
+// optional full pass. The redistore command (cmd/redistore) sweeps, reports
+// Stats, checks the server's configuration and inspects one session.
+//
 // In StringMode each session is a key of its own and Redis expires it.
 //
 // # Expiry
@@ -63,6 +72,12 @@
 // values written by any of the three stay readable when Config.Serializer
 // changes. Serialized sessions of CompressMinLength bytes or more are
 // LZ4-compressed when that makes them shorter.
+//
+// # Moving from boj/redistore
+//
+// With Config.Legacy set, a Store also reads the sessions boj/redistore wrote
+// (same key pairs, same cookie name) and moves each one into its own layout
+// the next time it is saved, so switching stores logs nobody out.
 //
 // # Failures
 //
