@@ -7,10 +7,16 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// boundedClient puts a deadline on every call it forwards, nodes included.
-// Sweep and Stats hand it to BucketSources: rueidis retries read-only
-// commands such as SCAN without end, so an unbounded call can hang for as
-// long as the server is unreachable.
+// TimeoutClient returns c with every Do and DoMulti bounded by d (within the
+// caller's context), on the nodes it returns too. rueidis retries read-only
+// commands without end, so a call without a deadline can hang for as long as
+// the server is unreachable; Sweep and Stats hand such a client to
+// BucketSources, and tools that send their own commands can use it too.
+func TimeoutClient(c rueidis.Client, d time.Duration) rueidis.Client {
+	return boundedClient{Client: c, timeout: d}
+}
+
+// boundedClient is TimeoutClient's client.
 type boundedClient struct {
 	rueidis.Client
 	timeout time.Duration
@@ -39,5 +45,5 @@ func (c boundedClient) Nodes() map[string]rueidis.Client {
 
 // bounded returns the store's client with every call bounded by Timeout.
 func (s *Store) bounded() rueidis.Client {
-	return boundedClient{Client: s.client, timeout: s.timeout}
+	return TimeoutClient(s.client, s.timeout)
 }

@@ -30,22 +30,14 @@ func setupDoctor(fs *flag.FlagSet, _ *options) func(context.Context, *env, []str
 		if *sample <= 0 {
 			return usageErrorf("--sample %d: sample at least 1 key", *sample)
 		}
-		cfg, err := e.config(false)
-		if err != nil {
-			return err
-		}
-		client, err := e.connect()
+		var cfg redistore.Config
+		store, client, err := e.open(false, func(c *redistore.Config) { cfg = *c })
 		if err != nil {
 			return err
 		}
 		defer client.Close()
 		if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
 			return fmt.Errorf("the server does not answer PING: %w", err)
-		}
-		cfg.Client = client
-		store, err := redistore.New(cfg)
-		if err != nil {
-			return err
 		}
 		d := &doctor{ctx: ctx, client: client, mode: cfg.Mode, prefix: cfg.KeyPrefix}
 		d.gather(store, *sample)

@@ -46,20 +46,11 @@ func setupInspect(fs *flag.FlagSet, _ *options) func(context.Context, *env, []st
 		if id == "" && strings.TrimSpace(e.getenv(envKeys)) == "" {
 			return usageErrorf("the argument is not a session ID (%d lowercase hex digits), so it must be a cookie value, and decoding one needs the cookie keys in %s", redistore.IDLength, envKeys)
 		}
-		cfg, err := e.config(id == "")
-		if err != nil {
-			return err
-		}
-		client, err := e.connect()
+		store, client, err := e.open(id == "", nil)
 		if err != nil {
 			return err
 		}
 		defer client.Close()
-		cfg.Client = client
-		store, err := redistore.New(cfg)
-		if err != nil {
-			return err
-		}
 		if id == "" {
 			if id, err = store.SessionID(*cookie, arg); err != nil {
 				// The error never quotes the value; neither does this.

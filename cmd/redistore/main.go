@@ -322,7 +322,31 @@ func (e *env) connect() (rueidis.Client, error) {
 		// NewClient redacts the password; name the URL as the user gave it.
 		return nil, renamed{err, redactedURL(withTimeout), redactedURL(raw)}
 	}
-	return boundedClient{Client: c, timeout: e.opts.timeout}, nil
+	// The store bounds its own calls; doctor sends commands of its own.
+	return redistore.TimeoutClient(c, e.opts.timeout), nil
+}
+
+// open connects and builds the store the shared flags describe; adjust, if
+// not nil, may change its Config first. The caller closes the client.
+func (e *env) open(needKeys bool, adjust func(*redistore.Config)) (*redistore.Store, rueidis.Client, error) {
+	cfg, err := e.config(needKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := e.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Client = client
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	store, err := redistore.New(cfg)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return store, client, nil
 }
 
 // withDialTimeout bounds the connection as well, unless the URL already
@@ -358,36 +382,6 @@ type renamed struct {
 
 func (r renamed) Error() string { return strings.ReplaceAll(r.err.Error(), r.old, r.new) }
 func (r renamed) Unwrap() error { return r.err }
-
-// boundedClient puts a deadline on every call. The store bounds the calls
-// it makes itself, but hands the caller's context unchanged to the
-// BucketSource (SCAN, ROLE), and rueidis retries read-only commands without
-// end: without this, Sweep and Stats could hang on a stalled server.
-type boundedClient struct {
-	rueidis.Client
-	timeout time.Duration
-}
-
-func (c boundedClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	return c.Client.Do(ctx, cmd)
-}
-
-func (c boundedClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	return c.Client.DoMulti(ctx, cmds...)
-}
-
-func (c boundedClient) Nodes() map[string]rueidis.Client {
-	nodes := c.Client.Nodes()
-	out := make(map[string]rueidis.Client, len(nodes))
-	for addr, n := range nodes {
-		out[addr] = boundedClient{Client: n, timeout: c.timeout}
-	}
-	return out
-}
 
 // isTerminal reports whether w is a terminal. The standard library has no
 // isatty; a character device that is not /dev/null is one in practice.

@@ -287,16 +287,15 @@ func TestStalledServerFailsWithinTheTimeout(t *testing.T) {
 		}
 	})
 
-	// The library hands the sweep's own context to ScanBuckets, whose SCANs
-	// rueidis would retry forever on a stalled server: the command's client
-	// bounds them.
+	// rueidis would retry a SCAN forever on a stalled server: the command's
+	// client (redistore.TimeoutClient) bounds it.
 	t.Run("in the middle of a SCAN", func(t *testing.T) {
 		c, err := redistore.NewClient("redis://" + p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		bounded := boundedClient{Client: c, timeout: 300 * time.Millisecond}
+		bounded := redistore.TimeoutClient(c, 300*time.Millisecond)
 		p.Stall()
 		defer p.Heal()
 		start := time.Now()

@@ -26,20 +26,11 @@ func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		if *sample <= 0 {
 			return usageErrorf("--sample %d: sample at least 1 key", *sample)
 		}
-		cfg, err := e.config(false)
-		if err != nil {
-			return err
-		}
-		client, err := e.connect()
+		store, client, err := e.open(false, nil)
 		if err != nil {
 			return err
 		}
 		defer client.Close()
-		cfg.Client = client
-		store, err := redistore.New(cfg)
-		if err != nil {
-			return err
-		}
 		st, err := store.Stats(ctx, *sample)
 		if err != nil {
 			return err

@@ -42,34 +42,24 @@ func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		default:
 			return usageErrorf("--progress %q: use auto, always or never", *progress)
 		}
-		cfg, err := e.config(false)
-		if err != nil {
-			return err
-		}
-		client, err := e.connect()
+		var bar *progressBar
+		store, client, err := e.open(false, func(cfg *redistore.Config) {
+			cfg.SweepBuckets = redistore.ScanBuckets()
+			if *sample > 0 {
+				cfg.SweepBuckets = redistore.SampleBuckets(*sample)
+			}
+			if show && cfg.Mode == redistore.HashMode {
+				bar = &progressBar{w: e.stderr, start: time.Now(), total: *sample}
+				if *sample == 0 {
+					bar.count(ctx, cfg.Client, cfg.KeyPrefix)
+				}
+				cfg.SweepBuckets = bar.wrap(cfg.SweepBuckets)
+			}
+		})
 		if err != nil {
 			return err
 		}
 		defer client.Close()
-
-		source := redistore.ScanBuckets()
-		if *sample > 0 {
-			source = redistore.SampleBuckets(*sample)
-		}
-		var bar *progressBar
-		if show && cfg.Mode == redistore.HashMode {
-			bar = &progressBar{w: e.stderr, start: time.Now(), total: *sample}
-			if *sample == 0 {
-				bar.count(ctx, client, cfg.KeyPrefix)
-			}
-			source = bar.wrap(source)
-		}
-		cfg.Client = client
-		cfg.SweepBuckets = source
-		store, err := redistore.New(cfg)
-		if err != nil {
-			return err
-		}
 		st, err := store.Sweep(ctx)
 		bar.clear()
 		fmt.Fprintln(e.stdout, st)
