@@ -56,9 +56,9 @@ const cleanLimit = 256
 //   - without a field TTL, the empty field (no session has one) holds the
 //     earliest expiry in the bucket; once that time has passed, the write
 //     removes every expired session of the bucket (of up to cleanLimit);
-//   - the bucket's TTL stays at least one second past the session's expiry;
-//     when it must grow, it grows by an extra sixteenth (at most an hour), so
-//     that most writes into a busy bucket can skip the PEXPIRE.
+//   - the bucket's TTL is made to last at least one second past the
+//     session's expiry plus a sixteenth of its lifetime (at most an hour):
+//     the slack that lets the plain write skip extending it (see plainWrite).
 const luaPut = `
 local exp = now + ttl
 local expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
@@ -102,8 +102,9 @@ if used ~= 1 and doclean then
 	end
 end
 local keep = (ttl + 1) * 1000
+keep = keep + math.min(math.floor(keep / 16), 3600000)
 if redis.call('PTTL', key) < keep then
-	redis.call('PEXPIRE', key, keep + math.min(math.floor(keep / 16), 3600000))
+	redis.call('PEXPIRE', key, keep)
 end
 `
 
@@ -201,11 +202,11 @@ func (b *hashBackend) exec(ctx context.Context, script *rueidis.Lua, keys, args 
 // future; or Redis expires fields itself), the write is plain commands in one
 // MULTI/EXEC, several times cheaper for Redis than the script; otherwise, and
 // for new sessions, the script writes and cleans.
-func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl, due int64) error {
-	if now, ok := b.clock.now(); ok && b.plain.Load() >= 0 {
+func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
+	if now, ok := b.clock.now(); ok && b.plain.Load() >= 0 && prev.found {
 		native := b.fieldTTL != FieldTTLOff && b.native.Load() == 1
-		if native || (due > now.Unix() && !b.noClean) {
-			err := b.plainWrite(ctx, loc, value, ttl, due, now, native)
+		if native || (prev.due > now.Unix() && !b.noClean) {
+			err := b.plainWrite(ctx, loc, value, ttl, prev, now, native)
 			if err == nil || !isSyntaxError(err) {
 				return err
 			}
@@ -216,25 +217,36 @@ func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl,
 	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:])})
 }
 
-// plainWrite is the MULTI/EXEC form of luaPut for a bucket that needs no
-// cleaning, with the expiry computed from the store's estimate of the
-// server's clock.
-func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, ttl, due int64, now time.Time, native bool) error {
+// slack is how much longer than its sessions a bucket's TTL is made to last
+// on every write: a sixteenth of their lifetime, at most an hour.
+func slack(ttl int64) int64 { return min((ttl+1)/16, 3600) }
+
+// plainWrite is the MULTI/EXEC form of luaPut for a session that was just
+// read from a bucket that needs no cleaning, with the expiry computed from
+// the store's estimate of the server's clock. Every write leaves the
+// bucket's TTL at least slack past the session's expiry, so when this
+// session was last written less than half a slack ago, the bucket lasts long
+// enough already and only EXPIRE NX remains (for a bucket deleted meanwhile
+// and now created again by the HSET).
+func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, ttl int64, prev stored, now time.Time, native bool) error {
 	exp := now.Unix() + ttl
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
-	keep := ttl + 1 + min(ttl/16, 3600) // as luaPut: a sixteenth more, at most an hour
+	keep := ttl + 1 + slack(ttl)
+	sinceWrite := time.Duration(ttl)*time.Second - (prev.left - time.Since(prev.at))
+	extend := sinceWrite > time.Duration(slack(ttl))*time.Second/2-time.Second
 	cmds := make(rueidis.Commands, 0, 7)
 	cmds = append(cmds, b.c.B().Multi().Build(),
 		b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
 	if native {
 		cmds = append(cmds, b.c.B().Hexpire().Key(loc.key).Seconds(ttl+1).Fields().Numfields(1).Field(loc.field).Build())
-	} else if exp < due {
+	} else if exp < prev.due {
 		cmds = append(cmds, b.c.B().Hset().Key(loc.key).FieldValue().FieldValue("", bytesToString(value[:expiryLen])).Build())
 	}
-	cmds = append(cmds,
-		b.c.B().Expire().Key(loc.key).Seconds(keep).Nx().Build(),
-		b.c.B().Expire().Key(loc.key).Seconds(keep).Gt().Build(),
-		b.c.B().Exec().Build())
+	cmds = append(cmds, b.c.B().Expire().Key(loc.key).Seconds(keep).Nx().Build())
+	if extend {
+		cmds = append(cmds, b.c.B().Expire().Key(loc.key).Seconds(keep).Gt().Build())
+	}
+	cmds = append(cmds, b.c.B().Exec().Build())
 	for _, r := range b.c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
 			return err
@@ -274,6 +286,7 @@ func (b *hashBackend) replace(ctx context.Context, old, loc location, value []by
 }
 
 func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
+	at := time.Now()
 	res, now := readWithClock(ctx, b.c, b.clock, b.c.B().Hmget().Key(loc.key).Field(loc.field, "").Build())
 	reply, err := res.ToArray()
 	if err != nil {
@@ -282,7 +295,7 @@ func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
 	if len(reply) != 2 {
 		return stored{}, fmt.Errorf("HMGET returned %d values", len(reply))
 	}
-	st := stored{due: -1}
+	st := stored{due: -1, at: at}
 	if m, err := reply[1].ToString(); err == nil && len(m) == expiryLen {
 		st.due = expiryOf(m).Unix()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,6 +246,12 @@ func TestHashModeWritesPlainlyWhenNoCleaningIsDue(t *testing.T) {
 	b.save(t, s, r, sess) // a new session: the script, which sets the marker
 
 	equal(t, "an existing session's write", writeCommands(t, cc, s, b, 1), "EXEC,EXPIRE,HSET,MULTI")
+	// Written a moment ago, the bucket lasts long enough: EXPIRE NX only.
+	sess, r = b.get(t, s, "sid")
+	sess.Values["n"] = 10
+	cc.reset()
+	b.save(t, s, r, sess)
+	equal(t, "commands of a write soon after the last", cc.commands.Load(), 4)
 	loc, _ := s.locate(sess.ID)
 	ttl := time.Duration(tg.do(t, "PTTL", loc.key).IntMust(t)) * time.Millisecond
 	if left := storedTTL(t, tg, s, sess.ID); ttl < left {
@@ -279,4 +286,42 @@ func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
 		equal(t, "n", got.Values["n"], any(i))
 	}
 	equal(t, "plain writes given up", s.backend.(*hashBackend).plain.Load(), int32(-1))
+}
+
+func TestPlainWriteExtendsTheBucketWhenItsSlackIsSpent(t *testing.T) {
+	tg := newRealTarget(t)
+	cc := &countingClient{Client: tg.client}
+	s := newStore(t, tg, Config{Client: cc})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["n"] = 0
+	b.save(t, s, r, sess) // the script: the bucket gets its TTL and marker
+	loc, _ := s.locate(sess.ID)
+	hb := s.backend.(*hashBackend)
+	const ttl = 3600 // slack: 225 s
+	value := func() []byte { return append(make([]byte, expiryLen), "\x10\x01\x00"...) }
+	for _, tt := range []struct {
+		name     string
+		written  time.Duration // how long ago the session was last written
+		commands int64
+	}{
+		{"written 10 s ago: EXPIRE NX only", 10 * time.Second, 4},
+		{"written 200 s ago: EXPIRE NX and GT", 200 * time.Second, 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Shorten the bucket's TTL to what the last write would have left.
+			tg.do(t, "EXPIRE", loc.key, strconv.Itoa(ttl+1+225-int(tt.written/time.Second)))
+			prev := stored{found: true, due: tg.now().Unix() + 1000, left: ttl*time.Second - tt.written, at: time.Now()}
+			cc.reset()
+			noErr(t, hb.save(context.Background(), loc, value(), ttl, prev))
+			equal(t, "commands", cc.commands.Load(), tt.commands)
+			left := time.Duration(tg.do(t, "PTTL", loc.key).IntMust(t)) * time.Millisecond
+			if left < (ttl+1)*time.Second {
+				t.Fatalf("bucket TTL %v, shorter than the session's %ds", left, ttl)
+			}
+			if tt.commands == 5 && left < (ttl+225)*time.Second {
+				t.Fatalf("bucket TTL %v: not extended by the slack", left)
+			}
+		})
+	}
 }

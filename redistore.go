@@ -367,8 +367,8 @@ type sessionState struct {
 	// incompressible: the stored envelope says LZ4 did not help; Save does
 	// not try again at a similar size.
 	incompressible bool
-	// due is the bucket's cleaning marker as loaded (HashMode), or -1.
-	due int64
+	// loaded is what the backend found (its envelope aside).
+	loaded stored
 }
 
 // stateKey finds a Store's sessionStates in a request's context.
@@ -463,7 +463,9 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	session.ID = id
 	session.IsNew = false
 	st := &sessionState{session: session, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left,
-		incompressible: flags&flagIncompressible != 0, due: got.due}
+		incompressible: flags&flagIncompressible != 0}
+	got.envelope = ""
+	st.loaded = got
 	if current {
 		st.cookie = c.Value
 	}
@@ -675,11 +677,11 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	if old != nil {
 		err = s.backend.replace(ctx, *old, loc, value, ttl)
 	} else {
-		due := int64(-1)
+		var prev stored
 		if st.id == session.ID && st.loc == loc {
-			due = st.due
+			prev = st.loaded
 		}
-		err = s.backend.save(ctx, loc, value, ttl, due)
+		err = s.backend.save(ctx, loc, value, ttl, prev)
 	}
 	if err != nil {
 		return true, redisError("saving session", err)

@@ -15,9 +15,9 @@ type backend interface {
 	// load returns what is stored at loc.
 	load(ctx context.Context, loc location) (stored, error)
 	// save stores a value for ttl (whole seconds, at least 1): the envelope
-	// behind reserve() bytes that the backend fills in. due is the bucket
-	// marker a load of the same session returned (HashMode), or -1.
-	save(ctx context.Context, loc location, value []byte, ttl, due int64) error
+	// behind reserve() bytes that the backend fills in. prev is what a load
+	// of the same session found, if anything.
+	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error
 	// touch extends a stored session to ttl from now, if it still exists.
 	touch(ctx context.Context, loc location, ttl int64) error
 	// remove deletes a session.
@@ -38,6 +38,8 @@ type stored struct {
 	// due is HashMode's cleaning marker of the bucket: the earliest expiry
 	// in it (Unix seconds), or -1 when the bucket has none.
 	due int64
+	// at is the local time when it was read: left was true then.
+	at time.Time
 }
 
 // stringBackend keeps each session under its own key, which Redis expires:
@@ -103,7 +105,7 @@ func (b *stringBackend) putExpiry(value []byte, ttl int64) {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(b.now().Unix()+ttl))
 }
 
-func (b *stringBackend) save(ctx context.Context, loc location, value []byte, ttl, _ int64) error {
+func (b *stringBackend) save(ctx context.Context, loc location, value []byte, ttl int64, _ stored) error {
 	b.putExpiry(value, ttl)
 	return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
 }
@@ -146,7 +148,7 @@ func (b *stringBackend) replace(ctx context.Context, old, loc location, value []
 // replaceInSteps writes the new session before deleting the old one, so
 // that a failure in between leaves the user logged in rather than out.
 func replaceInSteps(ctx context.Context, b backend, old, loc location, value []byte, ttl int64) error {
-	if err := b.save(ctx, loc, value, ttl, -1); err != nil {
+	if err := b.save(ctx, loc, value, ttl, stored{}); err != nil {
 		return err
 	}
 	return b.remove(ctx, old)
