@@ -175,9 +175,10 @@ func contenderNotes(cfg *config, name string) string {
 	switch name {
 	case "hash":
 		return "`redistore.New(redistore.Config{Client, KeyPairs})`, sessions in 65536 hashes, " +
-			"one Lua script per save, compact serializer, LZ4 from 400 bytes."
+			"HMGET of the field and the bucket's cleaning marker to load, MULTI/HSET/EXPIRE/EXEC to save " +
+			"(a Lua script for new sessions and when the bucket has expired sessions to remove), compact serializer, LZ4 from 400 bytes."
 	case "string":
-		return "the same with `Mode: redistore.StringMode`: one key per session, GET+PTTL to load, SET EX to save."
+		return "the same with `Mode: redistore.StringMode`: one key per session, GET to load, SET EX to save."
 	case "boj":
 		return fmt.Sprintf("`NewRediStore(%d, \"tcp\", addr, \"\", \"\", keyPairs...)`: redigo pool (MaxIdle %d, "+
 			"PING on every borrow), gob, SETEX; `SetMaxLength(65536)` because its default limit, 4096 bytes, "+
