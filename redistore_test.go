@@ -115,6 +115,7 @@ func TestGorillaContract(t *testing.T) {
 			{"an empty cookie", ""},
 			{"a cookie signed with another key", encodeWith(t, []byte("another hash key, 32 bytes long."), "sid", id)},
 			{"a cookie issued under another name", cookieFor(t, s, "other", id)},
+			{"an enormous cookie", strings.Repeat(good, 1<<20/len(good))},
 		}
 		for _, tt := range bad {
 			t.Run(tt.name+" gives a new session, an error, and no Redis call", func(t *testing.T) {
@@ -145,7 +146,7 @@ func TestGorillaContract(t *testing.T) {
 			}
 		})
 
-		t.Run("a session that no longer exists gets a new ID", func(t *testing.T) {
+		t.Run("a cookie replayed after logout gets a new session and a new ID", func(t *testing.T) {
 			gone := newBrowser()
 			sess, r := gone.get(t, s, "sid")
 			b.save(t, s, r, sess)
