@@ -61,30 +61,52 @@ func (wr *writer) step(t testing.TB, s *Store) {
 	wr.acked = n + 1
 }
 
-// runWriters runs writers until stop is closed.
-func runWriters(t testing.TB, s *Store, writers []*writer, stop <-chan struct{}, succeeded *atomic.Int64) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	for _, wr := range writers {
-		wg.Add(1)
+// load is a set of writers saving concurrently until finish.
+type load struct {
+	writers []*writer
+	ok      atomic.Int64 // saves acknowledged
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// startLoad starts n writers, each with one session saved before it returns.
+func startLoad(t testing.TB, s *Store, n int) *load {
+	l := &load{writers: make([]*writer, n), stop: make(chan struct{})}
+	for i := range l.writers {
+		l.writers[i] = &writer{b: newBrowser()}
+		l.writers[i].step(t, s)
+	}
+	for _, wr := range l.writers {
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer l.wg.Done()
 			for {
 				select {
-				case <-stop:
+				case <-l.stop:
 					return
 				default:
 				}
 				before := wr.acked
 				wr.step(t, s)
 				if wr.acked != before {
-					succeeded.Add(1)
+					l.ok.Add(1)
 				} else {
 					time.Sleep(5 * time.Millisecond) // Redis is down: do not spin
 				}
 			}
 		}()
 	}
-	return &wg
+	return l
+}
+
+// finish stops the writers and returns how many of their requests failed.
+func (l *load) finish() (failed int) {
+	close(l.stop)
+	l.wg.Wait()
+	for _, wr := range l.writers {
+		failed += wr.failed
+	}
+	return failed
 }
 
 // lost reads every writer's session and counts those holding less than
@@ -112,32 +134,20 @@ func TestClusterFailoverLosesNoSession(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, KeyPrefix: randomPrefix(), Timeout: 2 * time.Second})
 			noErr(t, err)
-			writers := make([]*writer, 16)
-			for i := range writers {
-				writers[i] = &writer{b: newBrowser()}
-				writers[i].step(t, s)
-			}
-			stop := make(chan struct{})
-			var ok atomic.Int64
-			wg := runWriters(t, s, writers, stop, &ok)
+			l := startLoad(t, s, 16)
 			time.Sleep(500 * time.Millisecond)
 			replica := cl.Replicas()[0]
 			start := time.Now()
 			noErr(t, cl.Failover(replica))
 			t.Logf("CLUSTER FAILOVER on %s took %v", replica.Addr, time.Since(start))
-			before := ok.Load()
+			before := l.ok.Load()
 			time.Sleep(500 * time.Millisecond)
-			close(stop)
-			wg.Wait()
-			if ok.Load() == before {
+			failed := l.finish()
+			if l.ok.Load() == before {
 				t.Fatal("no Save succeeded after the failover")
 			}
-			failed := 0
-			for _, wr := range writers {
-				failed += wr.failed
-			}
-			t.Logf("%d saves acknowledged, %d requests failed", ok.Load(), failed)
-			equal(t, "sessions that lost an acknowledged save", lost(t, s, writers), 0)
+			t.Logf("%d saves acknowledged, %d requests failed", l.ok.Load(), failed)
+			equal(t, "sessions that lost an acknowledged save", lost(t, s, l.writers), 0)
 		})
 	}
 }
@@ -153,43 +163,30 @@ func TestSentinelFailover(t *testing.T) {
 			noErr(t, sn.WaitHealthy(30*time.Second))
 			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, KeyPrefix: randomPrefix(), Timeout: 500 * time.Millisecond})
 			noErr(t, err)
-			writers := make([]*writer, 16)
-			for i := range writers {
-				writers[i] = &writer{b: newBrowser()}
-				writers[i].step(t, s)
-			}
-			stop := make(chan struct{})
-			var ok atomic.Int64
-			wg := runWriters(t, s, writers, stop, &ok)
+			l := startLoad(t, s, 16)
 			time.Sleep(500 * time.Millisecond)
 
 			old, err := sn.KillPrimary()
 			noErr(t, err)
 			killed := time.Now()
-			before := ok.Load()
+			before := l.ok.Load()
 			// The bound: sentinels notice after down-after-milliseconds (1s),
 			// agree, promote; rueidis follows them. 20s is generous.
 			const bound = 20 * time.Second
-			for ok.Load() == before {
+			for l.ok.Load() == before {
 				if time.Since(killed) > bound {
-					close(stop)
-					wg.Wait()
+					l.finish()
 					t.Fatalf("no Save succeeded within %v of killing the primary", bound)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
 			recovered := time.Since(killed)
 			time.Sleep(500 * time.Millisecond)
-			close(stop)
-			wg.Wait()
-			failed := 0
-			for _, wr := range writers {
-				failed += wr.failed
-			}
+			failed := l.finish()
 			// Replication is asynchronous: saves acknowledged by the old
 			// primary but not yet copied to the replica are lost.
 			t.Logf("saves work again %v after the primary was killed; %d requests failed meanwhile; %d of %d sessions lost their last acknowledged save",
-				recovered.Round(time.Millisecond), failed, lost(t, s, writers), len(writers))
+				recovered.Round(time.Millisecond), failed, lost(t, s, l.writers), len(l.writers))
 			noErr(t, sn.Rejoin(old, 30*time.Second))
 		})
 	}
