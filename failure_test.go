@@ -130,7 +130,7 @@ func TestRedisFailures(t *testing.T) {
 		b.save(t, s, r, sess)
 
 		slept := make(chan error, 1)
-		go func() { _, err := redistest.Command(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
+		go func() { _, err := redistest.Do(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
 		time.Sleep(100 * time.Millisecond) // let DEBUG SLEEP reach the server first
 		getErr, saveErr, took := request(s, b)
 		if !errors.Is(getErr, ErrUnavailable) || !errors.Is(saveErr, ErrUnavailable) {

@@ -322,7 +322,7 @@ func (c *Cluster) Failover(replica *Server) error {
 		return fmt.Errorf("redistest: before failover: %w", err)
 	}
 	for {
-		if _, err := Command(replica.Addr, "CLUSTER", "FAILOVER"); err != nil {
+		if _, err := Do(replica.Addr, "CLUSTER", "FAILOVER"); err != nil {
 			return fmt.Errorf("redistest: CLUSTER FAILOVER on %s: %w", replica.Addr, err)
 		}
 		retry := time.Now().Add(attempt)

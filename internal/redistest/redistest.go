@@ -5,8 +5,6 @@
 package redistest
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -287,42 +285,9 @@ func freePort(bus bool) (int, error) {
 // Ping sends PING over a fresh connection and expects PONG, or NOAUTH from
 // a server that requires a password (it is up all the same).
 func Ping(addr string) error {
-	_, err := Command(addr, "PING")
+	_, err := Do(addr, "PING")
 	if err != nil && strings.HasPrefix(err.Error(), "NOAUTH") {
 		return nil
 	}
 	return err
-}
-
-// Command sends one command over a fresh connection (RESP2, inline-safe
-// encoding) and returns the first line of the reply. It is for test setup
-// (CONFIG SET, DEBUG SLEEP), not for data.
-func Command(addr string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	dl, _ := ctx.Deadline()
-	conn.SetDeadline(dl)
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "-") {
-		return "", errors.New(line[1:])
-	}
-	return line, nil
 }

@@ -16,8 +16,8 @@ import (
 // as RESP2 decodes it: a string (simple or bulk), an int64, nil, or an []any
 // of these. An error reply comes back as a ReplyError; one inside an array
 // (EXEC) stays in the array as a ReplyError, and Do returns the array with
-// the first of them. Like Command, it is for test setup and inspection, not
-// for data.
+// the first of them. It is for test setup (CONFIG SET, DEBUG SLEEP) and
+// inspection, not for data.
 func Do(addr string, args ...string) (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

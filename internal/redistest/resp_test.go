@@ -56,7 +56,7 @@ func TestStartWithConfigFile(t *testing.T) {
 			t.Errorf("CONFIG GET %s = %v, %v; want %q (arguments override the file)", name, got, err, want)
 		}
 	}
-	if _, err := Command(s.Addr, "CONFIG", "REWRITE"); err != nil {
+	if _, err := Do(s.Addr, "CONFIG", "REWRITE"); err != nil {
 		t.Fatalf("CONFIG REWRITE on a server with a configuration file: %v", err)
 	}
 	pid := s.Pid()
