@@ -1,63 +1,32 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/redisession/redistore/internal/redistest"
 )
 
-// do sends one command over a fresh connection, so that no client of the
-// benchmark is disturbed and no idle connection lingers, and returns a
-// simple, integer or bulk reply as a string. It is for INFO and setup.
+// do sends one command over a fresh connection (redistest.Do), so that no
+// client of the benchmark is disturbed and no idle connection lingers, and
+// returns a simple, integer or bulk reply as a string. It is for INFO and
+// setup.
 func do(addr string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	v, err := redistest.Do(addr, args...)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", args[0], err)
 	}
-	defer conn.Close()
-	dl, _ := ctx.Deadline()
-	conn.SetDeadline(dl)
-	if _, err := io.WriteString(conn, respCommand(args...)); err != nil {
-		return "", fmt.Errorf("%s: %w", args[0], err)
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case nil:
+		return "", nil
 	}
-	br := bufio.NewReader(conn)
-	head, err := br.ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", args[0], err)
-	}
-	head = strings.TrimRight(head, "\r\n")
-	if head == "" {
-		return "", fmt.Errorf("%s: empty reply", args[0])
-	}
-	switch head[0] {
-	case '+', ':':
-		return head[1:], nil
-	case '-':
-		return "", fmt.Errorf("%s: %s", args[0], head[1:])
-	case '$':
-		n, err := strconv.Atoi(head[1:])
-		if err != nil {
-			return "", fmt.Errorf("%s: unexpected reply %q", args[0], head)
-		}
-		if n < 0 {
-			return "", nil
-		}
-		body := make([]byte, n+2)
-		if _, err := io.ReadFull(br, body); err != nil {
-			return "", fmt.Errorf("%s: %w", args[0], err)
-		}
-		return string(body[:n]), nil
-	}
-	return "", fmt.Errorf("%s: unexpected reply %q", args[0], head)
+	return "", fmt.Errorf("%s: unexpected reply %v", args[0], v)
 }
 
 // info runs INFO with the given sections and returns the fields as
