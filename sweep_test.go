@@ -125,8 +125,11 @@ func TestSweepCleansALargeBucketInChunks(t *testing.T) {
 	tg := newRealTarget(t)
 	bucket := tg.prefix + "big"
 	s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
-	fill(t, s, 1200, expireSoon)
+	// The live sessions first: past cleanLimit sessions no write cleans the
+	// bucket, so all the expired ones are left for the sweep, however long
+	// filling takes.
 	live := fill(t, s, 300, 3600)
+	fill(t, s, 1200, expireSoon)
 	enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
 	noErr(t, err)
 	equal(t, "encoding", enc, "hashtable") // HSCAN pages through it
