@@ -20,14 +20,16 @@ import (
 // its exact type) but writes the common types itself, without gob's
 // per-message type descriptors: nil, bool, string, []byte, every int, uint and
 // float kind, time.Time, time.Duration, []any, []string, []int, []int64,
-// []float64, map[string]any, map[string]string and map[any]any. Named types
-// and structs go through gob. Maps are written in a canonical order, so the
-// same Values always give the same bytes; the store relies on this to skip
+// []float64, map[string]any, map[string]string and map[any]any; a nil slice
+// or map of these types decodes as nil, an empty one as empty. Named types
+// and structs go through gob. Map entries are written in a canonical order
+// (by their encoded bytes, so that even NaN keys have one), so the same
+// Values always give the same bytes; the store relies on this to skip
 // writing sessions that did not change.
 //
 // The format, one item per key and per value:
 //
-//	values  = uvarint(count) { item(key) item(value) }   sorted by key bytes
+//	values  = uvarint(count) { item(key) item(value) }   sorted by these bytes
 //	item    = tag byte, then
 //	  0x00 nil           0x01 false          0x02 true
 //	  0x03 string        uvarint(len) bytes
@@ -38,7 +40,11 @@ import (
 //	                     uvarint
 //	  0x10 float32       4 bytes, little-endian IEEE 754
 //	  0x11 float64       8 bytes, little-endian IEEE 754
-//	  0x13 time.Time     uvarint(len) time.Time.MarshalBinary
+//	  0x0f typed nil     the tag of the type (0x04, 0x20-0x24, 0x28-0x2a): a nil
+//	                     slice or map, kept apart from an empty one
+//	  0x13 time.Time     uvarint(len) time.Time.MarshalBinary; times whose
+//	                     zone offset that format cannot hold exactly (a
+//	                     negative offset that is not whole minutes) are refused
 //	  0x20 []any         uvarint(n) n items
 //	  0x21 []string      uvarint(n) n × (uvarint(len) bytes)
 //	  0x22 []int, 0x23 []int64
@@ -71,6 +77,7 @@ const (
 	tagUint16   = 0x0c
 	tagUint32   = 0x0d
 	tagUint64   = 0x0e
+	tagTypedNil = 0x0f
 	tagFloat32  = 0x10
 	tagFloat64  = 0x11
 	tagTime     = 0x13
@@ -120,8 +127,8 @@ func (CompactSerializer) decodeString(data string, values map[any]any) error {
 	return nil
 }
 
-// entry is the span of one encoded map entry; key ends at k.
-type entry struct{ start, k, end int }
+// entry is the span of one encoded map entry.
+type entry struct{ start, end int }
 
 // sortScratch pools what canonical map ordering needs.
 type sortScratch struct {
@@ -131,13 +138,16 @@ type sortScratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(sortScratch) }}
 
-// sortEntries reorders the encoded entries in dst[base:] by their key bytes.
+// sortEntries reorders the encoded entries in dst[base:] by their bytes. Items
+// are self-delimiting, so this orders by key first; the value breaks ties
+// between keys that encode alike but are distinct map keys (NaNs), so the
+// order is total and the encoding canonical.
 func sortEntries(dst []byte, base int, entries []entry, sc *sortScratch) {
 	if len(entries) < 2 {
 		return
 	}
 	slices.SortFunc(entries, func(a, b entry) int {
-		return bytes.Compare(dst[a.start:a.k], dst[b.start:b.k])
+		return bytes.Compare(dst[a.start:a.end], dst[b.start:b.end])
 	})
 	sc.buf = append(sc.buf[:0], dst[base:]...)
 	w := base
@@ -164,7 +174,6 @@ func appendMapAA(dst []byte, m map[any]any, depth int) ([]byte, error) {
 		if dst, err = appendItem(dst, k, depth+1); err != nil {
 			return dst, fmt.Errorf("redistore: key of type %T: %w", k, err)
 		}
-		e.k = len(dst)
 		if dst, err = appendItem(dst, v, depth+1); err != nil {
 			return dst, fmt.Errorf("redistore: value of type %T: %w", v, err)
 		}
@@ -197,6 +206,9 @@ func appendItem(dst []byte, v any, depth int) ([]byte, error) {
 	case string:
 		return appendString(append(dst, tagString), v), nil
 	case []byte:
+		if v == nil {
+			return append(dst, tagTypedNil, tagBytes), nil
+		}
 		dst = append(dst, tagBytes)
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		return append(dst, v...), nil
@@ -227,38 +239,47 @@ func appendItem(dst []byte, v any, depth int) ([]byte, error) {
 	case float64:
 		return binary.LittleEndian.AppendUint64(append(dst, tagFloat64), math.Float64bits(v)), nil
 	case time.Time:
-		b, err := v.MarshalBinary()
-		if err != nil {
-			return dst, err
-		}
-		dst = append(dst, tagTime)
-		dst = binary.AppendUvarint(dst, uint64(len(b)))
-		return append(dst, b...), nil
+		return appendTime(dst, v)
 	case []string:
+		if v == nil {
+			return append(dst, tagTypedNil, tagStrings), nil
+		}
 		dst = binary.AppendUvarint(append(dst, tagStrings), uint64(len(v)))
 		for _, s := range v {
 			dst = appendString(dst, s)
 		}
 		return dst, nil
 	case []int:
+		if v == nil {
+			return append(dst, tagTypedNil, tagInts), nil
+		}
 		dst = binary.AppendUvarint(append(dst, tagInts), uint64(len(v)))
 		for _, x := range v {
 			dst = appendZigzag(dst, int64(x))
 		}
 		return dst, nil
 	case []int64:
+		if v == nil {
+			return append(dst, tagTypedNil, tagInt64s), nil
+		}
 		dst = binary.AppendUvarint(append(dst, tagInt64s), uint64(len(v)))
 		for _, x := range v {
 			dst = appendZigzag(dst, x)
 		}
 		return dst, nil
 	case []float64:
+		if v == nil {
+			return append(dst, tagTypedNil, tagFloat64s), nil
+		}
 		dst = binary.AppendUvarint(append(dst, tagFloat64s), uint64(len(v)))
 		for _, x := range v {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
 		}
 		return dst, nil
 	case []any:
+		if v == nil {
+			return append(dst, tagTypedNil, tagAnys), nil
+		}
 		if depth > maxDepth {
 			return dst, errTooDeep
 		}
@@ -271,13 +292,84 @@ func appendItem(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return dst, nil
 	case map[string]string:
+		if v == nil {
+			return append(dst, tagTypedNil, tagMapSS), nil
+		}
 		return appendMapSS(append(dst, tagMapSS), v), nil
 	case map[string]any:
+		if v == nil {
+			return append(dst, tagTypedNil, tagMapSA), nil
+		}
 		return appendMapSA(append(dst, tagMapSA), v, depth)
 	case map[any]any:
+		if v == nil {
+			return append(dst, tagTypedNil, tagMapAA), nil
+		}
 		return appendMapAA(append(dst, tagMapAA), v, depth)
 	}
 	return appendGob(dst, v)
+}
+
+// timeLen is the longest time.Time.MarshalBinary encoding.
+const timeLen = 16
+
+// appendTime appends a time.Time in MarshalBinary's format, refusing the
+// zone offsets that format cannot hold exactly: Go writes a negative offset
+// that is not whole minutes so that it decodes as another offset, and
+// refuses offsets of -60 to -119 seconds.
+func appendTime(dst []byte, t time.Time) ([]byte, error) {
+	if _, off := t.Zone(); off < 0 && off%60 != 0 && t.Location() != time.UTC {
+		return dst, fmt.Errorf("time.Time with zone offset %ds cannot be stored exactly (only whole minutes west of UTC): store t.UTC()", off)
+	}
+	var buf [timeLen]byte
+	b, err := t.AppendBinary(buf[:0])
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, tagTime)
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...), nil
+}
+
+// decodeTime decodes what appendTime wrote, refusing bytes that do not
+// encode back to themselves (offsets, nanoseconds or versions that Go
+// accepts but cannot write again), so that whatever decodes also encodes.
+func decodeTime(s string) (time.Time, error) {
+	var t time.Time
+	if err := t.UnmarshalBinary(stringBytes(s)); err != nil {
+		return time.Time{}, err
+	}
+	var buf [timeLen]byte
+	b, err := t.AppendBinary(buf[:0])
+	if err != nil || string(b) != s {
+		return time.Time{}, errors.New("not in canonical form")
+	}
+	return t, nil
+}
+
+// typedNil returns the nil value of the type a tag stands for.
+func typedNil(tag byte) (any, bool) {
+	switch tag {
+	case tagBytes:
+		return []byte(nil), true
+	case tagAnys:
+		return []any(nil), true
+	case tagStrings:
+		return []string(nil), true
+	case tagInts:
+		return []int(nil), true
+	case tagInt64s:
+		return []int64(nil), true
+	case tagFloat64s:
+		return []float64(nil), true
+	case tagMapSA:
+		return map[string]any(nil), true
+	case tagMapSS:
+		return map[string]string(nil), true
+	case tagMapAA:
+		return map[any]any(nil), true
+	}
+	return nil, false
 }
 
 func appendMapSS(dst []byte, m map[string]string) []byte {
@@ -288,7 +380,6 @@ func appendMapSS(dst []byte, m map[string]string) []byte {
 	for k, v := range m {
 		e := entry{start: len(dst)}
 		dst = appendString(dst, k)
-		e.k = len(dst)
 		dst = appendString(dst, v)
 		e.end = len(dst)
 		entries = append(entries, e)
@@ -315,7 +406,6 @@ func appendMapSA(dst []byte, m map[string]any, depth int) ([]byte, error) {
 	for k, v := range m {
 		e := entry{start: len(dst)}
 		dst = appendString(dst, k)
-		e.k = len(dst)
 		if dst, err = appendItem(dst, v, depth+1); err != nil {
 			return dst, err
 		}
@@ -545,11 +635,21 @@ func (d *decoder) item(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		var t time.Time
-		if err := t.UnmarshalBinary(stringBytes(s)); err != nil {
+		t, err := decodeTime(s)
+		if err != nil {
 			return nil, d.fail("time: %v", err)
 		}
 		return t, nil
+	case tagTypedNil:
+		b, err := d.fixed(1)
+		if err != nil {
+			return nil, err
+		}
+		v, ok := typedNil(b[0])
+		if !ok {
+			return nil, d.fail("typed nil of unknown tag %#x", b[0])
+		}
+		return v, nil
 	case tagStrings:
 		n, err := d.count(1)
 		if err != nil {

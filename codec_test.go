@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -32,6 +33,10 @@ var compactGolden = []struct {
 		"02" + "03016414" + "8090d8c69e05" + "03017413" + "0f010000000ee298c4c000000000ffff"},
 	{"slices", map[any]any{"s": []string{"a", "bc"}, "i": []int{-1, 0, 1}, "i64": []int64{1 << 40}, "f": []float64{0.5}, "a": []any{"x", 1, nil}},
 		"05" + "030161" + "2003030178050200" + "030166" + "2401000000000000e03f" + "030169" + "2203010002" + "030173" + "21020161026263" + "0303693634" + "23018080808080" + "40"},
+	{"nil and empty", map[any]any{"b": []byte(nil), "B": []byte{}, "s": []string(nil), "S": []string{}, "m": map[string]any(nil), "M": map[string]any{}},
+		"06" + "030142" + "0400" + "03014d" + "2800" + "030153" + "2100" + "030162" + "0f04" + "03016d" + "0f28" + "030173" + "0f21"},
+	{"every typed nil", map[any]any{"a": []any(nil), "i": []int(nil), "j": []int64(nil), "f": []float64(nil), "ss": map[string]string(nil), "aa": map[any]any(nil)},
+		"06" + "030161" + "0f20" + "030166" + "0f24" + "030169" + "0f22" + "03016a" + "0f23" + "03026161" + "0f2a" + "03027373" + "0f29"},
 	{"maps", map[any]any{"m": map[string]any{"b": 2, "a": "1"}, "ss": map[string]string{"k": "v"}, "aa": map[any]any{1: "one"}},
 		"03" + "03016d" + "28020161030131016205" + "04" + "03026161" + "2a01050203036f6e65" + "03027373" + "2901016b0176"},
 }
@@ -90,6 +95,11 @@ func TestCompactRoundTrips(t *testing.T) {
 		role("as key"):  1,
 		point{1, 2}:     2,
 		"nil slice":     []string(nil),
+		"nil map":       map[string]any(nil),
+		"nil bytes":     []byte(nil),
+		"empty map":     map[any]any{},
+		"empty slices":  []any{[]int{}, []int(nil), []float64{}, []float64(nil)},
+		"offset 59 s":   time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 59)),
 	}
 	b, err := CompactSerializer{}.Encode(nil, values)
 	noErr(t, err)
@@ -110,8 +120,8 @@ func TestCompactRoundTrips(t *testing.T) {
 		if reflect.TypeOf(v) != reflect.TypeOf(want) {
 			t.Errorf("%v: type %T, want %T", k, v, want)
 		}
-		if k == "nil slice" || k == "neg zero" {
-			continue // a nil slice comes back empty; -0 == 0 for DeepEqual
+		if k == "neg zero" {
+			continue // -0 == 0 for DeepEqual
 		}
 		if !reflect.DeepEqual(v, want) {
 			t.Errorf("%v: got %#v, want %#v", k, v, want)
@@ -207,6 +217,10 @@ func FuzzCompactDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0x01, 0x03, 0x01, 'k', 0x7f, 0x02, 0x03, 0x04})
+	// A time whose offset (-119 s) Go decodes but cannot encode.
+	f.Add([]byte("\x01\x03\x01t\x13\x10\x02\x00\x00\x00\x0e\xe0\xe7\xb0\x78\x00\x00\x00\x00\xff\xff\x01"))
+	// Two NaN keys, and a typed nil.
+	f.Add([]byte("\x03\x11\x01\x00\x00\x00\x00\x00\xf8\x7f\x05\x02\x11\x01\x00\x00\x00\x00\x00\xf8\x7f\x05\x04\x03\x01n\x0f\x21"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		values := map[any]any{}
 		if err := (CompactSerializer{}).Decode(data, values); err != nil {
@@ -227,6 +241,137 @@ func FuzzCompactDecode(f *testing.F) {
 		third, err := CompactSerializer{}.Encode(nil, values2)
 		if err != nil || !bytes.Equal(again, third) {
 			t.Fatalf("encoding is not stable: %x vs %x (%v)", again, third, err)
+		}
+	})
+}
+
+// TestCompactKeepsNilApartFromEmpty checks every nillable type the codec
+// writes itself: nil comes back nil, and empty comes back empty, not nil.
+func TestCompactKeepsNilApartFromEmpty(t *testing.T) {
+	for _, tt := range []struct{ null, empty any }{
+		{[]byte(nil), []byte{}},
+		{[]any(nil), []any{}},
+		{[]string(nil), []string{}},
+		{[]int(nil), []int{}},
+		{[]int64(nil), []int64{}},
+		{[]float64(nil), []float64{}},
+		{map[string]any(nil), map[string]any{}},
+		{map[string]string(nil), map[string]string{}},
+		{map[any]any(nil), map[any]any{}},
+	} {
+		t.Run(fmt.Sprintf("%T", tt.null), func(t *testing.T) {
+			b, err := CompactSerializer{}.Encode(nil, map[any]any{"nil": tt.null, "empty": tt.empty, "nested": []any{tt.null, tt.empty}})
+			noErr(t, err)
+			got := map[any]any{}
+			noErr(t, CompactSerializer{}.Decode(b, got))
+			isNil := func(v any) bool { return reflect.ValueOf(v).IsNil() }
+			nested := got["nested"].([]any)
+			for what, v := range map[string]any{"nil": got["nil"], "nested nil": nested[0]} {
+				if reflect.TypeOf(v) != reflect.TypeOf(tt.null) || !isNil(v) {
+					t.Errorf("%s: got %#v, want a nil %T", what, v, tt.null)
+				}
+			}
+			for what, v := range map[string]any{"empty": got["empty"], "nested empty": nested[1]} {
+				if reflect.TypeOf(v) != reflect.TypeOf(tt.empty) || isNil(v) || reflect.ValueOf(v).Len() != 0 {
+					t.Errorf("%s: got %#v, want an empty, non-nil %T", what, v, tt.empty)
+				}
+			}
+		})
+	}
+}
+
+// TestCompactNaNKeysHaveOneOrder: a map may hold several NaN keys, which
+// encode alike; their entries must still come out in one order, or an
+// unchanged session would be written again on every Save.
+func TestCompactNaNKeysHaveOneOrder(t *testing.T) {
+	build := func(order []int) map[any]any {
+		m := map[any]any{}
+		for _, i := range order {
+			m[math.NaN()] = i
+			m[float32(math.NaN())] = -i
+		}
+		m["user"] = "alice"
+		return m
+	}
+	first, err := CompactSerializer{}.Encode(nil, build([]int{0, 1, 2, 3, 4, 5, 6, 7}))
+	noErr(t, err)
+	decoded := map[any]any{}
+	noErr(t, CompactSerializer{}.Decode(first, decoded))
+	equal(t, "entries decoded", len(decoded), 17)
+	for i := 0; i < 50; i++ {
+		again, err := CompactSerializer{}.Encode(nil, build([]int{7, 3, 5, 1, 0, 2, 6, 4}))
+		noErr(t, err)
+		if !bytes.Equal(first, again) {
+			t.Fatal("the same values with NaN keys encoded to different bytes")
+		}
+		reencoded, err := CompactSerializer{}.Encode(nil, decoded)
+		noErr(t, err)
+		if !bytes.Equal(first, reencoded) {
+			t.Fatal("decoded values with NaN keys encoded to other bytes")
+		}
+	}
+}
+
+// TestCompactTimesThatDecodeAlsoEncode: Go's binary time format accepts
+// offsets and fields it cannot write again (and writes some negative offsets
+// so that they decode as others). Decoding refuses those as corrupt and
+// encoding refuses the times it could not store exactly, so that a session
+// that loads can always be saved, unchanged.
+func TestCompactTimesThatDecodeAlsoEncode(t *testing.T) {
+	timeItem := func(b []byte) []byte {
+		return append(append([]byte{0x01, 0x03, 0x01, 't', tagTime}, byte(len(b))), b...)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	v2 := func(offMin int16, sec byte) []byte {
+		b, _ := base.MarshalBinary()
+		b[0] = 2
+		b[13], b[14] = byte(uint16(offMin)>>8), byte(offMin)
+		return append(b, sec)
+	}
+	t.Run("refused on decode", func(t *testing.T) {
+		for name, b := range map[string][]byte{
+			"-119 s (minutes -1, seconds 1)": v2(-1, 1),
+			"-61 s as Go writes it":          v2(-1, 0xff),
+			"-90 s (minutes -2, seconds 30)": v2(-2, 30),
+			"version 2 with 0 seconds":       v2(60, 0),
+			"version 2 with 60 seconds":      v2(0, 60),
+			"nanoseconds past a second":      func() []byte { b, _ := base.MarshalBinary(); b[9] = 0x7f; return b }(),
+			"negative nanoseconds":           func() []byte { b, _ := base.MarshalBinary(); b[9] = 0xff; return b }(),
+		} {
+			t.Run(name, func(t *testing.T) {
+				err := CompactSerializer{}.Decode(timeItem(b), map[any]any{})
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("error %v, want ErrCorrupt", err)
+				}
+			})
+		}
+	})
+	t.Run("kept on decode", func(t *testing.T) {
+		for name, b := range map[string][]byte{
+			"+59 s":   v2(0, 59),
+			"+1h 30s": v2(60, 30),
+		} {
+			t.Run(name, func(t *testing.T) {
+				got := map[any]any{}
+				noErr(t, CompactSerializer{}.Decode(timeItem(b), got))
+				again, err := CompactSerializer{}.Encode(nil, got)
+				noErr(t, err)
+				if !bytes.Equal(again, timeItem(b)) {
+					t.Fatalf("encoded again as %x, want %x", again, timeItem(b))
+				}
+			})
+		}
+	})
+	t.Run("refused on encode", func(t *testing.T) {
+		for _, off := range []int{-119, -61, -1, -3599} {
+			tm := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", off))
+			_, err := CompactSerializer{}.Encode(nil, map[any]any{"t": tm})
+			if err == nil || !strings.Contains(err.Error(), "UTC()") {
+				t.Fatalf("offset %d s: error %v, want one that says to store t.UTC()", off, err)
+			}
+			if _, err := (CompactSerializer{}).Encode(nil, map[any]any{"t": tm.UTC()}); err != nil {
+				t.Fatalf("offset %d s, as UTC: %v", off, err)
+			}
 		}
 	})
 }
