@@ -9,38 +9,61 @@ import (
 // the Redis server's clock before it asks again.
 const DefaultClockRefresh = 10 * time.Second
 
+// maxClockUncertainty is the widest round trip, halved, that a reading of
+// the server's clock may come from and still be used: past it the server
+// is asked again, and HashMode writes take the script, which reads TIME on
+// the server itself.
+const maxClockUncertainty = 250 * time.Millisecond
+
 // serverClock tracks the Redis server's clock, so that expiries are judged by
 // one clock for every application server without asking Redis for TIME on
 // every read. It learns the server's time from TIME replies and from the
-// replies of the write scripts, which read TIME themselves, and keeps the
-// offset to the local clock; between replies it advances with the local
-// monotonic clock. An estimate older than refresh is not used: the next read
-// asks the server again, so a step of the server's clock is seen within
-// refresh.
+// replies of the write scripts, which read TIME themselves; between replies
+// it advances with the local monotonic clock, so that a step of this
+// machine's wall clock (NTP, a resumed VM) changes nothing. An estimate older
+// than refresh is not used: the next read asks the server again, so a step
+// of the server's clock is seen within refresh.
 type serverClock struct {
 	refresh time.Duration
-	state   atomic.Pointer[clockState]
+	// local reads the local monotonic clock; monotonic, but for tests.
+	local func() time.Duration
+	state atomic.Pointer[clockState]
 }
 
 type clockState struct {
-	offset time.Duration // server time - local time
-	at     time.Time     // local time of the measurement (monotonic)
+	server      time.Time     // the server's clock at the local instant at
+	at          time.Duration // the local monotonic clock then
+	uncertainty time.Duration // half the round trip the reading came from
 }
 
+func newServerClock() *serverClock {
+	return &serverClock{refresh: DefaultClockRefresh, local: monotonic}
+}
+
+// origin anchors monotonic; time.Since reads the monotonic clock.
+var origin = time.Now()
+
+// monotonic is the local monotonic clock.
+func monotonic() time.Duration { return time.Since(origin) }
+
 // now returns the server's current time, and false when the estimate is
-// missing or too old to use.
+// missing, too old or too uncertain to use.
 func (c *serverClock) now() (time.Time, bool) {
 	st := c.state.Load()
-	local := time.Now()
-	if st == nil || local.Sub(st.at) >= c.refresh {
+	if st == nil || st.uncertainty > maxClockUncertainty {
 		return time.Time{}, false
 	}
-	return local.Add(st.offset), true
+	elapsed := c.local() - st.at
+	if elapsed >= c.refresh || elapsed < 0 {
+		return time.Time{}, false
+	}
+	return st.server.Add(elapsed), true
 }
 
 // observe records that the server's clock read server while a call was in
-// flight between sent and received (local times).
-func (c *serverClock) observe(server, sent, received time.Time) {
-	mid := sent.Add(received.Sub(sent) / 2)
-	c.state.Store(&clockState{offset: server.Sub(mid), at: received})
+// flight between the local monotonic instants sent and received.
+func (c *serverClock) observe(server time.Time, sent, received time.Duration) {
+	rtt := max(received-sent, 0)
+	// The server read its clock somewhere in the call: take the middle.
+	c.state.Store(&clockState{server: server.Add(rtt - rtt/2), at: received, uncertainty: rtt / 2})
 }

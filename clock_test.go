@@ -2,29 +2,80 @@ package redistore
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
+// fakeMonotonic is a local monotonic clock that moves only when told.
+type fakeMonotonic struct{ d atomic.Int64 }
+
+func (f *fakeMonotonic) now() time.Duration      { return time.Duration(f.d.Load()) }
+func (f *fakeMonotonic) advance(d time.Duration) { f.d.Add(int64(d)) }
+
 func TestServerClock(t *testing.T) {
-	c := &serverClock{refresh: time.Hour}
+	mono := &fakeMonotonic{}
+	mono.advance(time.Hour)
+	c := &serverClock{refresh: 10 * time.Second, local: mono.now}
 	if _, ok := c.now(); ok {
 		t.Fatal("a clock that never heard from the server claims to know its time")
 	}
 	server := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	received := time.Now()
-	sent := received.Add(-2 * time.Millisecond)
-	c.observe(server, sent, received)
+	sent := mono.now()
+	mono.advance(2 * time.Millisecond)
+	c.observe(server, sent, mono.now())
 	now, ok := c.now()
 	if !ok {
 		t.Fatal("no estimate after a reply")
 	}
 	// The server read its clock about halfway through the call.
-	near(t, "estimate", now.Sub(server), time.Since(sent.Add(time.Millisecond)), 50*time.Millisecond)
+	equal(t, "estimate at the reply", now, server.Add(time.Millisecond))
 
-	c.refresh = 0
+	mono.advance(9 * time.Second)
+	now, ok = c.now()
+	equal(t, "estimate usable 9 s later", ok, true)
+	equal(t, "estimate 9 s later", now, server.Add(9*time.Second+time.Millisecond))
+
+	mono.advance(time.Second)
 	if _, ok := c.now(); ok {
 		t.Fatal("an estimate older than refresh is still used")
+	}
+}
+
+// TestServerClockIgnoresTheWallClock: the estimate moves with the local
+// monotonic clock and nothing else, so a step of this machine's wall clock
+// (NTP, a VM resumed) does not make live sessions look expired or expired
+// ones live. Here the wall clock runs on while the monotonic one is held:
+// an estimate that followed the wall clock would move.
+func TestServerClockIgnoresTheWallClock(t *testing.T) {
+	mono := &fakeMonotonic{}
+	c := &serverClock{refresh: time.Hour, local: mono.now}
+	server := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.observe(server, 0, 0)
+	wall := time.Now()
+	for time.Since(wall) < 20*time.Millisecond {
+		time.Sleep(5 * time.Millisecond)
+	}
+	now, _ := c.now()
+	equal(t, "estimate while only the wall clock moved", now, server)
+	mono.advance(30 * time.Second)
+	now, _ = c.now()
+	equal(t, "estimate after 30 s of monotonic time", now, server.Add(30*time.Second))
+}
+
+// TestServerClockDistrustsSlowReplies: a reading from a round trip too long
+// to place the server's clock within maxClockUncertainty is not used.
+func TestServerClockDistrustsSlowReplies(t *testing.T) {
+	mono := &fakeMonotonic{}
+	c := &serverClock{refresh: time.Hour, local: mono.now}
+	mono.advance(time.Second)
+	c.observe(time.Now(), 0, 2*maxClockUncertainty+time.Millisecond)
+	if _, ok := c.now(); ok {
+		t.Fatal("a reading from a slow round trip is used")
+	}
+	c.observe(time.Now(), 0, 2*maxClockUncertainty)
+	if _, ok := c.now(); !ok {
+		t.Fatal("a reading from a round trip within the bound is not used")
 	}
 }
 
@@ -82,6 +133,7 @@ func TestAStepOfTheServersClockIsSeenWithinRefresh(t *testing.T) {
 // ageClock makes what c knows of the server's clock d older, as if d had
 // passed on the local clock since the reply it came from.
 func ageClock(c *serverClock, d time.Duration) {
-	st := c.state.Load()
-	c.state.Store(&clockState{offset: st.offset, at: st.at.Add(-d)})
+	st := *c.state.Load()
+	st.at -= d
+	c.state.Store(&st)
 }

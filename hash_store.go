@@ -174,9 +174,9 @@ func (b *hashBackend) flags() (native, clean string) {
 // exec runs a write script and checks its reply, learning from it whether
 // the server has field TTLs and what its clock says.
 func (b *hashBackend) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
-	sent := time.Now()
+	sent := b.clock.local()
 	v, err := script.Exec(ctx, b.c, keys, args).ToArray()
-	received := time.Now()
+	received := b.clock.local()
 	if err != nil {
 		return err
 	}

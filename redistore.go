@@ -252,7 +252,7 @@ func New(cfg Config) (*Store, error) {
 		logKeyErrors:  cfg.LogKeyErrors,
 		codecs:        codecs,
 		sweepSource:   cfg.SweepBuckets,
-		clock:         &serverClock{refresh: DefaultClockRefresh},
+		clock:         newServerClock(),
 	}
 	if s.sweepSource == nil {
 		s.sweepSource = ScanBuckets()

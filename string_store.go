@@ -80,9 +80,9 @@ func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, re
 	if now, ok := clock.now(); ok {
 		return c.Do(ctx, read), now
 	}
-	sent := time.Now()
+	sent := clock.local()
 	res := c.DoMulti(ctx, read, c.B().Time().Build())
-	received := time.Now()
+	received := clock.local()
 	server, err := serverTime(res[1])
 	if err != nil {
 		if res[0].Error() == nil {
@@ -91,7 +91,8 @@ func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, re
 		return res[0], time.Time{}
 	}
 	clock.observe(server, sent, received)
-	return res[0], server.Add(received.Sub(sent) / 2)
+	rtt := received - sent
+	return res[0], server.Add(rtt - rtt/2)
 }
 
 // expiryOf reads the 4-byte expiry in front of a stored value.
