@@ -73,9 +73,14 @@ const (
 	DefaultMaxAge = 86400 * 30
 )
 
-// maxTTL caps a session's server lifetime (about 34 years), so that expiries
-// fit the 4-byte field of HashMode until 2106.
-const maxTTL = 1 << 30
+// MaxAgeLimit is the longest session lifetime, in seconds (about 34 years):
+// a larger Options.MaxAge or BrowserSessionTTL counts as this much, for the
+// server's expiry and the cookie's alike (a cookie MaxAge past about 292
+// years would overflow into an Expires in the past). It keeps expiries
+// within the 4-byte field of the stored value until 2106.
+const MaxAgeLimit = 1 << 30
+
+const maxTTL = MaxAgeLimit
 
 // Errors that callers can match with errors.Is. Every error from this
 // package starts with "redistore: ".
@@ -624,6 +629,11 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		st.cookie = v
 	}
 	st.id, st.loc = session.ID, loc
+	if opts.MaxAge > MaxAgeLimit {
+		clamped := *opts
+		clamped.MaxAge = MaxAgeLimit
+		opts = &clamped
+	}
 	http.SetCookie(w, sessions.NewCookie(name, st.cookie, opts))
 	return nil
 }

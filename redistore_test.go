@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -527,6 +528,25 @@ func TestExpiry(t *testing.T) {
 				equal(t, "HEXISTS", tg.do(t, "HEXISTS", loc.key, loc.field).AsBoolMust(t), false)
 			} else {
 				equal(t, "EXISTS", tg.do(t, "EXISTS", loc.key).IntMust(t), 0)
+			}
+		})
+
+		t.Run("a MaxAge past MaxAgeLimit counts as MaxAgeLimit, for the cookie and the server alike", func(t *testing.T) {
+			for _, maxAge := range []int{MaxAgeLimit + 1, 1 << 40, math.MaxInt} {
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Options.MaxAge = maxAge
+				sess.Values["n"] = 1
+				w := b.save(t, s, r, sess)
+				c := w.Result().Cookies()[0]
+				equal(t, "cookie MaxAge", c.MaxAge, MaxAgeLimit)
+				if want := time.Now().Add(MaxAgeLimit*time.Second - time.Minute); c.Expires.Before(want) {
+					t.Fatalf("MaxAge %d: cookie Expires %v, want about %v", maxAge, c.Expires, want)
+				}
+				near(t, "server TTL", storedTTL(t, tg, s, sess.ID), MaxAgeLimit*time.Second, 2*time.Second)
+				if got, _ := b.get(t, s, "sid"); got.IsNew || got.Values["n"] != 1 {
+					t.Fatalf("MaxAge %d: the session did not load again", maxAge)
+				}
 			}
 		})
 
