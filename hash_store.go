@@ -41,9 +41,14 @@ func (b *hashBackend) reserve() int { return expiryLen }
 // expiryLen is the size of the expiry in front of a HashMode value.
 const expiryLen = 4
 
-// cleanLimit is the largest bucket a write cleans; larger ones (only custom
-// HashKeyGenerators make them) are left to Sweep, to keep writes cheap.
-const cleanLimit = 256
+// cleanLimit is the largest bucket a write cleans in one go (HGETALL);
+// larger ones are cleaned a chunk of about cleanChunk fields (one HSCAN
+// call) per write, the scan's cursor kept in the marker, so that no write
+// does more than a bounded amount of work whatever the bucket's size.
+const (
+	cleanLimit = 256
+	cleanChunk = 256
+)
 
 // luaPut is the one way sessions are written, inlined into each script that
 // writes (Lua functions defined in a script are built again on every call,
@@ -53,12 +58,18 @@ const cleanLimit = 256
 //   - with native set, the field also gets a Redis TTL (HEXPIRE) just past
 //     that expiry; used is 1 then, or -1 if the server refuses HEXPIRE (and
 //     the bucket is cleaned as below), and 0 without native;
-//   - without a field TTL, the empty field (no session has one) holds the
-//     earliest expiry in the bucket; once that time has passed, the write
-//     removes every expired session of the bucket (of up to cleanLimit);
+//   - the empty field is the bucket's cleaning marker: 4 bytes, a time at or
+//     before the earliest expiry in the bucket; or, while a large bucket is
+//     being cleaned chunk by chunk, 4 zero bytes, the earliest expiry seen
+//     so far in this pass (4 bytes) and the HSCAN cursor. A write never
+//     leaves the marker above its own session's expiry;
+//   - without a field TTL, once the marker's time has passed (or with no
+//     marker), the write removes the expired sessions of the bucket: all of
+//     them in a bucket of up to cleanLimit, else one HSCAN chunk, resuming
+//     where the last write stopped; when a pass is complete the marker is
+//     the earliest expiry it saw;
 //   - the bucket's TTL is made to last at least one second past the
-//     session's expiry plus a sixteenth of its lifetime (at most an hour):
-//     the slack that lets the plain write skip extending it (see plainWrite).
+//     session's expiry plus a sixteenth of its lifetime (at most an hour).
 const luaPut = `
 local exp = now + ttl
 local expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
@@ -69,16 +80,25 @@ if native then
 	local r = redis.pcall('HEXPIRE', key, ttl + 1, 'FIELDS', 1, field)
 	if type(r) == 'table' and r.err then used = -1 else used = 1 end
 end
-if used ~= 1 and doclean then
-	local due = redis.call('HGET', key, '')
-	local dueAt
-	if due and #due == 4 then
-		local a, b, c, d = string.byte(due, 1, 4)
+if doclean then
+	local m = redis.call('HGET', key, '')
+	local dueAt, low, cursor
+	if m and #m >= 4 then
+		local a, b, c, d = string.byte(m, 1, 4)
 		dueAt = ((a * 256 + b) * 256 + c) * 256 + d
+		if #m > 8 then
+			a, b, c, d = string.byte(m, 5, 8)
+			low = ((a * 256 + b) * 256 + c) * 256 + d
+			cursor = string.sub(m, 9)
+		end
 	end
-	if dueAt and dueAt > now then
-		if exp < dueAt then redis.call('HSET', key, '', expb) end
-	elseif redis.call('HLEN', key) <= CLEAN_LIMIT then
+	if used == 1 or (dueAt and dueAt > now) then
+		if cursor then
+			if exp < low then redis.call('HSET', key, '', string.sub(m, 1, 4) .. expb .. cursor) end
+		elseif dueAt and exp < dueAt then
+			redis.call('HSET', key, '', expb)
+		end
+	elseif not cursor and redis.call('HLEN', key) <= CLEAN_LIMIT then
 		local all = redis.call('HGETALL', key)
 		local earliest
 		for i = 1, #all, 2 do
@@ -99,6 +119,29 @@ if used ~= 1 and doclean then
 		else
 			redis.call('HDEL', key, '')
 		end
+	else
+		if not low or exp < low then low = exp end
+		local r = redis.call('HSCAN', key, cursor or '0', 'COUNT', CLEAN_CHUNK)
+		local kv = r[2]
+		for i = 1, #kv, 2 do
+			local f, v = kv[i], kv[i + 1]
+			if f ~= '' and #v >= 4 then
+				local a, b, c, d = string.byte(v, 1, 4)
+				local e = ((a * 256 + b) * 256 + c) * 256 + d
+				if e <= now then
+					redis.call('HDEL', key, f)
+				elseif e < low then
+					low = e
+				end
+			end
+		end
+		local lowb = string.char(math.floor(low / 16777216) % 256, math.floor(low / 65536) % 256,
+			math.floor(low / 256) % 256, low % 256)
+		if r[1] == '0' then
+			redis.call('HSET', key, '', lowb)
+		else
+			redis.call('HSET', key, '', '\0\0\0\0' .. lowb .. r[1])
+		end
 	end
 end
 local keep = (ttl + 1) * 1000
@@ -108,7 +151,7 @@ if redis.call('PTTL', key) < keep then
 end
 `
 
-var luaPutCode = strings.Replace(luaPut, "CLEAN_LIMIT", strconv.Itoa(cleanLimit), 1)
+var luaPutCode = strings.NewReplacer("CLEAN_LIMIT", strconv.Itoa(cleanLimit), "CLEAN_CHUNK", strconv.Itoa(cleanChunk)).Replace(luaPut)
 
 // writeScript stores or renews a session; one script, so that the first
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
@@ -201,12 +244,17 @@ func (b *hashBackend) exec(ctx context.Context, script *rueidis.Lua, keys, args 
 // bucket needs no cleaning (its marker, read with the session, lies in the
 // future; or Redis expires fields itself), the write is plain commands in one
 // MULTI/EXEC, several times cheaper for Redis than the script; otherwise, and
-// for new sessions, the script writes and cleans.
+// for new sessions, the script writes and cleans. A write that would put
+// this session's expiry below where it was goes through the script too, in
+// a bucket with a marker: the marker may have to come down with it, which
+// only the script can do atomically.
 func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
 	if now, ok := b.clock.now(); ok && b.plain.Load() >= 0 && prev.found {
 		native := b.fieldTTL != FieldTTLOff && b.native.Load() == 1
-		if native || (prev.due > now.Unix() && !b.noClean) {
-			err := b.plainWrite(ctx, loc, value, ttl, prev, now, native)
+		exp := now.Unix() + ttl
+		lowers := prev.due >= 0 && exp < prev.expiry
+		if !lowers && (native || (prev.due > now.Unix() && !b.noClean)) {
+			err := b.plainWrite(ctx, loc, value, exp, ttl, native)
 			if err == nil || !isSyntaxError(err) {
 				return err
 			}
@@ -217,36 +265,33 @@ func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl 
 	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:])})
 }
 
-// slack is how much longer than its sessions a bucket's TTL is made to last
-// on every write: a sixteenth of their lifetime, at most an hour.
+// slack is how much longer than its sessions a bucket's TTL is made to last:
+// a sixteenth of their lifetime, at most an hour, so that the script, which
+// extends the TTL only when it falls short, seldom has to.
 func slack(ttl int64) int64 { return min((ttl+1)/16, 3600) }
 
 // plainWrite is the MULTI/EXEC form of luaPut for a session that was just
-// read from a bucket that needs no cleaning, with the expiry computed from
-// the store's estimate of the server's clock. Every write leaves the
-// bucket's TTL at least slack past the session's expiry, so when this
-// session was last written less than half a slack ago, the bucket lasts long
-// enough already and only EXPIRE NX remains (for a bucket deleted meanwhile
-// and now created again by the HSET).
-func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, ttl int64, prev stored, now time.Time, native bool) error {
-	exp := now.Unix() + ttl
+// read from a bucket that needs no cleaning, with the expiry exp computed
+// from the store's estimate of the server's clock. The bucket's deadline is
+// set in absolute time from the same exp, so that it is at least one
+// second past the session's expiry whatever the estimate's error: PEXPIREAT
+// NX for a bucket that has no TTL (deleted meanwhile, and created again by
+// the HSET), GT to push it out.
+func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native bool) error {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
-	keep := ttl + 1 + slack(ttl)
-	sinceWrite := time.Duration(ttl)*time.Second - (prev.left - time.Since(prev.at))
-	extend := sinceWrite > time.Duration(slack(ttl))*time.Second/2-time.Second
-	cmds := make(rueidis.Commands, 0, 7)
+	until := (exp + 1 + slack(ttl)) * 1000
+	cmds := make(rueidis.Commands, 0, 6)
 	cmds = append(cmds, b.c.B().Multi().Build(),
 		b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
 	if native {
-		cmds = append(cmds, b.c.B().Hexpire().Key(loc.key).Seconds(ttl+1).Fields().Numfields(1).Field(loc.field).Build())
-	} else if exp < prev.due {
-		cmds = append(cmds, b.c.B().Hset().Key(loc.key).FieldValue().FieldValue("", bytesToString(value[:expiryLen])).Build())
+		// A second more than the script gives: exp comes from an estimate
+		// that may be up to maxClockUncertainty ahead of the server.
+		cmds = append(cmds, b.c.B().Hexpire().Key(loc.key).Seconds(ttl+2).Fields().Numfields(1).Field(loc.field).Build())
 	}
-	cmds = append(cmds, b.c.B().Expire().Key(loc.key).Seconds(keep).Nx().Build())
-	if extend {
-		cmds = append(cmds, b.c.B().Expire().Key(loc.key).Seconds(keep).Gt().Build())
-	}
-	cmds = append(cmds, b.c.B().Exec().Build())
+	cmds = append(cmds,
+		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Nx().Build(),
+		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Gt().Build(),
+		b.c.B().Exec().Build())
 	for _, r := range b.c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
 			return err
@@ -286,7 +331,6 @@ func (b *hashBackend) replace(ctx context.Context, old, loc location, value []by
 }
 
 func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
-	at := time.Now()
 	res, now := readWithClock(ctx, b.c, b.clock, b.c.B().Hmget().Key(loc.key).Field(loc.field, "").Build())
 	reply, err := res.ToArray()
 	if err != nil {
@@ -295,9 +339,9 @@ func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
 	if len(reply) != 2 {
 		return stored{}, fmt.Errorf("HMGET returned %d values", len(reply))
 	}
-	st := stored{due: -1, at: at}
-	if m, err := reply[1].ToString(); err == nil && len(m) == expiryLen {
-		st.due = expiryOf(m).Unix()
+	st := stored{due: -1}
+	if m, err := reply[1].ToString(); err == nil && len(m) >= expiryLen {
+		st.due = expiryOf(m).Unix() // 0 while a chunked cleaning pass runs
 	}
 	v, err := reply[0].ToString()
 	if err != nil {
@@ -309,7 +353,8 @@ func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
 	if len(v) < expiryLen {
 		return stored{}, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
 	}
-	st.left = expiryOf(v).Sub(now)
+	exp := expiryOf(v)
+	st.expiry, st.left = exp.Unix(), exp.Sub(now)
 	if st.left <= 0 {
 		return st, nil
 	}

@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"net/http/httptest"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/redisession/redistore/internal/redistest"
 )
@@ -239,37 +240,32 @@ func writeCommands(t *testing.T, cc *countingClient, s *Store, b *browser, chang
 func TestHashModeWritesPlainlyWhenNoCleaningIsDue(t *testing.T) {
 	tg := newRealTarget(t)
 	cc := &countingClient{Client: tg.client}
-	s := newStore(t, tg, Config{Client: cc})
+	s := newStore(t, tg, Config{Client: cc, FieldTTL: FieldTTLOff})
 	b := newBrowser()
 	sess, r := b.get(t, s, "sid")
 	sess.Values["n"] = 0
 	b.save(t, s, r, sess) // a new session: the script, which sets the marker
 
-	equal(t, "an existing session's write", writeCommands(t, cc, s, b, 1), "EXEC,EXPIRE,HSET,MULTI")
-	// Written a moment ago, the bucket lasts long enough: EXPIRE NX only.
-	sess, r = b.get(t, s, "sid")
-	sess.Values["n"] = 10
-	cc.reset()
-	b.save(t, s, r, sess)
-	equal(t, "commands of a write soon after the last", cc.commands.Load(), 4)
-	loc, _ := s.locate(sess.ID)
-	ttl := time.Duration(tg.do(t, "PTTL", loc.key).IntMust(t)) * time.Millisecond
-	if left := storedTTL(t, tg, s, sess.ID); ttl < left {
-		t.Fatalf("bucket TTL %v is shorter than the session's %v", ttl, left)
+	for i := 1; i <= 3; i++ {
+		equal(t, "an existing session's write", writeCommands(t, cc, s, b, i), "EXEC,HSET,MULTI,PEXPIREAT")
 	}
+	loc, _ := s.locate(sess.ID)
+	checkBucket(t, tg, loc.key)
 
 	// A marker in the past: the write must clean, so it is the script.
 	tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x01")
-	got := writeCommands(t, cc, s, b, 2)
+	got := writeCommands(t, cc, s, b, 4)
 	if !strings.Contains(got, "EVALSHA") {
 		t.Fatalf("a write into a bucket due for cleaning sent %s", got)
 	}
+	checkBucket(t, tg, loc.key)
 }
 
 func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
-	// EXPIRE renamed away stands for a server that refuses EXPIRE NX/GT
-	// (before Redis 7.0): writes fall back to the script, once and for all.
-	srv := redistest.StartT(t, "--rename-command", "EXPIRE", "")
+	// PEXPIREAT renamed away stands for a server that refuses its NX and
+	// GT options (before Redis 7.0): writes fall back to the script, once
+	// and for all.
+	srv := redistest.StartT(t, "--rename-command", "PEXPIREAT", "")
 	c, err := NewClient("redis://" + srv.Addr)
 	noErr(t, err)
 	defer c.Close()
@@ -288,40 +284,294 @@ func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
 	equal(t, "plain writes given up", s.backend.(*hashBackend).plain.Load(), int32(-1))
 }
 
-func TestPlainWriteExtendsTheBucketWhenItsSlackIsSpent(t *testing.T) {
-	tg := newRealTarget(t)
-	cc := &countingClient{Client: tg.client}
-	s := newStore(t, tg, Config{Client: cc})
-	b := newBrowser()
-	sess, r := b.get(t, s, "sid")
-	sess.Values["n"] = 0
-	b.save(t, s, r, sess) // the script: the bucket gets its TTL and marker
-	loc, _ := s.locate(sess.ID)
-	hb := s.backend.(*hashBackend)
-	const ttl = 3600 // slack: 225 s
-	value := func() []byte { return append(make([]byte, expiryLen), "\x10\x01\x00"...) }
-	for _, tt := range []struct {
-		name     string
-		written  time.Duration // how long ago the session was last written
-		commands int64
-	}{
-		{"written 10 s ago: EXPIRE NX only", 10 * time.Second, 4},
-		{"written 200 s ago: EXPIRE NX and GT", 200 * time.Second, 5},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			// Shorten the bucket's TTL to what the last write would have left.
-			tg.do(t, "EXPIRE", loc.key, strconv.Itoa(ttl+1+225-int(tt.written/time.Second)))
-			prev := stored{found: true, due: tg.now().Unix() + 1000, left: ttl*time.Second - tt.written, at: time.Now()}
-			cc.reset()
-			noErr(t, hb.save(context.Background(), loc, value(), ttl, prev))
-			equal(t, "commands", cc.commands.Load(), tt.commands)
-			left := time.Duration(tg.do(t, "PTTL", loc.key).IntMust(t)) * time.Millisecond
-			if left < (ttl+1)*time.Second {
-				t.Fatalf("bucket TTL %v, shorter than the session's %ds", left, ttl)
+// bucketState is what checkBucket read of a bucket, by the server's clock.
+type bucketState struct {
+	now      time.Time
+	deadline time.Time // when Redis drops the bucket
+	marker   int64     // the 4-byte marker's time, -1 without one; 0 while a pass runs
+	earliest int64     // earliest and latest session expiry in it (Unix seconds)
+	latest   int64
+	sessions int
+}
+
+// readBucket reads a bucket's fields, its deadline and the server's clock.
+func readBucket(t testing.TB, tg *target, key string) bucketState {
+	t.Helper()
+	st := bucketState{now: tg.now(), marker: -1, earliest: -1, latest: -1}
+	all, err := tg.do(t, "HGETALL", key).AsStrMap()
+	noErr(t, err)
+	for f, v := range all {
+		if len(v) < expiryLen {
+			t.Fatalf("field of %d bytes in the bucket", len(v))
+		}
+		e := int64(binary.BigEndian.Uint32([]byte(v[:expiryLen])))
+		if f == "" {
+			st.marker = e
+			continue
+		}
+		st.sessions++
+		if st.earliest < 0 || e < st.earliest {
+			st.earliest = e
+		}
+		st.latest = max(st.latest, e)
+	}
+	ms := tg.do(t, "PEXPIRETIME", key).IntMust(t)
+	switch {
+	case ms == -2 && st.sessions == 0:
+	case ms < 0:
+		t.Fatalf("bucket with %d sessions has PEXPIRETIME %d: no TTL", st.sessions, ms)
+	default:
+		st.deadline = time.UnixMilli(ms)
+	}
+	return st
+}
+
+// checkBucket asserts the two promises of the layout: the bucket lasts at
+// least a second past the latest expiry in it, and its marker is at or
+// below the earliest.
+func checkBucket(t testing.TB, tg *target, key string) bucketState {
+	t.Helper()
+	st := readBucket(t, tg, key)
+	if st.sessions == 0 {
+		return st
+	}
+	if need := time.Unix(st.latest+1, 0); st.deadline.Before(need) {
+		t.Fatalf("the bucket ends at %v, %v before a second past its latest session's expiry %v",
+			st.deadline.UTC(), need.Sub(st.deadline), time.Unix(st.latest, 0).UTC())
+	}
+	if st.marker > st.earliest {
+		t.Fatalf("the bucket's marker %v is above its earliest session's expiry %v",
+			time.Unix(st.marker, 0).UTC(), time.Unix(st.earliest, 0).UTC())
+	}
+	return st
+}
+
+// withFakeClock gives a store on miniredis a local monotonic clock that
+// moves with miniredis's, so that it trusts its estimate of the server's
+// clock as it does on a real server (and writes plainly).
+func withFakeClock(t testing.TB, tg *target, s *Store) *fakeMonotonic {
+	t.Helper()
+	if tg.mini == nil {
+		t.Fatal("withFakeClock is for miniredis")
+	}
+	mono := &fakeMonotonic{}
+	s.clock.local = mono.now
+	s.clock.refresh = DefaultClockRefresh
+	return mono
+}
+
+// TestBucketOutlivesAFrequentlyChangedSession changes one session, alone in
+// its bucket, more often than anything else happens there: each write must
+// push the bucket's TTL out with the session's, or Redis drops the bucket,
+// and the live session with it.
+func TestBucketOutlivesAFrequentlyChangedSession(t *testing.T) {
+	for _, ft := range []FieldTTL{FieldTTLOff, FieldTTLAuto} {
+		t.Run("miniredis, an hour's session changed every 100 s for half an hour, then idle 45 minutes, "+ft.String(), func(t *testing.T) {
+			tg := newMiniTarget(t)
+			s := newStore(t, tg, Config{FieldTTL: ft})
+			mono := withFakeClock(t, tg, s)
+			s.Options.MaxAge = 3600
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			sess.Values["n"] = 0
+			b.save(t, s, r, sess)
+			loc, _ := s.locate(sess.ID)
+			step := func(d time.Duration) {
+				tg.advance(t, d)
+				mono.advance(d)
 			}
-			if tt.commands == 5 && left < (ttl+225)*time.Second {
-				t.Fatalf("bucket TTL %v: not extended by the slack", left)
+			for i := 1; i <= 18; i++ {
+				step(100 * time.Second)
+				sess, r := b.get(t, s, "sid")
+				equal(t, "session still there", sess.IsNew, false)
+				sess.Values["n"] = i
+				b.save(t, s, r, sess)
+				checkBucket(t, tg, loc.key)
+			}
+			step(45 * time.Minute)
+			got, _ := b.get(t, s, "sid")
+			if got.IsNew || got.Values["n"] != 18 {
+				t.Fatal("the session was lost while it had 15 minutes left")
 			}
 		})
 	}
+	t.Run("redis-server, a 79 s session changed every 300 ms for 7 s", func(t *testing.T) {
+		tg := newRealTarget(t)
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
+		s.Options.MaxAge = 79 // a slack of 5 s
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 0
+		b.save(t, s, r, sess)
+		loc, _ := s.locate(sess.ID)
+		for i := 1; i <= 23; i++ {
+			time.Sleep(300 * time.Millisecond)
+			sess, r := b.get(t, s, "sid")
+			sess.Values["n"] = i
+			b.save(t, s, r, sess)
+			checkBucket(t, tg, loc.key)
+		}
+	})
+}
+
+// TestPlainWriteNeverRaisesTheMarker: a session loaded while the marker was
+// high, saved after a shorter-lived session came into the bucket, must not
+// put the marker back above that session's expiry.
+func TestPlainWriteNeverRaisesTheMarker(t *testing.T) {
+	for _, srv := range servers[:2] {
+		t.Run(srv.name, func(t *testing.T) {
+			tg := srv.open(t)
+			bucket := tg.prefix + "one"
+			s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
+			if tg.mini != nil {
+				withFakeClock(t, tg, s)
+			}
+			save := func(b *browser, maxAge, n int) {
+				sess, r := b.get(t, s, "sid")
+				sess.Options.MaxAge = maxAge
+				sess.Values["n"] = n
+				b.save(t, s, r, sess)
+			}
+			save(newBrowser(), 10000, 1)
+			a := newBrowser()
+			save(a, 10000, 2)
+			sess, r := a.get(t, s, "sid") // loaded with the marker at the first session's expiry
+			save(newBrowser(), 100, 3)    // the marker comes down to this one's
+			sess.Options.MaxAge = 5000
+			sess.Values["n"] = 4
+			a.save(t, s, r, sess)
+			st := checkBucket(t, tg, bucket)
+			equal(t, "sessions", st.sessions, 3)
+		})
+	}
+}
+
+// TestWritesCleanALargeBucketInBoundedChunks fills one bucket past
+// cleanLimit in Redis's hashtable encoding, where HSCAN pages: each write
+// removes a bounded chunk of the expired sessions, and a few writes remove
+// them all, with no Sweep.
+func TestWritesCleanALargeBucketInBoundedChunks(t *testing.T) {
+	tg := newRealTarget(t)
+	bucket := tg.prefix + "big"
+	gen := func(string) (string, error) { return bucket, nil }
+	filler := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
+	filler.backend.(*hashBackend).noClean = true
+	live := fill(t, filler, 300, 3600)
+	fill(t, filler, 1200, expireSoon)
+	enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
+	noErr(t, err)
+	equal(t, "encoding", enc, "hashtable")
+	waitExpiry(t, tg)
+
+	s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
+	before := sessionFields(t, tg, bucket)
+	writes := 0
+	for before > len(live)+writes {
+		if writes == 30 {
+			t.Fatalf("30 writes left %d sessions, %d of them live", before, len(live)+writes)
+		}
+		fill(t, s, 1, 3600)
+		writes++
+		after := sessionFields(t, tg, bucket)
+		removed := before + 1 - after
+		if removed <= 0 || removed > 2*cleanChunk {
+			t.Fatalf("write %d removed %d expired sessions, want between 1 and %d", writes, removed, 2*cleanChunk)
+		}
+		before = after
+	}
+	t.Logf("%d writes cleaned 1200 expired sessions", writes)
+	st := checkBucket(t, tg, bucket)
+	if st.marker <= 0 {
+		t.Fatalf("after the pass the marker is %d, want the earliest expiry", st.marker)
+	}
+	for _, b := range live {
+		if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+			t.Fatal("a live session was cleaned away")
+		}
+	}
+}
+
+// TestManySessionsPerBucketStaySelfCleaning simulates a store far past
+// the size the default buckets serve well: 100,000 sessions in 256 buckets
+// (about 390 a bucket, as 65536 buckets hold at 25 million), half of them
+// expired, written straight into the layout. Ordinary traffic through the
+// store, with no Sweep, removes every expired one and keeps the layout's
+// promises in every bucket.
+func TestManySessionsPerBucketStaySelfCleaning(t *testing.T) {
+	tg := newRealTarget(t)
+	s := newStore(t, tg, Config{Buckets: 256, FieldTTL: FieldTTLOff})
+	payload, err := CompactSerializer{}.Encode(nil, map[any]any{"user": "someone"})
+	noErr(t, err)
+	body := string(appendEnvelope(nil, payload, codecCompact, -1, false))
+	now := tg.now().Unix()
+	expired, alive := now-10, now+3600
+	be32 := func(v int64) string { var b [4]byte; binary.BigEndian.PutUint32(b[:], uint32(v)); return string(b[:]) }
+	const total = 100_000
+	var cmds rueidis.Commands
+	flush := func() {
+		for _, r := range tg.client.DoMulti(context.Background(), cmds...) {
+			noErr(t, r.Error())
+		}
+		cmds = cmds[:0]
+	}
+	var liveIDs []string
+	for i := 0; i < total; i++ {
+		id := newID()
+		loc, _ := s.locate(id)
+		exp := expired
+		if i%2 == 0 {
+			exp = alive
+			if len(liveIDs) < 200 {
+				liveIDs = append(liveIDs, id)
+			}
+		}
+		cmds = append(cmds, tg.client.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, be32(exp)+body).Build())
+		if len(cmds) == 1000 {
+			flush()
+		}
+	}
+	for i := 0; i < 256; i++ {
+		k := tg.prefix + string(s.buckets.key(i))
+		cmds = append(cmds, tg.client.B().Hset().Key(k).FieldValue().FieldValue("", be32(expired)).Build(),
+			tg.client.B().Expireat().Key(k).Timestamp(alive+3600).Build())
+	}
+	flush()
+
+	// Traffic: new sessions until every bucket has had a few writes.
+	hits := map[string]int{}
+	for len(hits) < 256 || minHits(hits) < 2 {
+		b := fill(t, s, 1, 3600)[0]
+		sess, _ := b.get(t, s, "sid")
+		loc, _ := s.locate(sess.ID)
+		hits[loc.key]++
+	}
+	writes := 0
+	stored := 0
+	for k, n := range hits {
+		writes += n
+		st := checkBucket(t, tg, k)
+		if st.earliest <= now {
+			t.Fatalf("a bucket still holds a session that expired at %d", st.earliest)
+		}
+		stored += st.sessions
+	}
+	equal(t, "sessions stored", stored, total/2+writes)
+	for _, id := range liveIDs {
+		found, err := s.Lookup(context.Background(), id)
+		noErr(t, err)
+		if !found.Found || found.Expired {
+			t.Fatal("a live session was cleaned away")
+		}
+	}
+	t.Logf("%d writes into 256 buckets removed %d expired sessions", writes, total/2)
+}
+
+func minHits(hits map[string]int) int {
+	low := -1
+	for _, n := range hits {
+		if low < 0 || n < low {
+			low = n
+		}
+	}
+	return low
 }

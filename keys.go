@@ -13,6 +13,10 @@ const IDLength = 2 * idBytes
 
 const idBytes = 16
 
+// maxPrefixOnStack is the prefix length up to which locate builds keys
+// without a heap allocation beyond the key itself.
+const maxPrefixOnStack = 64
+
 // maxKeyLength bounds what a key generator may return, so that a broken
 // generator cannot make every request send megabytes to Redis.
 const maxKeyLength = 1024
@@ -64,7 +68,8 @@ func RawKeyGenerator(prefix string) func(id string) (string, error) {
 
 // BucketKeyGenerator returns the default HashMode bucket generator: the prefix
 // followed by the first two raw bytes of the ID, which spreads sessions evenly
-// over 65536 Redis hashes.
+// over 65536 Redis hashes (DefaultBuckets; Config.Buckets chooses another
+// number).
 func BucketKeyGenerator(prefix string) func(id string) (string, error) {
 	return func(id string) (string, error) {
 		raw, err := rawID(id)
@@ -73,6 +78,57 @@ func BucketKeyGenerator(prefix string) func(id string) (string, error) {
 		}
 		return prefix + string(raw[:2]), nil
 	}
+}
+
+// DefaultBuckets is the number of hashes HashMode spreads sessions over
+// unless Config.Buckets says otherwise: 65536, as django-redisession had.
+const DefaultBuckets = 1 << 16
+
+// MaxBuckets is the largest Config.Buckets.
+const MaxBuckets = 1 << 24
+
+// buckets describes how the default generators map IDs to buckets: the
+// bucket is the top bits of the ID, written as the first width bytes of its
+// raw form with the bits below them cleared.
+type buckets struct {
+	n     int  // a power of two from 1 to MaxBuckets
+	width int  // bytes of the bucket key after the prefix: 1, 2 or 3
+	mask  byte // kept bits of the last of those bytes
+}
+
+func newBuckets(n int) (buckets, error) {
+	if n < 1 || n > MaxBuckets || n&(n-1) != 0 {
+		return buckets{}, fmt.Errorf("redistore: Config.Buckets is %d: use a power of two from 1 to %d (MaxBuckets), or 0 for DefaultBuckets (%d)", n, MaxBuckets, DefaultBuckets)
+	}
+	bits := bitsOf(n)
+	width := max(1, (bits+7)/8)
+	return buckets{n: n, width: width, mask: byte(0xff << (8*width - bits))}, nil
+}
+
+// appendKey appends the bucket bytes of a raw ID.
+func (b buckets) appendKey(dst []byte, raw []byte) []byte {
+	dst = append(dst, raw[:b.width]...)
+	dst[len(dst)-1] &= b.mask
+	return dst
+}
+
+// key returns the bytes of bucket i (0 <= i < n).
+func (b buckets) key(i int) []byte {
+	shift := 8*b.width - bitsOf(b.n)
+	v := uint32(i) << shift
+	out := make([]byte, b.width)
+	for j := range out {
+		out[j] = byte(v >> (8 * (b.width - 1 - j)))
+	}
+	return out
+}
+
+func bitsOf(n int) int {
+	bits := 0
+	for 1<<bits < n {
+		bits++
+	}
+	return bits
 }
 
 // location is where one session lives: key alone in StringMode, key and field
@@ -90,13 +146,16 @@ func (s *Store) locate(id string) (location, error) {
 	}
 	var loc location
 	if s.keyGen == nil && s.hashKeyGen == nil {
-		// The default generators, in one allocation: the bucket key and the
-		// field share the bytes of prefix+raw.
-		k := s.prefix + string(raw[:])
+		// The default generators, in one allocation: prefix, bucket, field.
 		if s.mode == StringMode {
-			return location{key: k}, nil
+			return location{key: s.prefix + string(raw[:])}, nil
 		}
-		return location{key: k[:len(s.prefix)+2], field: k[len(s.prefix):]}, nil
+		var buf [maxPrefixOnStack + 3 + idBytes]byte
+		b := append(buf[:0], s.prefix...)
+		b = s.buckets.appendKey(b, raw[:])
+		n := len(b)
+		k := string(append(b, raw[:]...))
+		return location{key: k[:n], field: k[n:]}, nil
 	}
 	if s.mode == HashMode {
 		if loc.key, err = s.checkKey("HashKeyGenerator", s.hashKeyGen, id, true); err != nil {
@@ -161,12 +220,35 @@ func (e *keyError) Unwrap() []error {
 func (s *Store) defaultGen(name string) func(string) (string, error) {
 	switch {
 	case name == "HashKeyGenerator":
-		return BucketKeyGenerator(s.prefix)
+		return func(id string) (string, error) {
+			raw, err := rawID(id)
+			if err != nil {
+				return "", err
+			}
+			return string(s.buckets.appendKey([]byte(s.prefix), raw[:])), nil
+		}
 	case s.mode == HashMode:
 		return RawKeyGenerator("")
 	default:
 		return RawKeyGenerator(s.prefix)
 	}
+}
+
+// OwnsKey reports whether key has the shape of this store's keys: under
+// KeyPrefix and, with the default key generators, exactly as long as a
+// bucket (HashMode) or a session key (StringMode). Sweep and the redistore
+// command leave other keys alone.
+func (s *Store) OwnsKey(key string) bool {
+	if !strings.HasPrefix(key, s.prefix) || len(key) == len(s.prefix) {
+		return false
+	}
+	switch {
+	case s.mode == StringMode && s.keyGen == nil:
+		return len(key) == len(s.prefix)+idBytes
+	case s.mode == HashMode && s.hashKeyGen == nil:
+		return len(key) == len(s.prefix)+s.buckets.width
+	}
+	return true
 }
 
 // redact describes an ID for a log line without revealing it.

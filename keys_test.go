@@ -3,6 +3,7 @@ package redistore
 import (
 	"encoding/hex"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -99,4 +100,67 @@ func FuzzCookie(f *testing.F) {
 			t.Fatalf("%d Redis calls for a cookie without a valid ID", n)
 		}
 	})
+}
+
+func TestBucketCounts(t *testing.T) {
+	id := "abcd0123456789abcdef0123456789ab" // raw: ab cd 01 ...
+	tg := newMiniTarget(t)
+	for _, tt := range []struct {
+		buckets int
+		bucket  string // after the prefix
+	}{
+		{1, "\x00"},
+		{16, "\xa0"},
+		{256, "\xab"},
+		{4096, "\xab\xc0"},
+		{DefaultBuckets, "\xab\xcd"},
+		{1 << 20, "\xab\xcd\x00"},
+		{MaxBuckets, "\xab\xcd\x01"},
+	} {
+		t.Run(strconv.Itoa(tt.buckets), func(t *testing.T) {
+			s := newStore(t, tg, Config{Buckets: tt.buckets})
+			loc, err := s.locate(id)
+			noErr(t, err)
+			equal(t, "bucket", loc.key, tg.prefix+tt.bucket)
+			raw, _ := hex.DecodeString(id)
+			equal(t, "field", loc.field, string(raw))
+			equal(t, "owns its bucket", s.OwnsKey(loc.key), true)
+			equal(t, "owns a longer key", s.OwnsKey(loc.key+"x"), false)
+
+			// Every bucket a sample can name is one IDs map to, and they
+			// are distinct.
+			seen := map[string]bool{}
+			for i := 0; i < min(tt.buckets, 4096); i++ {
+				k := string(s.buckets.key(i))
+				if seen[k] {
+					t.Fatalf("bucket %d repeats key %x", i, k)
+				}
+				seen[k] = true
+				if k[len(k)-1]&^s.buckets.mask != 0 {
+					t.Fatalf("bucket %d has key %x with bits below the mask", i, k)
+				}
+			}
+		})
+	}
+	t.Run("IDs spread over every bucket", func(t *testing.T) {
+		s := newStore(t, tg, Config{Buckets: 16})
+		seen := map[string]bool{}
+		for i := 0; i < 2000; i++ {
+			loc, err := s.locate(newID())
+			noErr(t, err)
+			seen[loc.key] = true
+		}
+		equal(t, "buckets used", len(seen), 16)
+	})
+	for _, bad := range []int{-1, 3, 1000, MaxBuckets * 2} {
+		if _, err := New(Config{Client: tg.client, KeyPairs: testKeys, Buckets: bad}); err == nil || !strings.Contains(err.Error(), "power of two") {
+			t.Errorf("Buckets %d: error %v, want one asking for a power of two", bad, err)
+		}
+	}
+	if _, err := New(Config{Client: tg.client, KeyPairs: testKeys, Buckets: 256, Mode: StringMode}); err == nil {
+		t.Error("Buckets accepted in StringMode")
+	}
+	if _, err := New(Config{Client: tg.client, KeyPairs: testKeys, Buckets: 256, HashKeyGenerator: BucketKeyGenerator("x")}); err == nil {
+		t.Error("Buckets accepted beside a HashKeyGenerator")
+	}
 }

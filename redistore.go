@@ -51,6 +51,19 @@ const (
 	FieldTTLOff
 )
 
+// String returns "FieldTTLAuto", "FieldTTLOn" or "FieldTTLOff".
+func (f FieldTTL) String() string {
+	switch f {
+	case FieldTTLAuto:
+		return "FieldTTLAuto"
+	case FieldTTLOn:
+		return "FieldTTLOn"
+	case FieldTTLOff:
+		return "FieldTTLOff"
+	}
+	return fmt.Sprintf("FieldTTL(%d)", int(f))
+}
+
 // Defaults for the zero fields of Config and for Store.Options.
 const (
 	// DefaultKeyPrefix is the namespace of every key the store writes.
@@ -136,8 +149,18 @@ type Config struct {
 	KeyGenerator func(id string) (string, error)
 
 	// HashKeyGenerator maps a session ID to its bucket key in HashMode. Nil
-	// means BucketKeyGenerator(KeyPrefix): 65536 buckets.
+	// means KeyPrefix followed by the top bits of the ID: Buckets buckets.
 	HashKeyGenerator func(id string) (string, error)
+
+	// Buckets is how many hashes HashMode spreads sessions over with the
+	// default HashKeyGenerator: a power of two from 1 to MaxBuckets. Zero
+	// means DefaultBuckets (65536). Buckets save memory while they stay in
+	// Redis's listpack encoding, up to hash-max-listpack-entries (512 by
+	// default) sessions each, expired ones included: 65536 buckets serve up
+	// to about 16 million sessions at 256 a bucket, and Stats warns as the
+	// average nears the limit. Changing it moves every session to another
+	// bucket, so it logs everyone out: choose it once.
+	Buckets int
 
 	// Serializer encodes Values. Nil means CompactSerializer; GobSerializer
 	// and JSONSerializer are provided. Sessions written with any of these
@@ -220,6 +243,7 @@ type Store struct {
 	logKeyErrors  bool
 	codecs        []securecookie.Codec
 	sweepSource   BucketSource
+	buckets       buckets
 	legacy        *Legacy
 	clock         *serverClock
 }
@@ -280,9 +304,18 @@ func New(cfg Config) (*Store, error) {
 		if cfg.HashKeyGenerator != nil {
 			return nil, errors.New("redistore: Config.HashKeyGenerator is set but Mode is StringMode: unset it, or use HashMode")
 		}
+		if cfg.Buckets != 0 {
+			return nil, errors.New("redistore: Config.Buckets is set but Mode is StringMode: unset it, or use HashMode")
+		}
 		s.backend = &stringBackend{c: cfg.Client, now: time.Now}
 	default:
 		return nil, fmt.Errorf("redistore: Config.Mode %d is unknown: use HashMode or StringMode", int(cfg.Mode))
+	}
+	if cfg.Buckets != 0 && cfg.HashKeyGenerator != nil {
+		return nil, errors.New("redistore: Config.Buckets and Config.HashKeyGenerator are both set: Buckets applies to the default generator only; unset one")
+	}
+	if s.buckets, err = newBuckets(orDefault(cfg.Buckets, DefaultBuckets)); err != nil {
+		return nil, err
 	}
 	if cfg.FieldTTL < FieldTTLAuto || cfg.FieldTTL > FieldTTLOff {
 		return nil, fmt.Errorf("redistore: Config.FieldTTL %d is unknown: use FieldTTLAuto, FieldTTLOn or FieldTTLOff", int(cfg.FieldTTL))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -49,6 +50,13 @@ type Stats struct {
 	// LegacyKeys counts the boj/redistore sessions not moved yet (with
 	// Config.Legacy).
 	LegacyKeys int
+	// ListpackEntries is the server's hash-max-listpack-entries, or 0 where
+	// it cannot be read (CONFIG refused).
+	ListpackEntries int
+	// Warnings say, in a sentence each, what in these figures needs an
+	// operator's attention: buckets nearing the size at which they stop
+	// saving memory, or past the size writes clean in one go.
+	Warnings []string
 	// Duration is how long Stats took.
 	Duration time.Duration
 }
@@ -148,8 +156,57 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 	if err := s.sample(ctx, &st, picked); err != nil {
 		return st, err
 	}
+	if s.mode == HashMode {
+		st.ListpackEntries = s.listpackEntries(ctx)
+		st.Warnings = bucketWarnings(st)
+	}
 	st.Duration = time.Since(start)
 	return st, nil
+}
+
+// defaultListpackEntries is Redis's default hash-max-listpack-entries.
+const defaultListpackEntries = 512
+
+// listpackEntries reads hash-max-listpack-entries, or 0 when the server
+// does not say.
+func (s *Store) listpackEntries(ctx context.Context) int {
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	for _, name := range []string{"hash-max-listpack-entries", "hash-max-ziplist-entries"} {
+		m, err := s.client.Do(cctx, s.client.B().ConfigGet().Parameter(name).Build()).AsStrMap()
+		if v, ok := m[name]; err == nil && ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// bucketWarnings compares the average bucket with the two sizes that
+// matter: where Redis gives up the compact listpack encoding, and where a
+// write stops cleaning the bucket in one go.
+func bucketWarnings(st Stats) []string {
+	if st.Keys == 0 {
+		return nil
+	}
+	avg := float64(st.Sessions) / float64(st.Keys)
+	limit, known := st.ListpackEntries, true
+	if limit <= 0 {
+		limit, known = defaultListpackEntries, false
+	}
+	var out []string
+	if avg >= 0.75*float64(limit) {
+		setting := fmt.Sprintf("hash-max-listpack-entries (%d)", limit)
+		if !known {
+			setting = fmt.Sprintf("hash-max-listpack-entries (unreadable here; %d by default)", limit)
+		}
+		out = append(out, fmt.Sprintf("buckets hold %.0f sessions on average, near %s: past it a bucket becomes a hashtable and HashMode's memory saving is gone; use more Config.Buckets (a change logs everyone out) or raise the setting", avg, setting))
+	}
+	if avg > cleanLimit {
+		out = append(out, fmt.Sprintf("buckets hold %.0f sessions on average, more than the %d a write cleans in one go: writes clean them a chunk at a time, so expired sessions stay longer; use more Config.Buckets, or run Sweep periodically", avg, cleanLimit))
+	}
+	return out
 }
 
 func histogram(perBucket map[int]int) []Bucket {
@@ -275,6 +332,9 @@ func (st Stats) String() string {
 	}
 	if st.LegacyKeys > 0 {
 		out += plural(st.LegacyKeys, "session") + " from boj/redistore not moved yet\n"
+	}
+	for _, w := range st.Warnings {
+		out += "warning: " + w + "\n"
 	}
 	if st.Sampled > 0 {
 		encs := make([]string, 0, len(st.Encodings))

@@ -35,11 +35,11 @@ type stored struct {
 	envelope string        // the session's envelope
 	left     time.Duration // how long the server keeps it from now
 	found    bool          // false for a missing or expired session
-	// due is HashMode's cleaning marker of the bucket: the earliest expiry
-	// in it (Unix seconds), or -1 when the bucket has none.
+	// due is HashMode's cleaning marker of the bucket: a time at or before
+	// the earliest expiry in it (Unix seconds), or -1 when it has none.
 	due int64
-	// at is the local time when it was read: left was true then.
-	at time.Time
+	// expiry is the session's stored expiry (Unix seconds).
+	expiry int64
 }
 
 // stringBackend keeps each session under its own key, which Redis expires:

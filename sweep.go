@@ -81,16 +81,34 @@ func ScanBuckets() BucketSource {
 	}
 }
 
-// SampleBuckets returns a BucketSource that visits n of the 65536 buckets of
-// the default HashKeyGenerator, chosen at random without repeats: a cheap
-// partial pass for stores too large to sweep whole at once. With another
-// HashKeyGenerator, supply a BucketSource of your own.
+// bucketsKey carries the store's buckets to the BucketSource of a Sweep.
+type bucketsKey struct{}
+
+// SampleBuckets returns a BucketSource that visits n of the buckets of the
+// default HashKeyGenerator (Config.Buckets of them), chosen at random without
+// repeats: a cheap partial pass for stores too large to sweep whole at once.
+// With another HashKeyGenerator, supply a BucketSource of your own.
 func SampleBuckets(n int) BucketSource {
 	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
-		n := min(max(n, 0), 1<<16)
+		bs, ok := ctx.Value(bucketsKey{}).(buckets)
+		if !ok {
+			bs, _ = newBuckets(DefaultBuckets)
+		}
+		n := min(max(n, 0), bs.n)
 		keys := make([]string, 0, min(n, 512))
-		for _, b := range rand.Perm(1 << 16)[:n] {
-			keys = append(keys, prefix+string([]byte{byte(b >> 8), byte(b)}))
+		// A partial Fisher-Yates shuffle: n picks without a slice of them all.
+		swapped := map[int]int{}
+		pick := func(i int) int {
+			if v, ok := swapped[i]; ok {
+				return v
+			}
+			return i
+		}
+		for i := 0; i < n; i++ {
+			j := i + rand.IntN(bs.n-i)
+			b := pick(j)
+			swapped[j] = pick(i)
+			keys = append(keys, prefix+string(bs.key(b)))
 			if len(keys) == cap(keys) {
 				if err := yield(keys); err != nil {
 					return err
@@ -232,10 +250,10 @@ func (s *Store) Sweep(ctx context.Context) (SweepStats, error) {
 			}
 		}()
 	}
-	srcErr := s.sweepSource(ctx, s.bounded(), s.prefix, func(keys []string) error {
+	srcCtx := context.WithValue(ctx, bucketsKey{}, s.buckets)
+	srcErr := s.sweepSource(srcCtx, s.bounded(), s.prefix, func(keys []string) error {
 		for _, k := range keys {
-			if !strings.HasPrefix(k, s.prefix) || len(k) == len(s.prefix) ||
-				(s.hashKeyGen == nil && len(k) != len(s.prefix)+2) {
+			if !s.OwnsKey(k) {
 				mu.Lock()
 				st.Skipped++
 				mu.Unlock()

@@ -125,9 +125,9 @@ func TestSweepCleansALargeBucketInChunks(t *testing.T) {
 	tg := newRealTarget(t)
 	bucket := tg.prefix + "big"
 	s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
-	// The live sessions first: past cleanLimit sessions no write cleans the
-	// bucket, so all the expired ones are left for the sweep, however long
-	// filling takes.
+	// Writes that do not clean, so that every expired session is left for
+	// the sweep, however long filling takes.
+	s.backend.(*hashBackend).noClean = true
 	live := fill(t, s, 300, 3600)
 	fill(t, s, 1200, expireSoon)
 	enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
@@ -154,6 +154,17 @@ func TestSweepSources(t *testing.T) {
 		if st.Buckets > 1000 || st.Removed > 200 {
 			t.Fatalf("sample: %v", st)
 		}
+	})
+
+	t.Run("a sample names the buckets of Config.Buckets", func(t *testing.T) {
+		few := newStore(t, tg, Config{Buckets: 16, SweepBuckets: SampleBuckets(1000)})
+		fill(t, few, 100, expireSoon)
+		waitExpiry(t, tg)
+		st, err := few.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "buckets visited", st.Buckets, 16)
+		equal(t, "removed", st.Removed, 100)
+		equal(t, "skipped", st.Skipped, 0)
 	})
 
 	t.Run("a caller's source; keys outside the prefix are skipped", func(t *testing.T) {

@@ -127,15 +127,11 @@ func (d *doctor) gather(store *redistore.Store, sample int) {
 	d.stats, d.statsErr = store.Stats(d.ctx, sample)
 	before, _ := dbsize(d.ctx, d.client)
 
-	keyLen := len(d.prefix) + 2 // HashMode: prefix + 2 raw ID bytes
-	if d.mode == redistore.StringMode {
-		keyLen = len(d.prefix) + 16
-	}
 	var misnamed []string
 	d.scanErr = redistore.ScanBuckets()(d.ctx, d.client, d.prefix, func(keys []string) error {
 		d.underPrefix += len(keys)
 		for _, k := range keys {
-			if len(k) != keyLen {
+			if !store.OwnsKey(k) {
 				d.misnamed++
 				if len(misnamed) < maxClassified {
 					misnamed = append(misnamed, k)
@@ -428,9 +424,16 @@ func (d *doctor) checkListpackEntries() {
 		for suggest < 2*fullest {
 			suggest *= 2
 		}
-		d.add(statusWarn, check, "%s is %d, but the fullest buckets hold up to %s sessions: those are hashtables and save no memory. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf",
+		d.add(statusWarn, check, "%s is %d, but the fullest buckets hold up to %s sessions: those are hashtables and save no memory. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf; or spread sessions over more buckets (Config.Buckets and --buckets; a change logs everyone out)",
 			name, limit, span, name, suggest)
 		return
+	}
+	if d.statsErr == nil && d.stats.Keys > 0 {
+		if avg := float64(d.stats.Sessions) / float64(d.stats.Keys); avg >= 0.75*float64(limit) {
+			d.add(statusWarn, check, "%s is %d, and buckets hold %.0f sessions on average: as sessions grow the buckets become hashtables and save no memory. Use more buckets (Config.Buckets and --buckets; a change logs everyone out), or raise %s",
+				name, limit, avg, name)
+			return
+		}
 	}
 	d.add(statusOK, check, "%s is %d; the fullest buckets hold up to %s sessions", name, limit, span)
 }

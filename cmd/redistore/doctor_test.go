@@ -115,3 +115,22 @@ func TestDoctorStringMode(t *testing.T) {
 	line = doctorLine(t, r.stdout, "key", "FAIL")
 	contains(t, "prefix line", line, "--mode string")
 }
+
+func TestDoctorWarnsOfCrowdedBuckets(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "--hash-max-listpack-entries", "128")
+	s, err := redistore.New(redistore.Config{Client: f.client, KeyPairs: f.pairs, KeyPrefix: f.prefix, Buckets: 2, FieldTTL: redistore.FieldTTLOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedMany(t, s, 200, 3600)
+
+	r := f.run(t, "doctor", "--buckets", "2")
+	r.wantCode(t, 0)
+	line := doctorLine(t, r.stdout, "hash-max-listpack-entries", "WARN")
+	contains(t, "entries line", line, "Config.Buckets")
+	doctorLine(t, r.stdout, "key", "OK") // --buckets gives the keys' shape
+	r = f.run(t, "stats", "--buckets", "2")
+	r.wantCode(t, 0)
+	contains(t, "stats", r.stdout, "warning: buckets hold 100 sessions on average, near hash-max-listpack-entries (128)")
+}

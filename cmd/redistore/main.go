@@ -189,6 +189,7 @@ type options struct {
 	mode    string
 	prefix  string
 	legacy  string
+	buckets int
 	timeout time.Duration
 }
 
@@ -200,6 +201,7 @@ func newFlagSet(c *command, output io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.url, "url", "", "Redis `URL` (default $"+envURL+")")
 	fs.StringVar(&o.mode, "mode", "hash", "the store's layout: hash or string")
 	fs.StringVar(&o.prefix, "prefix", redistore.DefaultKeyPrefix, "the store's key `prefix`")
+	fs.IntVar(&o.buckets, "buckets", redistore.DefaultBuckets, "the store's Config.Buckets (HashMode)")
 	fs.StringVar(&o.legacy, "legacy-prefix", "", "the store's Config.Legacy.KeyPrefix, while sessions move from boj/redistore (e.g. session_)")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on each Redis call")
 	fs.Usage = func() {
@@ -258,6 +260,7 @@ func (e *env) config(needKeys bool) (redistore.Config, error) {
 	switch e.opts.mode {
 	case "hash":
 		cfg.Mode = redistore.HashMode
+		cfg.Buckets = e.opts.buckets
 	case "string":
 		cfg.Mode = redistore.StringMode
 	default:

@@ -63,7 +63,10 @@ type statsJSON struct {
 	MaxValueBytes   int     `json:"max_value_bytes"`
 	ExpiredShare    float64 `json:"expired_share"`
 	LegacyKeys      int     `json:"legacy_keys"`
-	DurationMS      float64 `json:"duration_ms"`
+	// ListpackEntries is 0 where the server refuses CONFIG GET.
+	ListpackEntries int      `json:"listpack_entries"`
+	Warnings        []string `json:"warnings"`
+	DurationMS      float64  `json:"duration_ms"`
 }
 
 // barJSON is one bar of the sessions-per-bucket histogram: Buckets buckets
@@ -89,6 +92,8 @@ func statsDocument(st redistore.Stats) statsJSON {
 		MaxValueBytes:   st.MaxValueBytes,
 		ExpiredShare:    st.Expired,
 		LegacyKeys:      st.LegacyKeys,
+		ListpackEntries: st.ListpackEntries,
+		Warnings:        append([]string{}, st.Warnings...),
 		DurationMS:      float64(st.Duration.Microseconds()) / 1000,
 	}
 	if doc.Encodings == nil {
