@@ -1,0 +1,263 @@
+package redistore
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// A randomized run of the HashMode write paths against a few buckets, with
+// the layout's promises checked after every step. It drives many sessions
+// through new, changed, unchanged (skipped or renewed), MaxAge raised and
+// lowered, RegenerateID, logout and expiry, and asserts after each step:
+//   - every bucket lasts at least a second past its latest session's expiry;
+//   - every bucket's marker is at or below its earliest session's expiry;
+//   - every session the model says is alive loads, with its latest value;
+//   - no session past its expiry, logged out or regenerated away is served.
+
+// modelSession is what the test knows of one browser's session.
+type modelSession struct {
+	b      *browser
+	alive  bool
+	n      int   // the latest value saved
+	maxAge int   // the MaxAge it was last saved with
+	lo, hi int64 // bounds of its stored expiry (Unix seconds, server clock)
+}
+
+// invariantRun is one randomized run.
+type invariantRun struct {
+	t        *testing.T
+	tg       *target
+	stores   []*Store // the same layout; one renews on every Save
+	rng      *rand.Rand
+	sessions []*modelSession
+	dead     []*browser // cookies that must never open a session again
+	maxAges  []int
+	pass     func(d time.Duration) // lets time pass on the server
+	long     time.Duration         // the longest idle step
+	counts   map[string]int
+}
+
+func (run *invariantRun) store() *Store { return run.stores[run.rng.IntN(len(run.stores))] }
+
+func (run *invariantRun) step() {
+	t, tg := run.t, run.tg
+	m := run.sessions[run.rng.IntN(len(run.sessions))]
+	s := run.store()
+	before := tg.now().Unix()
+	sess, r := m.b.get(t, s, "sid")
+	switch {
+	case m.alive && sess.IsNew && before+1 < m.lo:
+		run.fail("a live session (stored expiry %d..%d) did not load at %d", m.lo, m.hi, before)
+	case !m.alive && !sess.IsNew:
+		run.fail("a session that had ended was served")
+	case m.alive && !sess.IsNew && sess.Values["n"] != m.n:
+		run.fail("session loaded with n=%v, want %d", sess.Values["n"], m.n)
+	case m.alive && sess.IsNew: // expired, as it may have by now
+		m.alive = false
+		run.dead = append(run.dead, cookieJar(m.b.cookies["sid"]))
+	}
+	maxAge := m.maxAge
+	action := "new"
+	switch p := run.rng.IntN(100); {
+	case !m.alive:
+		maxAge = run.maxAges[run.rng.IntN(len(run.maxAges))]
+	case p < 35:
+		action = "change"
+	case p < 50:
+		action, maxAge = "maxage", run.maxAges[run.rng.IntN(len(run.maxAges))]
+	case p < 70:
+		action = "unchanged"
+	case p < 80:
+		action = "regenerate"
+	case p < 86:
+		action = "logout"
+	case p < 92:
+		action = "burst"
+	default:
+		action = "idle"
+	}
+	sess.Options.MaxAge = maxAge
+	run.counts[action]++
+	old := m.b.cookies["sid"]
+	w := httptest.NewRecorder()
+	var err error
+	switch action {
+	case "idle":
+		run.pass(time.Duration(run.rng.Int64N(int64(run.long))))
+		return
+	case "burst":
+		run.burst(m)
+		return
+	case "logout":
+		sess.Options.MaxAge = -1
+		err = s.Save(r, w, sess)
+	case "regenerate":
+		err = s.RegenerateID(r, w, sess)
+	case "unchanged":
+		err = s.Save(r, w, sess)
+	default:
+		m.n++
+		sess.Values["n"] = m.n
+		err = s.Save(r, w, sess)
+	}
+	if err != nil {
+		run.fail("%s: Save: %v", action, err)
+	}
+	after := tg.now().Unix()
+	m.b.keep(t, w)
+	switch action {
+	case "logout":
+		m.alive = false
+		if old != nil {
+			run.dead = append(run.dead, cookieJar(old))
+		}
+	case "regenerate":
+		run.dead = append(run.dead, cookieJar(old))
+		fallthrough
+	default:
+		lo, hi := before+int64(maxAge), after+int64(maxAge)+1
+		if action == "unchanged" {
+			// The Save may have skipped the write, or renewed the expiry.
+			lo, hi = min(lo, m.lo), max(hi, m.hi)
+		}
+		m.alive, m.lo, m.hi, m.maxAge = true, lo, hi, maxAge
+	}
+	run.check()
+}
+
+// burst changes one session several times in quick succession, as a user
+// clicking through pages does: each write must carry its bucket along.
+func (run *invariantRun) burst(m *modelSession) {
+	t, tg := run.t, run.tg
+	for i := 2 + run.rng.IntN(8); i > 0; i-- {
+		run.pass(time.Duration(run.rng.Int64N(int64(run.long / 10))))
+		s := run.store()
+		before := tg.now().Unix()
+		sess, r := m.b.get(t, s, "sid")
+		if sess.IsNew {
+			if before+1 < m.lo {
+				run.fail("burst: a live session (stored expiry %d..%d) did not load at %d", m.lo, m.hi, before)
+			}
+			m.alive = false
+			return
+		}
+		m.n++
+		sess.Values["n"] = m.n
+		sess.Options.MaxAge = m.maxAge
+		m.b.save(t, s, r, sess)
+		m.lo, m.hi = before+int64(m.maxAge), tg.now().Unix()+int64(m.maxAge)+1
+		run.check()
+	}
+}
+
+func cookieJar(c *http.Cookie) *browser {
+	b := newBrowser()
+	b.cookies[c.Name] = c
+	return b
+}
+
+// check asserts every promise over the whole state.
+func (run *invariantRun) check() {
+	t, tg := run.t, run.tg
+	t.Helper()
+	for k := range scanPrefix(t, tg, tg.prefix) {
+		checkBucket(t, tg, k)
+	}
+	now := tg.now().Unix()
+	s := run.stores[0]
+	for _, m := range run.sessions {
+		if !m.alive {
+			continue
+		}
+		switch {
+		case now+1 < m.lo:
+			r := m.b.request()
+			sess, err := s.Get(r, "sid")
+			if err != nil || sess.IsNew || sess.Values["n"] != m.n {
+				run.fail("a live session (expiry %d..%d, now %d) read as new=%v n=%v err=%v", m.lo, m.hi, now, sess.IsNew, sess.Values["n"], err)
+			}
+		case now > m.hi:
+			if sess, _ := s.Get(m.b.request(), "sid"); !sess.IsNew {
+				run.fail("a session past its expiry (%d..%d, now %d) was served", m.lo, m.hi, now)
+			}
+			m.alive = false
+		}
+	}
+	for i := 0; i < 5 && len(run.dead) > 0; i++ {
+		run.checkDead(run.dead[run.rng.IntN(len(run.dead))])
+	}
+}
+
+// checkDead asserts that a cookie whose session ended opens nothing.
+func (run *invariantRun) checkDead(b *browser) {
+	run.t.Helper()
+	if sess, _ := run.stores[0].Get(b.request(), "sid"); !sess.IsNew {
+		run.fail("a cookie whose session ended (logged out, regenerated or expired) opened a session")
+	}
+}
+
+// finish checks every ended cookie.
+func (run *invariantRun) finish() {
+	run.t.Helper()
+	for _, b := range run.dead {
+		run.checkDead(b)
+	}
+	run.t.Logf("steps: %v; %d ended cookies checked", run.counts, len(run.dead))
+}
+
+func (run *invariantRun) fail(format string, args ...any) {
+	run.t.Helper()
+	run.t.Fatalf("after %v: "+format, append([]any{run.counts}, args...)...)
+}
+
+func TestWritePathsKeepTheLayoutsPromises(t *testing.T) {
+	for _, ft := range []FieldTTL{FieldTTLOff, FieldTTLAuto} {
+		t.Run("redis-server, "+ft.String(), func(t *testing.T) {
+			tg := newRealTarget(t)
+			run := newInvariantRun(t, tg, ft, 4, []int{1, 2, 3, 30, 79})
+			run.pass, run.long = func(d time.Duration) { time.Sleep(d) }, time.Second
+			deadline := time.Now().Add(5 * time.Second)
+			for i := 0; time.Now().Before(deadline) || i < 150; i++ {
+				run.step()
+			}
+			run.finish()
+		})
+		for _, buckets := range []int{4, 64} {
+			t.Run(fmt.Sprintf("miniredis, days in seconds, %d buckets, %s", buckets, ft), func(t *testing.T) {
+				tg := newMiniTarget(t)
+				run := newInvariantRun(t, tg, ft, buckets, []int{5, 60, 600, 3600, 86400})
+				monos := make([]*fakeMonotonic, len(run.stores))
+				for i, s := range run.stores {
+					monos[i] = withFakeClock(t, tg, s)
+				}
+				run.pass, run.long = func(d time.Duration) {
+					tg.advance(t, d)
+					for _, m := range monos {
+						m.advance(d)
+					}
+				}, 20*time.Minute
+				for i := 0; i < 1000; i++ {
+					run.step()
+				}
+				run.finish()
+			})
+		}
+	}
+}
+
+func newInvariantRun(t *testing.T, tg *target, ft FieldTTL, buckets int, maxAges []int) *invariantRun {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	run := &invariantRun{t: t, tg: tg, rng: rand.New(rand.NewPCG(seed, seed)), maxAges: maxAges, counts: map[string]int{}}
+	for _, touch := range []time.Duration{0, -1} {
+		run.stores = append(run.stores, newStore(t, tg, Config{Buckets: buckets, FieldTTL: ft, TouchInterval: touch}))
+	}
+	for i := 0; i < 24; i++ {
+		run.sessions = append(run.sessions, &modelSession{b: newBrowser()})
+	}
+	return run
+}
