@@ -36,8 +36,8 @@
 //
 // # Layouts
 //
-// In HashMode, the default, sessions are fields of 65536 Redis hashes
-// ("buckets"), chosen by the first two bytes of the ID. Many small sessions
+// In HashMode, the default, sessions are fields of Config.Buckets Redis
+// hashes ("buckets", 65536 by default), chosen by the top bits of the ID. Many small sessions
 // then share the per-key overhead of Redis, which saves memory as long as the
 // hashes keep Redis's compact listpack encoding: raise hash-max-listpack-value
 // above your largest session (the default, 64 bytes, is smaller than most
@@ -46,8 +46,9 @@
 // clock, and each bucket's own TTL outlasts every session in it.
 //
 // Redis before 7.4 cannot expire one field, so expired sessions are removed
-// by the writes into their bucket (a bucket remembers its earliest expiry and
-// a write that finds it passed cleans the bucket in the same atomic step), by
+// by the writes into their bucket (a bucket remembers a time at or before its
+// earliest expiry, and a write that finds it passed cleans the bucket, or one
+// bounded chunk of a large one, in the same atomic step), by
 // Redis itself where it has field TTLs (HEXPIRE), and by Store.Sweep, an
 // optional full pass. The redistore command (cmd/redistore) sweeps, reports
 // Stats, checks the server's configuration and inspects one session.
