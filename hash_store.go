@@ -284,9 +284,10 @@ func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte
 	cmds = append(cmds, b.c.B().Multi().Build(),
 		b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
 	if native {
-		// A second more than the script gives: exp comes from an estimate
-		// that may be up to maxClockUncertainty ahead of the server.
-		cmds = append(cmds, b.c.B().Hexpire().Key(loc.key).Seconds(ttl+2).Fields().Numfields(1).Field(loc.field).Build())
+		// As the script: a second past the expiry. exp is at most
+		// maxClockUncertainty ahead of the server's clock, so the field
+		// still outlives it.
+		cmds = append(cmds, b.c.B().Hexpire().Key(loc.key).Seconds(ttl+1).Fields().Numfields(1).Field(loc.field).Build())
 	}
 	cmds = append(cmds,
 		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Nx().Build(),

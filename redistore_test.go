@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
@@ -942,4 +943,36 @@ func TestRegenerateOnSave(t *testing.T) {
 	equal(t, "cart", got.Values["cart"], any(1))
 	loc, _ := s.locate(before)
 	equal(t, "old session", tg.do(t, "HEXISTS", loc.key, loc.field).AsBoolMust(t), false)
+}
+
+// TestFastForwardPastMaxAgeEndsTheSession is how applications test expiry
+// on miniredis: FastForward moves its TTLs but not its clock. With the
+// default configuration the key's TTL (StringMode) or the field's
+// (HashMode, HEXPIRE) ends the session exactly, whatever path the writes
+// took.
+func TestFastForwardPastMaxAgeEndsTheSession(t *testing.T) {
+	for _, mode := range []Mode{HashMode, StringMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			m := miniredis.RunT(t)
+			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{m.Addr()}, DisableCache: true, ForceSingleClient: true})
+			noErr(t, err)
+			t.Cleanup(c.Close)
+			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode})
+			noErr(t, err)
+			s.Options.MaxAge = 60
+			b := newBrowser()
+			for visit := 1; visit <= 3; visit++ {
+				sess, r := b.get(t, s, "sid")
+				n, _ := sess.Values["n"].(int)
+				equal(t, "visit", n+1, visit)
+				sess.Values["n"] = n + 1
+				b.save(t, s, r, sess)
+				m.FastForward(30 * time.Second)
+			}
+			m.FastForward(31 * time.Second) // 61 s after the last write
+			if sess, _ := b.get(t, s, "sid"); !sess.IsNew {
+				t.Fatalf("61 s after its last write a %d s session is still served", 60)
+			}
+		})
+	}
 }
