@@ -95,7 +95,7 @@ func benchTarget(b *testing.B) *target {
 		b.Log("redis-server not found: measuring against miniredis")
 		return newMiniTarget(b)
 	}
-	srv := realServer(b)
+	srv := installations(b)[0].server(b)
 	c, err := NewClient("redis://" + srv.Addr)
 	noErr(b, err)
 	b.Cleanup(c.Close)

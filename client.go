@@ -11,6 +11,11 @@ import (
 // DefaultMaxFlushDelay is the rueidis MaxFlushDelay NewClient sets.
 const DefaultMaxFlushDelay = 100 * time.Microsecond
 
+// DefaultSentinelRefresh is how often a client NewClient builds for Sentinel
+// asks the sentinels which server is the primary (rueidis's
+// Sentinel.TopologyRefreshInterval).
+const DefaultSentinelRefresh = time.Second
+
 // NewClient connects to Redis at a URL, as rueidis.ParseURL reads it:
 //
 //	redis://[user:password@]host:port[/db]       plain TCP
@@ -25,7 +30,11 @@ const DefaultMaxFlushDelay = 100 * time.Microsecond
 // requests are in flight, rueidis waits up to that long after each write to
 // the socket to gather more commands into the next one, which under load
 // saves most of its system calls (a single request in flight is never
-// delayed). Each of adjust, if any, may then change the options, e.g. to set
+// delayed). With Sentinel, the client also asks the sentinels for the primary
+// every DefaultSentinelRefresh: rueidis otherwise follows a failover only by
+// the +switch-master message of the one sentinel it listens to, and a client
+// that misses it keeps writing to the old primary, or to nothing, until it
+// is restarted. Each of adjust, if any, may then change the options, e.g. to set
 // ForceSingleClient for miniredis, a TLS configuration, or MaxFlushDelay 0.
 // The caller owns the client and closes it.
 func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Client, error) {
@@ -36,6 +45,9 @@ func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Clien
 	}
 	opt.DisableCache = true
 	opt.MaxFlushDelay = DefaultMaxFlushDelay
+	if opt.Sentinel.MasterSet != "" {
+		opt.Sentinel.TopologyRefreshInterval = DefaultSentinelRefresh
+	}
 	for _, f := range adjust {
 		f(&opt)
 	}

@@ -11,6 +11,7 @@ import (
 )
 
 func TestNewClient(t *testing.T) {
+	t.Parallel()
 	unix := filepath.Join(t.TempDir(), "redis.sock")
 	srv := redistest.StartT(t, "--unixsocket", unix, "--requirepass", "s3cret")
 

@@ -14,6 +14,7 @@ func (f *fakeMonotonic) now() time.Duration      { return time.Duration(f.d.Load
 func (f *fakeMonotonic) advance(d time.Duration) { f.d.Add(int64(d)) }
 
 func TestServerClock(t *testing.T) {
+	t.Parallel()
 	mono := &fakeMonotonic{}
 	mono.advance(time.Hour)
 	c := &serverClock{refresh: 10 * time.Second, local: mono.now}
@@ -48,6 +49,7 @@ func TestServerClock(t *testing.T) {
 // ones live. Here the wall clock runs on while the monotonic one is held:
 // an estimate that followed the wall clock would move.
 func TestServerClockIgnoresTheWallClock(t *testing.T) {
+	t.Parallel()
 	mono := &fakeMonotonic{}
 	c := &serverClock{refresh: time.Hour, local: mono.now}
 	server := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -66,6 +68,7 @@ func TestServerClockIgnoresTheWallClock(t *testing.T) {
 // TestServerClockDistrustsSlowReplies: a reading from a round trip too long
 // to place the server's clock within maxClockUncertainty is not used.
 func TestServerClockDistrustsSlowReplies(t *testing.T) {
+	t.Parallel()
 	mono := &fakeMonotonic{}
 	c := &serverClock{refresh: time.Hour, local: mono.now}
 	mono.advance(time.Second)
@@ -83,35 +86,38 @@ func TestServerClockDistrustsSlowReplies(t *testing.T) {
 // a HashMode read is a lone HMGET (the session and the bucket marker) while the store knows the server's clock from
 // a recent reply, and carries a TIME when it does not.
 func TestReadsAskForTimeOnlyWhenTheEstimateIsOld(t *testing.T) {
-	tg := newRealTarget(t)
-	cc := &countingClient{Client: tg.client}
-	s := newStore(t, tg, Config{Client: cc})
-	b := newBrowser()
-	sess, r := b.get(t, s, "sid")
-	sess.Values["n"] = 1
-	b.save(t, s, r, sess) // the write script's reply carries the server's time
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		cc := &countingClient{Client: tg.client}
+		s := newStore(t, tg, Config{Client: cc})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 1
+		b.save(t, s, r, sess) // the write script's reply carries the server's time
 
-	commands := func() string {
-		var names []string
-		cc.names.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
-		cc.names.Clear()
-		return strings.Join(names, ",")
-	}
-	commands()
-	b.get(t, s, "sid")
-	equal(t, "commands of a read with a fresh estimate", commands(), "HMGET")
+		commands := func() string {
+			var names []string
+			cc.names.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
+			cc.names.Clear()
+			return strings.Join(names, ",")
+		}
+		commands()
+		b.get(t, s, "sid")
+		equal(t, "commands of a read with a fresh estimate", commands(), "HMGET")
 
-	ageClock(s.clock, s.clock.refresh)
-	b.get(t, s, "sid")
-	got := commands()
-	if !strings.Contains(got, "TIME") || !strings.Contains(got, "HMGET") {
-		t.Fatalf("commands of a read with an old estimate: %s", got)
-	}
+		ageClock(s.clock, s.clock.refresh)
+		b.get(t, s, "sid")
+		got := commands()
+		if !strings.Contains(got, "TIME") || !strings.Contains(got, "HMGET") {
+			t.Fatalf("commands of a read with an old estimate: %s", got)
+		}
+	})
 }
 
 // TestAStepOfTheServersClockIsSeenWithinRefresh jumps miniredis's clock past
 // a session's expiry: once the estimate is older than refresh, reads see it.
 func TestAStepOfTheServersClockIsSeenWithinRefresh(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{})
 	s.clock.refresh = 100 * time.Millisecond

@@ -42,6 +42,7 @@ var compactGolden = []struct {
 }
 
 func TestCompactGoldenVectors(t *testing.T) {
+	t.Parallel()
 	for _, tt := range compactGolden {
 		t.Run(tt.name, func(t *testing.T) {
 			want, err := hex.DecodeString(tt.hex)
@@ -78,6 +79,7 @@ func init() {
 type unregistered struct{ X int }
 
 func TestCompactRoundTrips(t *testing.T) {
+	t.Parallel()
 	values := map[any]any{
 		"empty string":  "",
 		"unicode":       "héllo, 世界",
@@ -133,6 +135,7 @@ func TestCompactRoundTrips(t *testing.T) {
 }
 
 func TestCompactIsCanonical(t *testing.T) {
+	t.Parallel()
 	build := func(order []int) map[any]any {
 		m := map[any]any{}
 		for _, i := range order {
@@ -153,6 +156,7 @@ func TestCompactIsCanonical(t *testing.T) {
 }
 
 func TestCompactEncodeErrors(t *testing.T) {
+	t.Parallel()
 	cyclic := map[string]any{}
 	cyclic["self"] = cyclic
 	tests := map[string]map[any]any{
@@ -170,6 +174,7 @@ func TestCompactEncodeErrors(t *testing.T) {
 }
 
 func TestCompactRejectsHostileInput(t *testing.T) {
+	t.Parallel()
 	deep := strings.Repeat("2001", 40) + "00"
 	tests := map[string]string{
 		"nothing":                        "",
@@ -203,6 +208,7 @@ func TestCompactRejectsHostileInput(t *testing.T) {
 }
 
 func TestCompactRejectsUnhashableGobKey(t *testing.T) {
+	t.Parallel()
 	key, err := appendGob(nil, gobUser{Name: "x", Roles: []string{"y"}})
 	noErr(t, err)
 	data := append(append([]byte{0x01}, key...), tagNil)
@@ -248,6 +254,7 @@ func FuzzCompactDecode(f *testing.F) {
 // TestCompactKeepsNilApartFromEmpty checks every nillable type the codec
 // writes itself: nil comes back nil, and empty comes back empty, not nil.
 func TestCompactKeepsNilApartFromEmpty(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ null, empty any }{
 		{[]byte(nil), []byte{}},
 		{[]any(nil), []any{}},
@@ -284,6 +291,7 @@ func TestCompactKeepsNilApartFromEmpty(t *testing.T) {
 // encode alike; their entries must still come out in one order, or an
 // unchanged session would be written again on every Save.
 func TestCompactNaNKeysHaveOneOrder(t *testing.T) {
+	t.Parallel()
 	build := func(order []int) map[any]any {
 		m := map[any]any{}
 		for _, i := range order {
@@ -318,6 +326,7 @@ func TestCompactNaNKeysHaveOneOrder(t *testing.T) {
 // encoding refuses the times it could not store exactly, so that a session
 // that loads can always be saved, unchanged.
 func TestCompactTimesThatDecodeAlsoEncode(t *testing.T) {
+	t.Parallel()
 	timeItem := func(b []byte) []byte {
 		return append(append([]byte{0x01, 0x03, 0x01, 't', tagTime}, byte(len(b))), b...)
 	}

@@ -31,6 +31,7 @@ var envelopeGolden = []struct {
 }
 
 func TestEnvelopeGoldenVectors(t *testing.T) {
+	t.Parallel()
 	for _, tt := range envelopeGolden {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := hex.DecodeString(tt.hex)
@@ -44,6 +45,7 @@ func TestEnvelopeGoldenVectors(t *testing.T) {
 }
 
 func TestAppendEnvelope(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		payload    string
@@ -87,6 +89,7 @@ func bomb(n int) string {
 }
 
 func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	lz := func(size uint64, block string) string {
 		return string(binary.AppendUvarint([]byte{0x11, 0x01}, size)) + block
 	}
@@ -123,6 +126,7 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 }
 
 func TestIncompressibleSessionsAreNotCompressedAgain(t *testing.T) {
+	t.Parallel()
 	payload := []byte(randomText(1000))
 	env := appendEnvelope(nil, payload, codecCompact, 400, true)
 	equal(t, "header", hex.EncodeToString(env[:2]), "1201")
@@ -133,6 +137,8 @@ func TestIncompressibleSessionsAreNotCompressedAgain(t *testing.T) {
 	equal(t, "hinted", env[0]&flagLZ4, byte(0))
 }
 
+// TestDecompressionBombAllocatesNothingBig reads the process's allocation
+// counter, so it does not run in parallel with other tests.
 func TestDecompressionBombAllocatesNothingBig(t *testing.T) {
 	env := bomb(1 << 20)
 	var before, after runtime.MemStats
@@ -176,6 +182,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 }
 
 func TestGarbageInRedis(t *testing.T) {
+	t.Parallel()
 	values := []struct {
 		name  string
 		value string
@@ -247,6 +254,7 @@ func TestGarbageInRedis(t *testing.T) {
 }
 
 func TestStoreRetriesCompressionWhenTheSessionChangesSize(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{Mode: StringMode})
 	b := newBrowser()

@@ -119,30 +119,32 @@ func TestRedisFailures(t *testing.T) {
 	})
 
 	t.Run("a slow real server (DEBUG SLEEP) fails the call within the timeout", func(t *testing.T) {
-		srv := redistest.StartT(t, "--enable-debug-command", "yes")
-		c, err := NewClient("redis://" + srv.Addr)
-		noErr(t, err)
-		defer c.Close()
-		s, err := New(Config{Client: c, KeyPairs: testKeys, Timeout: timeout})
-		noErr(t, err)
-		b := newBrowser()
-		sess, r := b.get(t, s, "sid")
-		b.save(t, s, r, sess)
+		forEachInstall(t, func(t *testing.T, in redistest.Install) {
+			srv := in.StartT(t, "--enable-debug-command", "yes")
+			c, err := NewClient("redis://" + srv.Addr)
+			noErr(t, err)
+			defer c.Close()
+			s, err := New(Config{Client: c, KeyPairs: testKeys, Timeout: timeout})
+			noErr(t, err)
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			b.save(t, s, r, sess)
 
-		slept := make(chan error, 1)
-		go func() { _, err := redistest.Do(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
-		time.Sleep(100 * time.Millisecond) // let DEBUG SLEEP reach the server first
-		getErr, saveErr, took := request(s, b)
-		if !errors.Is(getErr, ErrUnavailable) || !errors.Is(saveErr, ErrUnavailable) {
-			t.Fatalf("errors %v / %v, want ErrUnavailable", getErr, saveErr)
-		}
-		if took > 2*timeout+slack {
-			t.Fatalf("took %v", took)
-		}
-		noErr(t, <-slept)
-		getErr, saveErr, _ = request(s, b)
-		noErr(t, getErr)
-		noErr(t, saveErr)
+			slept := make(chan error, 1)
+			go func() { _, err := redistest.Do(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
+			time.Sleep(100 * time.Millisecond) // let DEBUG SLEEP reach the server first
+			getErr, saveErr, took := request(s, b)
+			if !errors.Is(getErr, ErrUnavailable) || !errors.Is(saveErr, ErrUnavailable) {
+				t.Fatalf("errors %v / %v, want ErrUnavailable", getErr, saveErr)
+			}
+			if took > 2*timeout+slack {
+				t.Fatalf("took %v", took)
+			}
+			noErr(t, <-slept)
+			getErr, saveErr, _ = request(s, b)
+			noErr(t, getErr)
+			noErr(t, saveErr)
+		})
 	})
 
 	t.Run("a context canceled by the client ends the call", func(t *testing.T) {
@@ -165,6 +167,7 @@ func TestRedisFailures(t *testing.T) {
 }
 
 func TestWrongTypeInRedis(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode})
 		id := newID()
@@ -190,88 +193,91 @@ func TestWrongTypeInRedis(t *testing.T) {
 // is down, nothing hangs or panics, and the clients recover by themselves.
 func TestServerRestartUnderLoad(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	srv := redistest.StartT(t)
-	c, err := NewClient("redis://" + srv.Addr)
-	noErr(t, err)
-	defer c.Close()
-	for _, mode := range []Mode{HashMode, StringMode} {
-		t.Run(mode.String(), func(t *testing.T) {
-			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, Timeout: timeout, KeyPrefix: randomPrefix()})
-			noErr(t, err)
-			var (
-				mu      sync.Mutex
-				slowest time.Duration
-				failed  int
-				ok      int
-			)
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			for i := 0; i < 8; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					b := newBrowser()
-					for ctx.Err() == nil {
-						getErr, saveErr, took := request(s, b)
-						mu.Lock()
-						slowest = max(slowest, took)
-						if getErr != nil || saveErr != nil {
-							failed++
-							for _, err := range []error{getErr, saveErr} {
-								if err != nil && !errors.Is(err, ErrUnavailable) {
-									t.Errorf("error %v is not ErrUnavailable", err)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		srv := in.StartT(t)
+		c, err := NewClient("redis://" + srv.Addr)
+		noErr(t, err)
+		defer c.Close()
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, Timeout: timeout, KeyPrefix: randomPrefix()})
+				noErr(t, err)
+				var (
+					mu      sync.Mutex
+					slowest time.Duration
+					failed  int
+					ok      int
+				)
+				ctx, cancel := context.WithCancel(context.Background())
+				var wg sync.WaitGroup
+				for i := 0; i < 8; i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						b := newBrowser()
+						for ctx.Err() == nil {
+							getErr, saveErr, took := request(s, b)
+							mu.Lock()
+							slowest = max(slowest, took)
+							if getErr != nil || saveErr != nil {
+								failed++
+								for _, err := range []error{getErr, saveErr} {
+									if err != nil && !errors.Is(err, ErrUnavailable) {
+										t.Errorf("error %v is not ErrUnavailable", err)
+									}
 								}
+							} else {
+								ok++
 							}
-						} else {
-							ok++
+							mu.Unlock()
 						}
-						mu.Unlock()
+					}()
+				}
+				time.Sleep(300 * time.Millisecond)
+				srv.Stop()
+				time.Sleep(time.Second)
+				mu.Lock()
+				downFailures := failed
+				mu.Unlock()
+				noErr(t, srv.Restart())
+				// Wait until requests succeed again.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					mu.Lock()
+					before := ok
+					mu.Unlock()
+					time.Sleep(200 * time.Millisecond)
+					mu.Lock()
+					after := ok
+					mu.Unlock()
+					if after > before {
+						break
 					}
-				}()
-			}
-			time.Sleep(300 * time.Millisecond)
-			srv.Stop()
-			time.Sleep(time.Second)
-			mu.Lock()
-			downFailures := failed
-			mu.Unlock()
-			noErr(t, srv.Restart())
-			// Wait until requests succeed again.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				mu.Lock()
-				before := ok
-				mu.Unlock()
-				time.Sleep(200 * time.Millisecond)
-				mu.Lock()
-				after := ok
-				mu.Unlock()
-				if after > before {
-					break
+					if time.Now().After(deadline) {
+						cancel()
+						wg.Wait()
+						t.Fatal("no request succeeded within 10s of the restart")
+					}
 				}
-				if time.Now().After(deadline) {
-					cancel()
-					wg.Wait()
-					t.Fatal("no request succeeded within 10s of the restart")
+				cancel()
+				wg.Wait()
+				if downFailures == 0 {
+					t.Fatal("no request failed while the server was down")
 				}
-			}
-			cancel()
-			wg.Wait()
-			if downFailures == 0 {
-				t.Fatal("no request failed while the server was down")
-			}
-			// Each request is a Get and a Save, each bounded by the timeout.
-			if slowest > 2*timeout+2*time.Second {
-				t.Fatalf("a request took %v with a %v timeout", slowest, timeout)
-			}
-			t.Logf("%d requests ok, %d failed; slowest %v", ok, failed, slowest)
-		})
-	}
+				// Each request is a Get and a Save, each bounded by the timeout.
+				if slowest > 2*timeout+2*time.Second {
+					t.Fatalf("a request took %v with a %v timeout", slowest, timeout)
+				}
+				t.Logf("%d requests ok, %d failed; slowest %v", ok, failed, slowest)
+			})
+		}
+	})
 }
 
 // TestCountersUnderLoad has many clients increment their own session's
 // counter many times at once; every counter must end exact.
 func TestCountersUnderLoad(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode})
 		const clients, increments = 32, 50

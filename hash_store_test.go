@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 )
 
 func TestBucketOutlivesItsSessions(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		bucket := tg.prefix + "one"
 		s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
@@ -35,6 +37,7 @@ func TestBucketOutlivesItsSessions(t *testing.T) {
 }
 
 func TestHashModeUsesTheServersClock(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	// The server's clock is four years ahead of this machine's.
 	serverNow := time.Now().Add(4 * 365 * 24 * time.Hour).Truncate(time.Second)
@@ -62,6 +65,7 @@ func TestHashModeUsesTheServersClock(t *testing.T) {
 }
 
 func TestExpiredFieldIsAMissEvenInALiveBucket(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		bucket := tg.prefix + "one"
 		s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
@@ -96,6 +100,7 @@ func TestExpiredFieldIsAMissEvenInALiveBucket(t *testing.T) {
 }
 
 func TestWritesCleanTheirBucket(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		// FieldTTLOff makes miniredis, which has HEXPIRE, clean as Redis 7.0
 		// must.
@@ -133,42 +138,77 @@ func TestWritesCleanTheirBucket(t *testing.T) {
 
 // TestSteadyTrafficStaysBounded runs a HashMode store with no Sweep under
 // steady traffic of short sessions on the real server: what Redis holds stays
-// within the live sessions plus those that expired since their bucket's last
-// write, far below everything ever written.
+// within the live sessions plus those that expired a moment ago, far below
+// everything ever written. With FieldTTLOff the writes remove them (the
+// first write into a bucket after a session's expiry); with field TTLs,
+// where the server has them, Redis does, within a second or two.
 func TestSteadyTrafficStaysBounded(t *testing.T) {
-	tg := newRealTarget(t)
-	s := newStore(t, tg, Config{HashKeyGenerator: func(id string) (string, error) {
-		return tg.prefix + id[:2], nil // 256 buckets, each written many times a second
-	}})
-	const run = 5 * time.Second
-	var times []time.Time
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		paths := []FieldTTL{FieldTTLOff}
+		if tg.fieldTTLs() {
+			paths = append(paths, FieldTTLOn)
+		}
+		for _, ft := range paths {
+			t.Run(ft.String(), func(t *testing.T) {
+				tg.prefix = randomPrefix()
+				steadyTraffic(t, tg, ft)
+			})
+		}
+	})
+}
+
+func steadyTraffic(t *testing.T, tg *target, ft FieldTTL) {
+	s := newStore(t, tg, Config{Buckets: 256, FieldTTL: ft}) // each bucket written many times a second
+	const run = 4 * time.Second
+	lastWrite := map[string]time.Time{} // bucket -> when its last write began
+	written := 0
 	start := time.Now()
 	for time.Since(start) < run {
-		fill(t, s, 1, expireSoon)
-		times = append(times, time.Now())
+		began := time.Now()
+		b := fill(t, s, 1, expireSoon)[0]
+		id, _, _ := s.decodeCookie("sid", b.cookies["sid"].Value)
+		loc, _ := s.locate(id)
+		lastWrite[loc.key] = began
+		written++
 	}
-	total := 0
+	now := tg.now()
+	total, stale := 0, 0
 	for k := range scanPrefix(t, tg, tg.prefix) {
-		total += sessionFields(t, tg, k)
-	}
-	// A session lives up to MaxAge; it is removed by the first write into
-	// its bucket after that. Allow MaxAge + 1 s of writes.
-	recent := 0
-	for _, at := range times {
-		if time.Since(at) < expireSoon*time.Second+time.Second {
-			recent++
+		st := readBucket(t, tg, k)
+		total += st.sessions
+		all, err := tg.do(t, "HGETALL", k).AsStrMap()
+		noErr(t, err)
+		for f, v := range all {
+			exp := time.Unix(int64(binary.BigEndian.Uint32([]byte(v[:expiryLen]))), 0)
+			if f == "" || exp.After(now) {
+				continue
+			}
+			switch ft {
+			case FieldTTLOff:
+				// The first write into a bucket a second after a session's
+				// expiry removes it (the second: expiries are whole
+				// seconds; the other, the clock estimate's margin).
+				if w := lastWrite[k]; w.After(exp.Add(2 * time.Second)) {
+					t.Errorf("a session that expired at %v is still in a bucket written at %v", exp, w)
+				}
+			default:
+				// Redis's active expiry of fields runs in the background.
+				if now.Sub(exp) > 5*time.Second {
+					stale++
+				}
+			}
 		}
 	}
-	t.Logf("%d sessions written in %v; %d stored at the end; %d written in the last %ds", len(times), run, total, recent, expireSoon+1)
-	if total > recent {
-		t.Fatalf("%d sessions stored, more than the %d written in the last %ds", total, recent, expireSoon+1)
-	}
-	if total >= len(times)/2 {
-		t.Fatalf("%d of %d sessions still stored: expired ones are not being removed", total, len(times))
+	t.Logf("%d sessions written in %v; %d stored at the end", written, run, total)
+	equal(t, "sessions Redis kept more than 5 s past their field TTL", stale, 0)
+	if total >= written*3/4 {
+		t.Fatalf("%d of %d sessions still stored: expired ones are not being removed", total, written)
 	}
 }
 
 func TestFieldTTL(t *testing.T) {
+	t.Parallel()
 	t.Run("where the server has HEXPIRE each session's field gets a TTL", func(t *testing.T) {
 		tg := newMiniTarget(t)
 		s := newStore(t, tg, Config{})
@@ -206,21 +246,99 @@ func TestFieldTTL(t *testing.T) {
 		equal(t, "HTTL", ttl[0], -1)
 	})
 
-	for _, mode := range []FieldTTL{FieldTTLAuto, FieldTTLOn} {
-		t.Run("without HEXPIRE (Redis 7.0) writes fall back to cleaning", func(t *testing.T) {
-			tg := newRealTarget(t)
-			s := newStore(t, tg, Config{FieldTTL: mode})
-			for i := 0; i < 3; i++ {
-				b := newBrowser()
-				sess, r := b.get(t, s, "sid")
-				sess.Values["n"] = i
-				b.save(t, s, r, sess)
-				loc, _ := s.locate(sess.ID)
-				equal(t, "cleaning marker", tg.do(t, "HEXISTS", loc.key, "").AsBoolMust(t), true)
+	t.Run("on a server without HEXPIRE (Redis before 7.4, or HEXPIRE renamed away) writes fall back to cleaning", func(t *testing.T) {
+		forEachInstall(t, func(t *testing.T, in redistest.Install) {
+			var args []string
+			if in.AtLeast(7, 4) {
+				args = []string{"--rename-command", "HEXPIRE", ""}
 			}
-			hb := s.backend.(*hashBackend)
-			equal(t, "learned", hb.native.Load(), int32(-1))
+			srv := in.StartT(t, args...)
+			c, err := NewClient("redis://" + srv.Addr)
+			noErr(t, err)
+			t.Cleanup(c.Close)
+			tg := &target{client: c, install: in, addr: srv.Addr}
+			for _, mode := range []FieldTTL{FieldTTLAuto, FieldTTLOn} {
+				t.Run(mode.String(), func(t *testing.T) {
+					tg.prefix = randomPrefix()
+					s := newStore(t, tg, Config{FieldTTL: mode})
+					for i := 0; i < 3; i++ {
+						b := newBrowser()
+						sess, r := b.get(t, s, "sid")
+						sess.Values["n"] = i
+						b.save(t, s, r, sess)
+						loc, _ := s.locate(sess.ID)
+						equal(t, "cleaning marker", tg.do(t, "HEXISTS", loc.key, "").AsBoolMust(t), true)
+						checkBucket(t, tg, loc.key)
+					}
+					hb := s.backend.(*hashBackend)
+					equal(t, "learned", hb.native.Load(), int32(-1))
+				})
+			}
 		})
+	})
+
+	t.Run("on a real server with HEXPIRE each field gets a TTL and Redis removes expired sessions itself", func(t *testing.T) {
+		forEachInstall(t, func(t *testing.T, in redistest.Install) {
+			if !in.AtLeast(7, 4) {
+				t.Skipf("redis-server %s has no hash-field TTLs (7.4+)", in.Version)
+			}
+			// A server of its own: the test reads the server-wide count of
+			// expired fields.
+			srv := in.StartT(t)
+			c, err := NewClient("redis://" + srv.Addr)
+			noErr(t, err)
+			t.Cleanup(c.Close)
+			tg := &target{client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+			bucket := tg.prefix + "one"
+			s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
+			fill(t, s, 1, 3600) // keeps the bucket alive past the short ones
+			for i := 0; i < 20; i++ {
+				b := fill(t, s, 1, 1)[0]
+				sess, _ := b.get(t, s, "sid")
+				loc, _ := s.locate(sess.ID)
+				ttl, err := tg.do(t, "HTTL", loc.key, "FIELDS", "1", loc.field).AsIntSlice()
+				noErr(t, err)
+				if len(ttl) != 1 || ttl[0] < 1 || ttl[0] > 3 {
+					t.Fatalf("HTTL %v, want a second or two", ttl)
+				}
+			}
+			equal(t, "no cleaning marker", tg.do(t, "HEXISTS", bucket, "").AsBoolMust(t), false)
+			equal(t, "learned", s.backend.(*hashBackend).native.Load(), int32(1))
+			// No write, no read, no Sweep: Redis's active expiry removes them.
+			waitFor(t, 8*time.Second, "Redis to expire the 20 fields", func() bool {
+				return infoInt(t, tg, "stats", "expired_subkeys") >= 20
+			})
+			equal(t, "sessions left", tg.do(t, "HLEN", bucket).IntMust(t), 1)
+		})
+	})
+}
+
+// infoInt reads one integer field of INFO.
+func infoInt(t testing.TB, tg *target, section, field string) int64 {
+	t.Helper()
+	info, err := tg.do(t, "INFO", section).ToString()
+	noErr(t, err)
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			noErr(t, err)
+			return n
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return 0
+}
+
+// waitFor polls cond every 50 ms until it holds, failing the test after
+// limit.
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -238,50 +356,55 @@ func writeCommands(t *testing.T, cc *countingClient, s *Store, b *browser, chang
 }
 
 func TestHashModeWritesPlainlyWhenNoCleaningIsDue(t *testing.T) {
-	tg := newRealTarget(t)
-	cc := &countingClient{Client: tg.client}
-	s := newStore(t, tg, Config{Client: cc, FieldTTL: FieldTTLOff})
-	b := newBrowser()
-	sess, r := b.get(t, s, "sid")
-	sess.Values["n"] = 0
-	b.save(t, s, r, sess) // a new session: the script, which sets the marker
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		cc := &countingClient{Client: tg.client}
+		s := newStore(t, tg, Config{Client: cc, FieldTTL: FieldTTLOff})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 0
+		b.save(t, s, r, sess) // a new session: the script, which sets the marker
 
-	for i := 1; i <= 3; i++ {
-		equal(t, "an existing session's write", writeCommands(t, cc, s, b, i), "EXEC,HSET,MULTI,PEXPIREAT")
-	}
-	loc, _ := s.locate(sess.ID)
-	checkBucket(t, tg, loc.key)
+		for i := 1; i <= 3; i++ {
+			equal(t, "an existing session's write", writeCommands(t, cc, s, b, i), "EXEC,HSET,MULTI,PEXPIREAT")
+		}
+		loc, _ := s.locate(sess.ID)
+		checkBucket(t, tg, loc.key)
 
-	// A marker in the past: the write must clean, so it is the script.
-	tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x01")
-	got := writeCommands(t, cc, s, b, 4)
-	if !strings.Contains(got, "EVALSHA") {
-		t.Fatalf("a write into a bucket due for cleaning sent %s", got)
-	}
-	checkBucket(t, tg, loc.key)
+		// A marker in the past: the write must clean, so it is the script.
+		tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x01")
+		got := writeCommands(t, cc, s, b, 4)
+		if !strings.Contains(got, "EVALSHA") {
+			t.Fatalf("a write into a bucket due for cleaning sent %s", got)
+		}
+		checkBucket(t, tg, loc.key)
+	})
 }
 
 func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
+	t.Parallel()
 	// PEXPIREAT renamed away stands for a server that refuses its NX and
 	// GT options (before Redis 7.0): writes fall back to the script, once
 	// and for all.
-	srv := redistest.StartT(t, "--rename-command", "PEXPIREAT", "")
-	c, err := NewClient("redis://" + srv.Addr)
-	noErr(t, err)
-	defer c.Close()
-	tg := &target{client: c, addr: srv.Addr, prefix: randomPrefix()}
-	cc := &countingClient{Client: c}
-	s := newStore(t, tg, Config{Client: cc})
-	b := newBrowser()
-	sess, r := b.get(t, s, "sid")
-	sess.Values["n"] = 0
-	b.save(t, s, r, sess)
-	for i := 1; i <= 3; i++ {
-		writeCommands(t, cc, s, b, i)
-		got, _ := b.get(t, s, "sid")
-		equal(t, "n", got.Values["n"], any(i))
-	}
-	equal(t, "plain writes given up", s.backend.(*hashBackend).plain.Load(), int32(-1))
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		srv := in.StartT(t, "--rename-command", "PEXPIREAT", "")
+		c, err := NewClient("redis://" + srv.Addr)
+		noErr(t, err)
+		defer c.Close()
+		tg := &target{client: c, addr: srv.Addr, prefix: randomPrefix()}
+		cc := &countingClient{Client: c}
+		s := newStore(t, tg, Config{Client: cc})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 0
+		b.save(t, s, r, sess)
+		for i := 1; i <= 3; i++ {
+			writeCommands(t, cc, s, b, i)
+			got, _ := b.get(t, s, "sid")
+			equal(t, "n", got.Values["n"], any(i))
+		}
+		equal(t, "plain writes given up", s.backend.(*hashBackend).plain.Load(), int32(-1))
+	})
 }
 
 // bucketState is what checkBucket read of a bucket, by the server's clock.
@@ -365,6 +488,7 @@ func withFakeClock(t testing.TB, tg *target, s *Store) *fakeMonotonic {
 // push the bucket's TTL out with the session's, or Redis drops the bucket,
 // and the live session with it.
 func TestBucketOutlivesAFrequentlyChangedSession(t *testing.T) {
+	t.Parallel()
 	for _, ft := range []FieldTTL{FieldTTLOff, FieldTTLAuto} {
 		t.Run("miniredis, an hour's session changed every 100 s for half an hour, then idle 45 minutes, "+ft.String(), func(t *testing.T) {
 			tg := newMiniTarget(t)
@@ -396,8 +520,21 @@ func TestBucketOutlivesAFrequentlyChangedSession(t *testing.T) {
 		})
 	}
 	t.Run("redis-server, a 79 s session changed every 300 ms for 7 s", func(t *testing.T) {
-		tg := newRealTarget(t)
-		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
+		forEachReal(t, func(t *testing.T, tg *target) {
+			for _, ft := range []FieldTTL{FieldTTLOff, FieldTTLAuto} {
+				t.Run(ft.String(), func(t *testing.T) {
+					t.Parallel()
+					frequentChanges(t, &target{client: tg.client, install: tg.install, prefix: randomPrefix()}, ft)
+				})
+			}
+		})
+	})
+}
+
+func frequentChanges(t *testing.T, tg *target, ft FieldTTL) {
+	t.Helper()
+	{
+		s := newStore(t, tg, Config{FieldTTL: ft})
 		s.Options.MaxAge = 79 // a slack of 5 s
 		b := newBrowser()
 		sess, r := b.get(t, s, "sid")
@@ -411,16 +548,16 @@ func TestBucketOutlivesAFrequentlyChangedSession(t *testing.T) {
 			b.save(t, s, r, sess)
 			checkBucket(t, tg, loc.key)
 		}
-	})
+	}
 }
 
 // TestPlainWriteNeverRaisesTheMarker: a session loaded while the marker was
 // high, saved after a shorter-lived session came into the bucket, must not
 // put the marker back above that session's expiry.
 func TestPlainWriteNeverRaisesTheMarker(t *testing.T) {
-	for _, srv := range servers[:2] {
-		t.Run(srv.name, func(t *testing.T) {
-			tg := srv.open(t)
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		{
 			bucket := tg.prefix + "one"
 			s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
 			if tg.mini != nil {
@@ -442,8 +579,8 @@ func TestPlainWriteNeverRaisesTheMarker(t *testing.T) {
 			a.save(t, s, r, sess)
 			st := checkBucket(t, tg, bucket)
 			equal(t, "sessions", st.sessions, 3)
-		})
-	}
+		}
+	})
 }
 
 // TestWritesCleanALargeBucketInBoundedChunks fills one bucket past
@@ -451,44 +588,46 @@ func TestPlainWriteNeverRaisesTheMarker(t *testing.T) {
 // removes a bounded chunk of the expired sessions, and a few writes remove
 // them all, with no Sweep.
 func TestWritesCleanALargeBucketInBoundedChunks(t *testing.T) {
-	tg := newRealTarget(t)
-	bucket := tg.prefix + "big"
-	gen := func(string) (string, error) { return bucket, nil }
-	filler := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
-	filler.backend.(*hashBackend).noClean = true
-	live := fill(t, filler, 300, 3600)
-	fill(t, filler, 1200, expireSoon)
-	enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
-	noErr(t, err)
-	equal(t, "encoding", enc, "hashtable")
-	waitExpiry(t, tg)
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		bucket := tg.prefix + "big"
+		gen := func(string) (string, error) { return bucket, nil }
+		filler := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
+		filler.backend.(*hashBackend).noClean = true
+		live := fill(t, filler, 300, 3600)
+		fill(t, filler, 1200, expireSoon)
+		enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
+		noErr(t, err)
+		equal(t, "encoding", enc, "hashtable")
+		waitExpiry(t, tg)
 
-	s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
-	before := sessionFields(t, tg, bucket)
-	writes := 0
-	for before > len(live)+writes {
-		if writes == 30 {
-			t.Fatalf("30 writes left %d sessions, %d of them live", before, len(live)+writes)
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
+		before := sessionFields(t, tg, bucket)
+		writes := 0
+		for before > len(live)+writes {
+			if writes == 30 {
+				t.Fatalf("30 writes left %d sessions, %d of them live", before, len(live)+writes)
+			}
+			fill(t, s, 1, 3600)
+			writes++
+			after := sessionFields(t, tg, bucket)
+			removed := before + 1 - after
+			if removed <= 0 || removed > 2*cleanChunk {
+				t.Fatalf("write %d removed %d expired sessions, want between 1 and %d", writes, removed, 2*cleanChunk)
+			}
+			before = after
 		}
-		fill(t, s, 1, 3600)
-		writes++
-		after := sessionFields(t, tg, bucket)
-		removed := before + 1 - after
-		if removed <= 0 || removed > 2*cleanChunk {
-			t.Fatalf("write %d removed %d expired sessions, want between 1 and %d", writes, removed, 2*cleanChunk)
+		t.Logf("%d writes cleaned 1200 expired sessions", writes)
+		st := checkBucket(t, tg, bucket)
+		if st.marker <= 0 {
+			t.Fatalf("after the pass the marker is %d, want the earliest expiry", st.marker)
 		}
-		before = after
-	}
-	t.Logf("%d writes cleaned 1200 expired sessions", writes)
-	st := checkBucket(t, tg, bucket)
-	if st.marker <= 0 {
-		t.Fatalf("after the pass the marker is %d, want the earliest expiry", st.marker)
-	}
-	for _, b := range live {
-		if sess, _ := b.get(t, s, "sid"); sess.IsNew {
-			t.Fatal("a live session was cleaned away")
+		for _, b := range live {
+			if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+				t.Fatal("a live session was cleaned away")
+			}
 		}
-	}
+	})
 }
 
 // TestManySessionsPerBucketStaySelfCleaning simulates a store far past
@@ -498,72 +637,74 @@ func TestWritesCleanALargeBucketInBoundedChunks(t *testing.T) {
 // store, with no Sweep, removes every expired one and keeps the layout's
 // promises in every bucket.
 func TestManySessionsPerBucketStaySelfCleaning(t *testing.T) {
-	tg := newRealTarget(t)
-	s := newStore(t, tg, Config{Buckets: 256, FieldTTL: FieldTTLOff})
-	payload, err := CompactSerializer{}.Encode(nil, map[any]any{"user": "someone"})
-	noErr(t, err)
-	body := string(appendEnvelope(nil, payload, codecCompact, -1, false))
-	now := tg.now().Unix()
-	expired, alive := now-10, now+3600
-	be32 := func(v int64) string { var b [4]byte; binary.BigEndian.PutUint32(b[:], uint32(v)); return string(b[:]) }
-	const total = 100_000
-	var cmds rueidis.Commands
-	flush := func() {
-		for _, r := range tg.client.DoMulti(context.Background(), cmds...) {
-			noErr(t, r.Error())
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{Buckets: 256, FieldTTL: FieldTTLOff})
+		payload, err := CompactSerializer{}.Encode(nil, map[any]any{"user": "someone"})
+		noErr(t, err)
+		body := string(appendEnvelope(nil, payload, codecCompact, -1, false))
+		now := tg.now().Unix()
+		expired, alive := now-10, now+3600
+		be32 := func(v int64) string { var b [4]byte; binary.BigEndian.PutUint32(b[:], uint32(v)); return string(b[:]) }
+		const total = 100_000
+		var cmds rueidis.Commands
+		flush := func() {
+			for _, r := range tg.client.DoMulti(context.Background(), cmds...) {
+				noErr(t, r.Error())
+			}
+			cmds = cmds[:0]
 		}
-		cmds = cmds[:0]
-	}
-	var liveIDs []string
-	for i := 0; i < total; i++ {
-		id := newID()
-		loc, _ := s.locate(id)
-		exp := expired
-		if i%2 == 0 {
-			exp = alive
-			if len(liveIDs) < 200 {
-				liveIDs = append(liveIDs, id)
+		var liveIDs []string
+		for i := 0; i < total; i++ {
+			id := newID()
+			loc, _ := s.locate(id)
+			exp := expired
+			if i%2 == 0 {
+				exp = alive
+				if len(liveIDs) < 200 {
+					liveIDs = append(liveIDs, id)
+				}
+			}
+			cmds = append(cmds, tg.client.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, be32(exp)+body).Build())
+			if len(cmds) == 1000 {
+				flush()
 			}
 		}
-		cmds = append(cmds, tg.client.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, be32(exp)+body).Build())
-		if len(cmds) == 1000 {
-			flush()
+		for i := 0; i < 256; i++ {
+			k := tg.prefix + string(s.buckets.key(i))
+			cmds = append(cmds, tg.client.B().Hset().Key(k).FieldValue().FieldValue("", be32(expired)).Build(),
+				tg.client.B().Expireat().Key(k).Timestamp(alive+3600).Build())
 		}
-	}
-	for i := 0; i < 256; i++ {
-		k := tg.prefix + string(s.buckets.key(i))
-		cmds = append(cmds, tg.client.B().Hset().Key(k).FieldValue().FieldValue("", be32(expired)).Build(),
-			tg.client.B().Expireat().Key(k).Timestamp(alive+3600).Build())
-	}
-	flush()
+		flush()
 
-	// Traffic: new sessions until every bucket has had a few writes.
-	hits := map[string]int{}
-	for len(hits) < 256 || minHits(hits) < 2 {
-		b := fill(t, s, 1, 3600)[0]
-		sess, _ := b.get(t, s, "sid")
-		loc, _ := s.locate(sess.ID)
-		hits[loc.key]++
-	}
-	writes := 0
-	stored := 0
-	for k, n := range hits {
-		writes += n
-		st := checkBucket(t, tg, k)
-		if st.earliest <= now {
-			t.Fatalf("a bucket still holds a session that expired at %d", st.earliest)
+		// Traffic: new sessions until every bucket has had a few writes.
+		hits := map[string]int{}
+		for len(hits) < 256 || minHits(hits) < 2 {
+			b := fill(t, s, 1, 3600)[0]
+			sess, _ := b.get(t, s, "sid")
+			loc, _ := s.locate(sess.ID)
+			hits[loc.key]++
 		}
-		stored += st.sessions
-	}
-	equal(t, "sessions stored", stored, total/2+writes)
-	for _, id := range liveIDs {
-		found, err := s.Lookup(context.Background(), id)
-		noErr(t, err)
-		if !found.Found || found.Expired {
-			t.Fatal("a live session was cleaned away")
+		writes := 0
+		stored := 0
+		for k, n := range hits {
+			writes += n
+			st := checkBucket(t, tg, k)
+			if st.earliest <= now {
+				t.Fatalf("a bucket still holds a session that expired at %d", st.earliest)
+			}
+			stored += st.sessions
 		}
-	}
-	t.Logf("%d writes into 256 buckets removed %d expired sessions", writes, total/2)
+		equal(t, "sessions stored", stored, total/2+writes)
+		for _, id := range liveIDs {
+			found, err := s.Lookup(context.Background(), id)
+			noErr(t, err)
+			if !found.Found || found.Expired {
+				t.Fatal("a live session was cleaned away")
+			}
+		}
+		t.Logf("%d writes into 256 buckets removed %d expired sessions", writes, total/2)
+	})
 }
 
 func minHits(hits map[string]int) int {

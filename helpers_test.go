@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,65 +21,101 @@ import (
 	"github.com/redisession/redistore/internal/redistest"
 )
 
-// One redis-server serves every test of this package that wants one;
-// each test works under its own random key prefix.
+// Each Redis installation the tests run on (redistest.Installs: the
+// redis-server on PATH, or those REDISTORE_SERVERS names) serves every test
+// of this package with one shared redis-server and one shared Redis Cluster
+// (3 primaries, 3 replicas), started on first use; each test works under its
+// own random key prefix.
+type installServers struct {
+	in redistest.Install
+
+	srvOnce sync.Once
+	srv     *redistest.Server
+	srvErr  error
+
+	clOnce sync.Once
+	cl     *redistest.Cluster
+	clErr  error
+}
+
 var shared struct {
 	once sync.Once
-	srv  *redistest.Server
-	err  error
+	list []*installServers
 }
 
-// One Redis Cluster (3 primaries, 3 replicas) likewise.
-var sharedCluster struct {
-	once sync.Once
-	c    *redistest.Cluster
-	err  error
-}
+// defaultParallel replaces go test's default -parallel (GOMAXPROCS) for this
+// package: most of its tests wait on real servers' clocks, not on a CPU, so
+// two at a time would leave the machine idle. An explicit -parallel wins.
+const defaultParallel = "16"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Stop()
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", defaultParallel)
 	}
-	if sharedCluster.c != nil {
-		sharedCluster.c.Stop()
+	code := m.Run()
+	for _, is := range shared.list {
+		if is.srv != nil {
+			is.srv.Stop()
+		}
+		if is.cl != nil {
+			is.cl.Stop()
+		}
 	}
 	os.Exit(code)
 }
 
-func clusterServer(t testing.TB) *redistest.Cluster {
+// installations returns the Redis installations the tests run on, skipping
+// or failing the test where there are none (see redistest.NeedInstalls).
+func installations(t testing.TB) []*installServers {
 	t.Helper()
-	redistest.Need(t, "redis-server")
-	redistest.Need(t, "redis-cli")
-	sharedCluster.once.Do(func() {
-		dir, err := os.MkdirTemp("", "redistore-cluster-")
-		if err != nil {
-			sharedCluster.err = err
-			return
+	list := redistest.NeedInstalls(t)
+	shared.once.Do(func() {
+		for _, in := range list {
+			shared.list = append(shared.list, &installServers{in: in})
 		}
-		sharedCluster.c, sharedCluster.err = redistest.StartCluster(dir, 3, 1)
 	})
-	if sharedCluster.err != nil {
-		t.Fatalf("starting a Redis Cluster: %v", sharedCluster.err)
-	}
-	return sharedCluster.c
+	return shared.list
 }
 
-func realServer(t testing.TB) *redistest.Server {
+func (is *installServers) server(t testing.TB) *redistest.Server {
 	t.Helper()
-	redistest.Need(t, "redis-server")
-	shared.once.Do(func() {
+	is.srvOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "redistore-test-")
 		if err != nil {
-			shared.err = err
+			is.srvErr = err
 			return
 		}
-		shared.srv, shared.err = redistest.Start(dir)
+		is.srv, is.srvErr = redistest.StartWith(dir, redistest.Options{Install: is.in})
 	})
-	if shared.err != nil {
-		t.Fatalf("starting redis-server: %v", shared.err)
+	if is.srvErr != nil {
+		t.Fatalf("starting redis-server %s: %v", is.in.Version, is.srvErr)
 	}
-	return shared.srv
+	return is.srv
+}
+
+func (is *installServers) cluster(t testing.TB) *redistest.Cluster {
+	t.Helper()
+	if _, err := is.in.Binary("redis-cli"); err != nil {
+		if os.Getenv(redistest.RequireEnv) == "1" {
+			t.Fatalf("%v", err)
+		}
+		t.Skipf("%v", err)
+	}
+	is.clOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "redistore-cluster-")
+		if err != nil {
+			is.clErr = err
+			return
+		}
+		is.cl, is.clErr = is.in.StartCluster(dir, 3, 1)
+	})
+	if is.clErr != nil {
+		t.Fatalf("starting a Redis Cluster %s: %v", is.in.Version, is.clErr)
+	}
+	return is.cl
 }
 
 // target is a Redis server a test runs against: miniredis, or the real one.
@@ -87,8 +124,15 @@ type target struct {
 	client  rueidis.Client
 	mini    *miniredis.Miniredis // nil on the real server
 	cluster *redistest.Cluster   // set on the Redis Cluster
+	install redistest.Install    // the real server's installation
 	addr    string
 	prefix  string // unique to the test
+}
+
+// fieldTTLs reports whether the server has hash-field TTLs (HEXPIRE, Redis
+// 7.4+); miniredis has them.
+func (tg *target) fieldTTLs() bool {
+	return tg.mini != nil || tg.install.AtLeast(7, 4)
 }
 
 // advance moves the server's clock: miniredis jumps, the real server is
@@ -127,27 +171,63 @@ func (tg *target) do(t testing.TB, args ...string) resultT {
 // keyless are the commands tests send whose first argument is not a key.
 var keyless = map[string]bool{"DBSIZE": true, "TIME": true, "SCAN": true, "INFO": true, "CONFIG": true, "OBJECT": true}
 
-// servers are what every behaviour test runs on.
-var servers = []struct {
-	name string
-	open func(t *testing.T) *target
-}{
-	{"miniredis", func(t *testing.T) *target { return newMiniTarget(t) }},
-	{"redis-server", newRealTarget},
-	{"redis-cluster", newClusterTarget},
-}
-
-// forEachTarget runs fn against miniredis and the real server, as subtests.
+// forEachTarget runs fn, as parallel subtests, against miniredis, then a
+// redis-server and a Redis Cluster of each installation.
 func forEachTarget(t *testing.T, fn func(t *testing.T, tg *target)) {
 	t.Helper()
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			fn(t, srv.open(t))
+	t.Run("miniredis", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newMiniTarget(t))
+	})
+	for _, is := range installations(t) {
+		t.Run(is.in.Name(), func(t *testing.T) {
+			t.Parallel()
+			fn(t, newRealTarget(t, is))
+		})
+		t.Run("cluster-"+is.in.Version, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newClusterTarget(t, is))
 		})
 	}
 }
 
-// forEachMode runs fn in both modes on both servers.
+// forEachReal runs fn, as parallel subtests, against a redis-server of each
+// installation: for what only a real server shows (TTLs in real time,
+// cursors, encodings, memory).
+func forEachReal(t *testing.T, fn func(t *testing.T, tg *target)) {
+	t.Helper()
+	for _, is := range installations(t) {
+		t.Run(is.in.Name(), func(t *testing.T) {
+			t.Parallel()
+			fn(t, newRealTarget(t, is))
+		})
+	}
+}
+
+// miniAndReal runs fn, as parallel subtests, against miniredis and a
+// redis-server of each installation: for behaviour a cluster adds nothing to.
+func miniAndReal(t *testing.T, fn func(t *testing.T, tg *target)) {
+	t.Helper()
+	t.Run("miniredis", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newMiniTarget(t))
+	})
+	forEachReal(t, fn)
+}
+
+// forEachInstall runs fn, as parallel subtests, once per installation, for
+// tests that start servers of their own.
+func forEachInstall(t *testing.T, fn func(t *testing.T, in redistest.Install)) {
+	t.Helper()
+	for _, is := range installations(t) {
+		t.Run(is.in.Name(), func(t *testing.T) {
+			t.Parallel()
+			fn(t, is.in)
+		})
+	}
+}
+
+// forEachMode runs fn in both modes on every target.
 func forEachMode(t *testing.T, fn func(t *testing.T, tg *target, mode Mode)) {
 	t.Helper()
 	forEachTarget(t, func(t *testing.T, tg *target) {
@@ -176,20 +256,20 @@ func newMiniTarget(t testing.TB) *target {
 	return &target{name: "miniredis", client: c, mini: m, addr: m.Addr(), prefix: randomPrefix()}
 }
 
-func newRealTarget(t *testing.T) *target {
+func newRealTarget(t testing.TB, is *installServers) *target {
 	t.Helper()
-	srv := realServer(t)
+	srv := is.server(t)
 	c, err := NewClient("redis://" + srv.Addr)
 	if err != nil {
 		t.Fatalf("connecting to redis-server: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return &target{name: "redis-server", client: c, addr: srv.Addr, prefix: randomPrefix()}
+	return &target{name: is.in.Name(), client: c, install: is.in, addr: srv.Addr, prefix: randomPrefix()}
 }
 
-func newClusterTarget(t *testing.T) *target {
+func newClusterTarget(t *testing.T, is *installServers) *target {
 	t.Helper()
-	cl := clusterServer(t)
+	cl := is.cluster(t)
 	addrs := cl.Addrs()
 	url := "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
 	c, err := NewClient(url)
@@ -200,7 +280,7 @@ func newClusterTarget(t *testing.T) *target {
 	if c.Mode() != rueidis.ClientModeCluster {
 		t.Fatalf("client mode %s, want cluster", c.Mode())
 	}
-	return &target{name: "redis-cluster", client: c, cluster: cl, addr: addrs[0], prefix: randomPrefix()}
+	return &target{name: "cluster-" + is.in.Version, client: c, cluster: cl, install: is.in, addr: addrs[0], prefix: randomPrefix()}
 }
 
 // roundTripsToMove is what moving a session to another key costs: one atomic
@@ -240,6 +320,12 @@ func newStore(t testing.TB, tg *target, cfg Config) *Store {
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = tg.prefix
+	}
+	if cfg.Timeout == 0 && tg.mini == nil {
+		// The suite runs many tests at once on two cores under -race: a
+		// call to a real server can wait for a CPU longer than
+		// DefaultTimeout. Tests of timeouts set their own.
+		cfg.Timeout = 5 * time.Second
 	}
 	s, err := New(cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode})
 		s.Options.MaxAge = 3600

@@ -9,6 +9,7 @@ import (
 )
 
 func TestValidID(t *testing.T) {
+	t.Parallel()
 	tests := map[string]bool{
 		"0123456789abcdef0123456789abcdef":   true,
 		"0123456789ABCDEF0123456789ABCDEF":   false,
@@ -24,6 +25,7 @@ func TestValidID(t *testing.T) {
 }
 
 func TestDefaultGenerators(t *testing.T) {
+	t.Parallel()
 	id := "00ff0123456789abcdef0123456789ab"
 	raw, _ := hex.DecodeString(id)
 	k, err := RawKeyGenerator("p:")(id)
@@ -56,6 +58,7 @@ func TestDefaultGenerators(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	id := newID()
 	if r := redact(id); strings.Contains(r, id) || strings.Contains(r, id[:8]) {
 		t.Fatalf("redact(%q) = %q", id, r)
@@ -103,6 +106,7 @@ func FuzzCookie(f *testing.F) {
 }
 
 func TestBucketCounts(t *testing.T) {
+	t.Parallel()
 	id := "abcd0123456789abcdef0123456789ab" // raw: ab cd 01 ...
 	tg := newMiniTarget(t)
 	for _, tt := range []struct {

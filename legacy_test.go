@@ -41,6 +41,7 @@ func bojSession(t testing.TB, tg *target, prefix string, asJSON bool, values map
 }
 
 func TestLegacySessionsMoveOnSave(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		for _, asJSON := range []bool{false, true} {
 			name := "gob"
@@ -119,6 +120,7 @@ func TestLegacySessionsMoveOnSave(t *testing.T) {
 }
 
 func TestLegacyIDs(t *testing.T) {
+	t.Parallel()
 	good := strings.TrimRight(base32.StdEncoding.EncodeToString(make([]byte, 32)), "=")
 	equal(t, "valid", validLegacyID(good), true)
 	for _, bad := range []string{"", good[:51], good + "A", strings.ToLower(good), good[:51] + "1", good[:51] + "="} {
@@ -127,6 +129,7 @@ func TestLegacyIDs(t *testing.T) {
 }
 
 func TestStatsCountsLegacySessions(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		legacyPrefix := "legacy_" + tg.prefix
 		s := newStore(t, tg, Config{Legacy: &Legacy{KeyPrefix: legacyPrefix}})
@@ -150,6 +153,7 @@ func TestStatsCountsLegacySessions(t *testing.T) {
 }
 
 func TestLegacyPrefixMustNotOverlap(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	for _, p := range []string{"session:", "session:old:", "sess"} {
 		if _, err := New(Config{Client: tg.client, KeyPairs: testKeys, KeyPrefix: "session:", Legacy: &Legacy{KeyPrefix: p}}); err == nil {

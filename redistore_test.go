@@ -26,6 +26,7 @@ import (
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	c := newMiniTarget(t).client
 	key := []byte("0123456789abcdef0123456789abcdef")
 	tests := []struct {
@@ -57,6 +58,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestNewFillsDefaults(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{KeyPrefix: ""})
 	o := s.Options
@@ -78,6 +80,7 @@ func TestNewFillsDefaults(t *testing.T) {
 }
 
 func TestGorillaContract(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		cc := &countingClient{Client: tg.client}
 		s := newStore(t, tg, Config{Mode: mode, Client: cc})
@@ -203,6 +206,7 @@ func forgeCookie(hashKey []byte, name, id string, at time.Time) string {
 }
 
 func TestServerDecidesExpiryNotTheCookieCodec(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	hashKey := testKeys[0]
 	s := newStore(t, tg, Config{KeyPairs: [][]byte{hashKey}})
@@ -223,6 +227,7 @@ func TestServerDecidesExpiryNotTheCookieCodec(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
+	t.Parallel()
 	t.Run("new IDs are 128 random bits in lowercase hex", func(t *testing.T) {
 		seen := map[string]bool{}
 		for i := 0; i < 1000; i++ {
@@ -429,6 +434,7 @@ func scanPrefix(t testing.TB, tg *target, prefix string) map[string]string {
 }
 
 func TestOnlySessionsUnderThePrefix(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode})
 		ids := map[string]bool{}
@@ -485,6 +491,7 @@ func near(t testing.TB, what string, got, want, slack time.Duration) {
 }
 
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode, BrowserSessionTTL: 3 * time.Hour})
 
@@ -500,13 +507,18 @@ func TestExpiry(t *testing.T) {
 			sess.Values["n"] = 1
 			w := b.save(t, s, r, sess)
 			equal(t, "cookie MaxAge", w.Result().Cookies()[0].MaxAge, maxAge)
-			near(t, "server TTL", storedTTL(t, tg, s, sess.ID), time.Duration(maxAge)*time.Second, time.Second)
+			// HashMode's expiry is in whole seconds, rounded down.
+			if got, full := storedTTL(t, tg, s, sess.ID), time.Duration(maxAge)*time.Second; got > full+200*time.Millisecond || got < full-1200*time.Millisecond {
+				t.Fatalf("server TTL %v, want %v or up to a second less", got, full)
+			}
 
-			tg.advance(t, time.Duration(maxAge)*time.Second/2)
+			// HashMode's expiry is in whole seconds, rounded down: a
+			// session lives between MaxAge-1 and MaxAge seconds.
+			tg.advance(t, time.Duration(maxAge)*time.Second/4)
 			if got, _ := b.get(t, s, "sid"); got.IsNew {
 				t.Fatal("session gone before MaxAge")
 			}
-			tg.advance(t, time.Duration(maxAge)*time.Second/2+300*time.Millisecond)
+			tg.advance(t, time.Duration(maxAge)*time.Second*3/4+300*time.Millisecond)
 			if got, _ := b.get(t, s, "sid"); !got.IsNew {
 				t.Fatal("session still there after MaxAge")
 			}
@@ -571,6 +583,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestSaveSkipsUnchangedSessions(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		cc := &countingClient{Client: tg.client}
 		s := newStore(t, tg, Config{Mode: mode, Client: cc, TouchInterval: 10 * time.Minute})
@@ -636,6 +649,7 @@ func TestSaveSkipsUnchangedSessions(t *testing.T) {
 }
 
 func TestTooLargeSessionWritesNothing(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode, MaxLength: 500})
 		b := newBrowser()
@@ -671,6 +685,7 @@ func TestTooLargeSessionWritesNothing(t *testing.T) {
 }
 
 func TestCompression(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		minCompress int
@@ -720,6 +735,7 @@ func randomText(n int) string {
 }
 
 func TestSerializers(t *testing.T) {
+	t.Parallel()
 	values := map[any]any{"user": "alice", "n": 3}
 	jsonValues := map[any]any{"user": "alice", "n": float64(3)}
 	serializers := []struct {
@@ -792,6 +808,7 @@ func (upperSerializer) Decode(data []byte, values map[any]any) error {
 }
 
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	oldKeys := [][]byte{[]byte("old hash key, 32 bytes long.....")}
 	newKeys := [][]byte{[]byte("new hash key, 32 bytes long....."), []byte("new block key 16")}
@@ -813,6 +830,7 @@ func TestKeyRotation(t *testing.T) {
 }
 
 func TestInvalidSessionNames(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{})
 	for _, name := range []string{"", "a b", "a;b", "a=b", "sé", "a\nb"} {
@@ -829,6 +847,7 @@ func TestInvalidSessionNames(t *testing.T) {
 }
 
 func TestSessionsFromElsewhereAreSaved(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{})
 	sess := sessions.NewSession(s, "sid")
@@ -842,6 +861,7 @@ func TestSessionsFromElsewhereAreSaved(t *testing.T) {
 }
 
 func TestSessionSaveMethod(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{})
 	b := newBrowser()
@@ -858,6 +878,7 @@ func TestSessionSaveMethod(t *testing.T) {
 var _ = context.Background
 
 func TestRegenerateID(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		cc := &countingClient{Client: tg.client}
 		s := newStore(t, tg, Config{Mode: mode, Client: cc})
@@ -918,6 +939,7 @@ func TestRegenerateID(t *testing.T) {
 }
 
 func TestRegenerateOnSave(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	s := newStore(t, tg, Config{})
 	b := newBrowser()
@@ -951,6 +973,7 @@ func TestRegenerateOnSave(t *testing.T) {
 // (HashMode, HEXPIRE) ends the session exactly, whatever path the writes
 // took.
 func TestFastForwardPastMaxAgeEndsTheSession(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []Mode{HashMode, StringMode} {
 		t.Run(mode.String(), func(t *testing.T) {
 			m := miniredis.RunT(t)

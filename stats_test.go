@@ -7,6 +7,7 @@ import (
 )
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		cfg := Config{Mode: mode}
 		if mode == HashMode {
@@ -57,23 +58,25 @@ func TestStats(t *testing.T) {
 }
 
 func TestStatsWarnsOfCrowdedBuckets(t *testing.T) {
-	tg := newRealTarget(t)
-	roomy := newStore(t, tg, Config{})
-	fill(t, roomy, 20, 3600)
-	st, err := roomy.Stats(context.Background(), 10)
-	noErr(t, err)
-	equal(t, "warnings with roomy buckets", len(st.Warnings), 0)
-	equal(t, "hash-max-listpack-entries", st.ListpackEntries, 512)
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		roomy := newStore(t, tg, Config{})
+		fill(t, roomy, 20, 3600)
+		st, err := roomy.Stats(context.Background(), 10)
+		noErr(t, err)
+		equal(t, "warnings with roomy buckets", len(st.Warnings), 0)
+		equal(t, "hash-max-listpack-entries", st.ListpackEntries, 512)
 
-	tg.prefix = randomPrefix()
-	crowded := newStore(t, tg, Config{Buckets: 1})
-	fill(t, crowded, 400, 3600)
-	st, err = crowded.Stats(context.Background(), 10)
-	noErr(t, err)
-	if len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "hash-max-listpack-entries (512)") || !strings.Contains(st.Warnings[1], "chunk") {
-		t.Fatalf("warnings %q, want the listpack one and the cleaning one", st.Warnings)
-	}
-	if !strings.Contains(st.String(), "warning: buckets hold 400 sessions on average") {
-		t.Fatalf("String() leaves the warnings out:\n%s", st)
-	}
+		tg.prefix = randomPrefix()
+		crowded := newStore(t, tg, Config{Buckets: 1})
+		fill(t, crowded, 400, 3600)
+		st, err = crowded.Stats(context.Background(), 10)
+		noErr(t, err)
+		if len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "hash-max-listpack-entries (512)") || !strings.Contains(st.Warnings[1], "chunk") {
+			t.Fatalf("warnings %q, want the listpack one and the cleaning one", st.Warnings)
+		}
+		if !strings.Contains(st.String(), "warning: buckets hold 400 sessions on average") {
+			t.Fatalf("String() leaves the warnings out:\n%s", st)
+		}
+	})
 }

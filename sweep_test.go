@@ -48,10 +48,14 @@ func waitExpiry(t testing.TB, tg *target) {
 	tg.advance(t, expireSoon*time.Second+200*time.Millisecond)
 }
 
+// The sweep tests use FieldTTLOff: the layout Sweep is for. Redis 7.4+ and
+// miniredis would otherwise expire the fields themselves, racing the sweep.
+
 func TestSweepRemovesOnlyExpiredSessions(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		// 64 buckets, so that live and expired sessions share them.
-		s := newStore(t, tg, Config{HashKeyGenerator: func(id string) (string, error) { return tg.prefix + id[:2], nil }})
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(id string) (string, error) { return tg.prefix + id[:2], nil }})
 		gone := fill(t, s, 150, expireSoon)
 		live := fill(t, s, 100, 3600)
 		waitExpiry(t, tg)
@@ -87,8 +91,9 @@ func TestSweepRemovesOnlyExpiredSessions(t *testing.T) {
 }
 
 func TestSweepTouchesOnlyItsOwnHashes(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
-		s := newStore(t, tg, Config{})
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
 		fill(t, s, 20, expireSoon)
 		// Keys of other kinds under the prefix, and another application's
 		// hash, laid out like a bucket, outside it.
@@ -109,46 +114,52 @@ func TestSweepTouchesOnlyItsOwnHashes(t *testing.T) {
 }
 
 func TestSweepFindsEveryBucketBySCAN(t *testing.T) {
+	t.Parallel()
 	// miniredis answers SCAN in one page: only the real server exercises
 	// the cursor.
-	tg := newRealTarget(t)
-	s := newStore(t, tg, Config{})
-	fill(t, s, 3000, 3600)
-	buckets := len(scanPrefix(t, tg, tg.prefix))
-	st, err := s.Sweep(context.Background())
-	noErr(t, err)
-	equal(t, "buckets", st.Buckets, buckets)
-	equal(t, "live sessions", st.Sessions, 3000)
+	forEachReal(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{})
+		fill(t, s, 3000, 3600)
+		buckets := len(scanPrefix(t, tg, tg.prefix))
+		st, err := s.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "buckets", st.Buckets, buckets)
+		equal(t, "live sessions", st.Sessions, 3000)
+	})
 }
 
 func TestSweepCleansALargeBucketInChunks(t *testing.T) {
-	tg := newRealTarget(t)
-	bucket := tg.prefix + "big"
-	s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
-	// Writes that do not clean, so that every expired session is left for
-	// the sweep, however long filling takes.
-	s.backend.(*hashBackend).noClean = true
-	live := fill(t, s, 300, 3600)
-	fill(t, s, 1200, expireSoon)
-	enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
-	noErr(t, err)
-	equal(t, "encoding", enc, "hashtable") // HSCAN pages through it
-	waitExpiry(t, tg)
-	st, err := s.Sweep(context.Background())
-	noErr(t, err)
-	equal(t, "removed", st.Removed, 1200)
-	equal(t, "live", st.Sessions, 300)
-	equal(t, "sessions left", sessionFields(t, tg, bucket), len(live))
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		bucket := tg.prefix + "big"
+		// Without field TTLs, which Redis 7.4+ would expire by itself.
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
+		// Writes that do not clean, so that every expired session is left for
+		// the sweep, however long filling takes.
+		s.backend.(*hashBackend).noClean = true
+		live := fill(t, s, 300, 3600)
+		fill(t, s, 1200, expireSoon)
+		enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
+		noErr(t, err)
+		equal(t, "encoding", enc, "hashtable") // HSCAN pages through it
+		waitExpiry(t, tg)
+		st, err := s.Sweep(context.Background())
+		noErr(t, err)
+		equal(t, "removed", st.Removed, 1200)
+		equal(t, "live", st.Sessions, 300)
+		equal(t, "sessions left", sessionFields(t, tg, bucket), len(live))
+	})
 }
 
 func TestSweepSources(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
-	s := newStore(t, tg, Config{})
+	s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
 	fill(t, s, 200, expireSoon)
 	waitExpiry(t, tg)
 
 	t.Run("a sample visits at most n buckets", func(t *testing.T) {
-		sample := newStore(t, tg, Config{SweepBuckets: SampleBuckets(1000)})
+		sample := newStore(t, tg, Config{FieldTTL: FieldTTLOff, SweepBuckets: SampleBuckets(1000)})
 		st, err := sample.Sweep(context.Background())
 		noErr(t, err)
 		if st.Buckets > 1000 || st.Removed > 200 {
@@ -157,7 +168,7 @@ func TestSweepSources(t *testing.T) {
 	})
 
 	t.Run("a sample names the buckets of Config.Buckets", func(t *testing.T) {
-		few := newStore(t, tg, Config{Buckets: 16, SweepBuckets: SampleBuckets(1000)})
+		few := newStore(t, tg, Config{FieldTTL: FieldTTLOff, Buckets: 16, SweepBuckets: SampleBuckets(1000)})
 		fill(t, few, 100, expireSoon)
 		waitExpiry(t, tg)
 		st, err := few.Sweep(context.Background())
@@ -185,8 +196,9 @@ func TestSweepSources(t *testing.T) {
 }
 
 func TestSweepStopsWhenCanceled(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
-	s := newStore(t, tg, Config{})
+	s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
 	fill(t, s, 50, expireSoon)
 	waitExpiry(t, tg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -201,6 +213,7 @@ func TestSweepStopsWhenCanceled(t *testing.T) {
 }
 
 func TestSweepInStringMode(t *testing.T) {
+	t.Parallel()
 	tg := newMiniTarget(t)
 	cc := &countingClient{Client: tg.client}
 	s := newStore(t, tg, Config{Mode: StringMode, Client: cc})
@@ -214,9 +227,10 @@ func TestSweepInStringMode(t *testing.T) {
 // sessions that share buckets with expired ones while Sweep runs over and
 // over: every Get must find its session.
 func TestSweepNeverRemovesARenewedSession(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		// 4 buckets; renewals on every Save.
-		s := newStore(t, tg, Config{TouchInterval: -1, HashKeyGenerator: func(id string) (string, error) {
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, TouchInterval: -1, HashKeyGenerator: func(id string) (string, error) {
 			return tg.prefix + id[:1], nil
 		}})
 		fill(t, s, 200, expireSoon)
@@ -280,8 +294,9 @@ func TestSweepNeverRemovesARenewedSession(t *testing.T) {
 }
 
 func TestSweepLeavesWhatIsNotShapedLikeASession(t *testing.T) {
+	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
-		s := newStore(t, tg, Config{})
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
 		fill(t, s, 10, expireSoon)
 		waitExpiry(t, tg)
 		// A hash under the prefix that is not a bucket, and a stray field

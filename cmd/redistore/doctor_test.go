@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/redisession/redistore"
+	"github.com/redisession/redistore/internal/redistest"
 )
 
 // doctorLine returns the line of the named check, failing when it is
@@ -26,111 +27,123 @@ func doctorLine(t *testing.T, out, check, want string) string {
 
 func TestDoctorFlagsAMisconfiguredServer(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "--hash-max-listpack-value", "16", "--maxmemory-policy", "allkeys-lru")
-	seedMany(t, f.store(t, redistore.HashMode), 10, 3600)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-value", "16", "--maxmemory-policy", "allkeys-lru")
+		seedMany(t, f.store(t, redistore.HashMode), 10, 3600)
 
-	r := f.run(t, "doctor")
-	r.wantCode(t, 0) // warnings only
-	line := doctorLine(t, r.stdout, "hash-max-listpack-value", "WARN")
-	contains(t, "listpack line", line, "CONFIG SET hash-max-listpack-value 1024")
-	contains(t, "listpack line", line, "hashtable")
-	line = doctorLine(t, r.stdout, "maxmemory-policy", "WARN")
-	contains(t, "policy line", line, "allkeys-lru")
-	contains(t, "policy line", line, "noeviction")
-	line = doctorLine(t, r.stdout, "persistence", "WARN") // redistest starts servers without it
-	contains(t, "persistence line", line, "restart")
-	doctorLine(t, r.stdout, "server", "OK")
-	doctorLine(t, r.stdout, "database", "OK")
-	doctorLine(t, r.stdout, "key", "OK")
+		r := f.run(t, "doctor")
+		r.wantCode(t, 0) // warnings only
+		line := doctorLine(t, r.stdout, "hash-max-listpack-value", "WARN")
+		contains(t, "listpack line", line, "CONFIG SET hash-max-listpack-value 1024")
+		contains(t, "listpack line", line, "hashtable")
+		line = doctorLine(t, r.stdout, "maxmemory-policy", "WARN")
+		contains(t, "policy line", line, "allkeys-lru")
+		contains(t, "policy line", line, "noeviction")
+		line = doctorLine(t, r.stdout, "persistence", "WARN") // redistest starts servers without it
+		contains(t, "persistence line", line, "restart")
+		doctorLine(t, r.stdout, "server", "OK")
+		doctorLine(t, r.stdout, "database", "OK")
+		doctorLine(t, r.stdout, "key", "OK")
+	})
 }
 
 func TestDoctorPassesAWellConfiguredServer(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "--hash-max-listpack-value", "1024", "--appendonly", "yes")
-	seedMany(t, f.store(t, redistore.HashMode), 10, 3600)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-value", "1024", "--appendonly", "yes")
+		seedMany(t, f.store(t, redistore.HashMode), 10, 3600)
 
-	r := f.run(t, "doctor")
-	r.wantCode(t, 0)
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) < 8 {
-		t.Fatalf("%d checks, want 8:\n%s", len(lines), r.stdout)
-	}
-	for _, line := range lines {
-		if !strings.HasPrefix(line, "OK ") {
-			t.Fatalf("not OK: %s\nin:\n%s", line, r.stdout)
+		r := f.run(t, "doctor")
+		r.wantCode(t, 0)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) < 8 {
+			t.Fatalf("%d checks, want 8:\n%s", len(lines), r.stdout)
 		}
-	}
-	contains(t, "stdout", r.stdout, "Redis ")
+		for _, line := range lines {
+			if !strings.HasPrefix(line, "OK ") {
+				t.Fatalf("not OK: %s\nin:\n%s", line, r.stdout)
+			}
+		}
+		contains(t, "stdout", r.stdout, "Redis ")
+	})
 }
 
 func TestDoctorFailsOnForeignKeysUnderThePrefix(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "--hash-max-listpack-value", "1024")
-	seedMany(t, f.store(t, redistore.HashMode), 5, 3600)
-	f.do(t, "SET", "cache:page:1", "x")
-	f.do(t, "SET", f.prefix+"ab", "a string where a bucket would be")
-	f.do(t, "HSET", f.prefix+"user:42", "name", "alice")
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-value", "1024")
+		seedMany(t, f.store(t, redistore.HashMode), 5, 3600)
+		f.do(t, "SET", "cache:page:1", "x")
+		f.do(t, "SET", f.prefix+"ab", "a string where a bucket would be")
+		f.do(t, "HSET", f.prefix+"user:42", "name", "alice")
 
-	r := f.run(t, "doctor")
-	r.wantCode(t, 1)
-	r.wantOneErrorLine(t)
-	contains(t, "stderr", r.stderr, "1 of")
-	line := doctorLine(t, r.stdout, "key", "FAIL")
-	contains(t, "prefix line", line, "1 is not of type hash")
-	contains(t, "prefix line", line, `1 hash not named like its buckets (e.g. "`+f.prefix+`user:42")`)
-	contains(t, "prefix line", line, "sweep deletes the fields")
-	line = doctorLine(t, r.stdout, "database", "WARN")
-	contains(t, "database line", line, "other applications share the database")
+		r := f.run(t, "doctor")
+		r.wantCode(t, 1)
+		r.wantOneErrorLine(t)
+		contains(t, "stderr", r.stderr, "1 of")
+		line := doctorLine(t, r.stdout, "key", "FAIL")
+		contains(t, "prefix line", line, "1 is not of type hash")
+		contains(t, "prefix line", line, `1 hash not named like its buckets (e.g. "`+f.prefix+`user:42")`)
+		contains(t, "prefix line", line, "sweep deletes the fields")
+		line = doctorLine(t, r.stdout, "database", "WARN")
+		contains(t, "database line", line, "other applications share the database")
+	})
 }
 
 func TestDoctorWithoutConfigSaysCouldNotRead(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "--rename-command", "CONFIG", "")
-	seedMany(t, f.store(t, redistore.HashMode), 5, 3600)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--rename-command", "CONFIG", "")
+		seedMany(t, f.store(t, redistore.HashMode), 5, 3600)
 
-	r := f.run(t, "doctor")
-	r.wantCode(t, 0)
-	line := doctorLine(t, r.stdout, "hash-max-listpack-value", "WARN")
-	contains(t, "listpack line", line, "could not read")
-	contains(t, "listpack line", line, "CONFIG is disabled")
-	doctorLine(t, r.stdout, "maxmemory-policy", "OK") // INFO memory tells it
-	line = doctorLine(t, r.stdout, "persistence", "WARN")
-	contains(t, "persistence line", line, "could not be read")
+		r := f.run(t, "doctor")
+		r.wantCode(t, 0)
+		line := doctorLine(t, r.stdout, "hash-max-listpack-value", "WARN")
+		contains(t, "listpack line", line, "could not read")
+		contains(t, "listpack line", line, "CONFIG is disabled")
+		doctorLine(t, r.stdout, "maxmemory-policy", "OK") // INFO memory tells it
+		line = doctorLine(t, r.stdout, "persistence", "WARN")
+		contains(t, "persistence line", line, "could not be read")
+	})
 }
 
 func TestDoctorStringMode(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "--appendonly", "yes")
-	seedMany(t, f.store(t, redistore.StringMode), 5, 3600)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--appendonly", "yes")
+		seedMany(t, f.store(t, redistore.StringMode), 5, 3600)
 
-	r := f.run(t, "doctor", "--mode", "string")
-	r.wantCode(t, 0)
-	doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
-	line := doctorLine(t, r.stdout, "key", "OK")
-	contains(t, "prefix line", line, "5 keys")
+		r := f.run(t, "doctor", "--mode", "string")
+		r.wantCode(t, 0)
+		doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
+		line := doctorLine(t, r.stdout, "key", "OK")
+		contains(t, "prefix line", line, "5 keys")
 
-	// The same keys seen as a HashMode store: wrong mode, say so.
-	r = f.run(t, "doctor")
-	r.wantCode(t, 1)
-	line = doctorLine(t, r.stdout, "key", "FAIL")
-	contains(t, "prefix line", line, "--mode string")
+		// The same keys seen as a HashMode store: wrong mode, say so.
+		r = f.run(t, "doctor")
+		r.wantCode(t, 1)
+		line = doctorLine(t, r.stdout, "key", "FAIL")
+		contains(t, "prefix line", line, "--mode string")
+	})
 }
 
 func TestDoctorWarnsOfCrowdedBuckets(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "--hash-max-listpack-entries", "128")
-	s, err := redistore.New(redistore.Config{Client: f.client, KeyPairs: f.pairs, KeyPrefix: f.prefix, Buckets: 2, FieldTTL: redistore.FieldTTLOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedMany(t, s, 200, 3600)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-entries", "128")
+		s, err := redistore.New(redistore.Config{Client: f.client, KeyPairs: f.pairs, KeyPrefix: f.prefix, Buckets: 2, FieldTTL: redistore.FieldTTLOff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seedMany(t, s, 200, 3600)
 
-	r := f.run(t, "doctor", "--buckets", "2")
-	r.wantCode(t, 0)
-	line := doctorLine(t, r.stdout, "hash-max-listpack-entries", "WARN")
-	contains(t, "entries line", line, "Config.Buckets")
-	doctorLine(t, r.stdout, "key", "OK") // --buckets gives the keys' shape
-	r = f.run(t, "stats", "--buckets", "2")
-	r.wantCode(t, 0)
-	contains(t, "stats", r.stdout, "warning: buckets hold 100 sessions on average, near hash-max-listpack-entries (128)")
+		r := f.run(t, "doctor", "--buckets", "2")
+		r.wantCode(t, 0)
+		line := doctorLine(t, r.stdout, "hash-max-listpack-entries", "WARN")
+		contains(t, "entries line", line, "Config.Buckets")
+		doctorLine(t, r.stdout, "key", "OK") // --buckets gives the keys' shape
+		r = f.run(t, "stats", "--buckets", "2")
+		r.wantCode(t, 0)
+		contains(t, "stats", r.stdout, "warning: buckets hold 100 sessions on average, near hash-max-listpack-entries (128)")
+	})
 }

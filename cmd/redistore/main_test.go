@@ -77,9 +77,21 @@ type fixture struct {
 	pairs  [][]byte // hash key, block key
 }
 
-func newFixture(t *testing.T, serverArgs ...string) *fixture {
+// forEachInstall runs fn, as parallel subtests, once for each Redis
+// installation the tests run on (redistest.Installs).
+func forEachInstall(t *testing.T, fn func(t *testing.T, in redistest.Install)) {
 	t.Helper()
-	srv := redistest.StartT(t, serverArgs...)
+	for _, in := range redistest.NeedInstalls(t) {
+		t.Run(in.Name(), func(t *testing.T) {
+			t.Parallel()
+			fn(t, in)
+		})
+	}
+}
+
+func newFixture(t *testing.T, in redistest.Install, serverArgs ...string) *fixture {
+	t.Helper()
+	srv := in.StartT(t, serverArgs...)
 	f := &fixture{srv: srv, url: "redis://" + srv.Addr, prefix: randomPrefix(), pairs: [][]byte{randomBytes(32), randomBytes(32)}}
 	c, err := redistore.NewClient(f.url)
 	if err != nil {
@@ -259,52 +271,56 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 }
 
 func TestURLFlagWinsOverEnvironment(t *testing.T) {
-	f := newFixture(t)
-	env := map[string]string{envURL: "redis://127.0.0.1:1"}
-	r := runCmd(t, env, "stats", "--url", f.url, "--prefix", f.prefix)
-	r.wantCode(t, 0)
-	contains(t, "stdout", r.stdout, "0 sessions")
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		env := map[string]string{envURL: "redis://127.0.0.1:1"}
+		r := runCmd(t, env, "stats", "--url", f.url, "--prefix", f.prefix)
+		r.wantCode(t, 0)
+		contains(t, "stdout", r.stdout, "0 sessions")
+	})
 }
 
 func TestStalledServerFailsWithinTheTimeout(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	p, err := redistest.NewProxy(f.srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-
-	t.Run("from the start", func(t *testing.T) {
-		p.Stall()
-		defer p.Heal()
-		start := time.Now()
-		r := runCmd(t, map[string]string{envURL: "redis://" + p.Addr}, "stats", "--timeout", "300ms")
-		r.wantCode(t, 1)
-		r.wantOneErrorLine(t)
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("took %v with --timeout 300ms", d)
-		}
-	})
-
-	// rueidis would retry a SCAN forever on a stalled server: the command's
-	// client (redistore.TimeoutClient) bounds it.
-	t.Run("in the middle of a SCAN", func(t *testing.T) {
-		c, err := redistore.NewClient("redis://" + p.Addr)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		p, err := redistest.NewProxy(f.srv.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		bounded := redistore.TimeoutClient(c, 300*time.Millisecond)
-		p.Stall()
-		defer p.Heal()
-		start := time.Now()
-		err = redistore.ScanBuckets()(context.Background(), bounded, f.prefix, func([]string) error { return nil })
-		if err == nil {
-			t.Fatal("SCAN on a stalled server succeeded")
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("took %v with a 300ms bound", d)
-		}
+		t.Cleanup(p.Close)
+
+		t.Run("from the start", func(t *testing.T) {
+			p.Stall()
+			defer p.Heal()
+			start := time.Now()
+			r := runCmd(t, map[string]string{envURL: "redis://" + p.Addr}, "stats", "--timeout", "300ms")
+			r.wantCode(t, 1)
+			r.wantOneErrorLine(t)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v with --timeout 300ms", d)
+			}
+		})
+
+		// rueidis would retry a SCAN forever on a stalled server: the command's
+		// client (redistore.TimeoutClient) bounds it.
+		t.Run("in the middle of a SCAN", func(t *testing.T) {
+			c, err := redistore.NewClient("redis://" + p.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			bounded := redistore.TimeoutClient(c, 300*time.Millisecond)
+			p.Stall()
+			defer p.Heal()
+			start := time.Now()
+			err = redistore.ScanBuckets()(context.Background(), bounded, f.prefix, func([]string) error { return nil })
+			if err == nil {
+				t.Fatal("SCAN on a stalled server succeeded")
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v with a 300ms bound", d)
+			}
+		})
 	})
 }

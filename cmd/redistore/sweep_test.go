@@ -8,83 +8,92 @@ import (
 	"time"
 
 	"github.com/redisession/redistore"
+	"github.com/redisession/redistore/internal/redistest"
 )
 
 func TestSweepRemovesExpiredSessions(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	s := f.store(t, redistore.HashMode)
-	seedMany(t, s, 5, 3600)
-	seedMany(t, s, 10, 1)
-	// A session saved with MaxAge 1 ends at the server's next whole second;
-	// its bucket lives a second longer, so the sweep still finds it there.
-	now := f.serverNow(t)
-	time.Sleep(now.Truncate(time.Second).Add(time.Second + 50*time.Millisecond).Sub(now))
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		s := f.store(t, redistore.HashMode)
+		seedMany(t, s, 5, 3600)
+		seedMany(t, s, 10, 1)
+		// A session saved with MaxAge 1 ends at the server's next whole second;
+		// its bucket lives a second longer, so the sweep still finds it there.
+		now := f.serverNow(t)
+		time.Sleep(now.Truncate(time.Second).Add(time.Second + 50*time.Millisecond).Sub(now))
 
-	r := f.run(t, "sweep")
-	r.wantCode(t, 0)
-	contains(t, "stdout", r.stdout, "5 live sessions, 10 expired removed, 0 keys skipped, 0 errors")
-	if r.stderr != "" {
-		t.Fatalf("progress or errors on stderr when stdout is not a terminal:\n%q", r.stderr)
-	}
-	if strings.Count(r.stdout, "\n") != 1 {
-		t.Fatalf("more than the summary line:\n%s", r.stdout)
-	}
+		r := f.run(t, "sweep")
+		r.wantCode(t, 0)
+		contains(t, "stdout", r.stdout, "5 live sessions, 10 expired removed, 0 keys skipped, 0 errors")
+		if r.stderr != "" {
+			t.Fatalf("progress or errors on stderr when stdout is not a terminal:\n%q", r.stderr)
+		}
+		if strings.Count(r.stdout, "\n") != 1 {
+			t.Fatalf("more than the summary line:\n%s", r.stdout)
+		}
 
-	r = f.run(t, "stats", "--json")
-	r.wantCode(t, 0)
-	var doc statsJSON
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.Sessions != 5 {
-		t.Fatalf("%d sessions left after the sweep, want 5", doc.Sessions)
-	}
+		r = f.run(t, "stats", "--json")
+		r.wantCode(t, 0)
+		var doc statsJSON
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Sessions != 5 {
+			t.Fatalf("%d sessions left after the sweep, want 5", doc.Sessions)
+		}
+	})
 }
 
 func TestSweepProgress(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	seedMany(t, f.store(t, redistore.HashMode), 20, 3600)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		seedMany(t, f.store(t, redistore.HashMode), 20, 3600)
 
-	r := f.run(t, "sweep", "--progress", "always")
-	r.wantCode(t, 0)
-	contains(t, "stdout", r.stdout, "20 live sessions")
-	contains(t, "stderr", r.stderr, "\r")
-	if !strings.HasSuffix(r.stderr, "\r\x1b[K") {
-		t.Fatalf("the progress line is not erased before the summary: %q", r.stderr)
-	}
+		r := f.run(t, "sweep", "--progress", "always")
+		r.wantCode(t, 0)
+		contains(t, "stdout", r.stdout, "20 live sessions")
+		contains(t, "stderr", r.stderr, "\r")
+		if !strings.HasSuffix(r.stderr, "\r\x1b[K") {
+			t.Fatalf("the progress line is not erased before the summary: %q", r.stderr)
+		}
 
-	r = f.run(t, "sweep", "--progress", "always", "--sample", "50")
-	r.wantCode(t, 0)
-	contains(t, "stdout", r.stdout, "50 buckets")
-	contains(t, "stderr", r.stderr, "sweeping [")
-	contains(t, "stderr", r.stderr, "/50 buckets")
+		r = f.run(t, "sweep", "--progress", "always", "--sample", "50")
+		r.wantCode(t, 0)
+		contains(t, "stdout", r.stdout, "50 buckets")
+		contains(t, "stderr", r.stderr, "sweeping [")
+		contains(t, "stderr", r.stderr, "/50 buckets")
 
-	r = f.run(t, "sweep", "--progress", "never")
-	r.wantCode(t, 0)
-	equal(t, "stderr", r.stderr, "")
+		r = f.run(t, "sweep", "--progress", "never")
+		r.wantCode(t, 0)
+		equal(t, "stderr", r.stderr, "")
+	})
 }
 
 func TestSweepStringModeHasNothingToDo(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	r := f.run(t, "sweep", "--mode", "string")
-	r.wantCode(t, 0)
-	contains(t, "stdout", r.stdout, "nothing to sweep")
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		r := f.run(t, "sweep", "--mode", "string")
+		r.wantCode(t, 0)
+		contains(t, "stdout", r.stdout, "nothing to sweep")
+	})
 }
 
 func TestSweepInterruptedPrintsWhatItDid(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	seedMany(t, f.store(t, redistore.HashMode), 3, 3600)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // as if Ctrl-C came at once
-	r := runCtx(t, ctx, f.env(), "sweep", "--prefix", f.prefix)
-	r.wantCode(t, 1)
-	r.wantOneErrorLine(t)
-	contains(t, "stderr", r.stderr, "interrupted")
-	contains(t, "stdout", r.stdout, "expired removed")
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		seedMany(t, f.store(t, redistore.HashMode), 3, 3600)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // as if Ctrl-C came at once
+		r := runCtx(t, ctx, f.env(), "sweep", "--prefix", f.prefix)
+		r.wantCode(t, 1)
+		r.wantOneErrorLine(t)
+		contains(t, "stderr", r.stderr, "interrupted")
+		contains(t, "stdout", r.stdout, "expired removed")
+	})
 }
 
 func equal[T comparable](t *testing.T, what string, got, want T) {

@@ -37,10 +37,16 @@ type Cluster struct {
 // and every node agrees on every node's role. Redis Cluster needs at least
 // three primaries. On error, every process it started is stopped.
 func StartCluster(dir string, primaries, replicasEach int) (*Cluster, error) {
+	return Install{}.StartCluster(dir, primaries, replicasEach)
+}
+
+// StartCluster starts a cluster of the installation's servers (see
+// StartCluster).
+func (in Install) StartCluster(dir string, primaries, replicasEach int) (*Cluster, error) {
 	if primaries < 3 || replicasEach < 0 {
 		return nil, fmt.Errorf("redistest: a cluster needs at least 3 primaries and no negative replica count, not %d and %d", primaries, replicasEach)
 	}
-	cli, err := Binary("redis-cli")
+	cli, err := in.Binary("redis-cli")
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +57,7 @@ func StartCluster(dir string, primaries, replicasEach int) (*Cluster, error) {
 		return nil, err
 	}
 	for i := 0; i < primaries*(1+replicasEach); i++ {
-		s, err := StartWith(dir, Options{ClusterBus: true, Args: []string{
+		s, err := StartWith(dir, Options{Install: in, ClusterBus: true, Args: []string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
@@ -91,7 +97,14 @@ func StartClusterT(tb TB, primaries, replicasEach int) *Cluster {
 	tb.Helper()
 	Need(tb, "redis-server")
 	Need(tb, "redis-cli")
-	c, err := StartCluster(tb.TempDir(), primaries, replicasEach)
+	return Install{}.StartClusterT(tb, primaries, replicasEach)
+}
+
+// StartClusterT starts a cluster of the installation's servers for one test
+// (see StartClusterT).
+func (in Install) StartClusterT(tb TB, primaries, replicasEach int) *Cluster {
+	tb.Helper()
+	c, err := in.StartCluster(tb.TempDir(), primaries, replicasEach)
 	if err != nil {
 		tb.Fatalf("starting a Redis Cluster: %v", err)
 	}

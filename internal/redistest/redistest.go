@@ -77,8 +77,11 @@ func Start(dir string, extra ...string) (*Server, error) {
 // Options says how StartWith runs a server. The zero value runs redis-server
 // exactly as Start does.
 type Options struct {
+	// Install is the installation whose binaries run; the zero value means
+	// those on PATH.
+	Install Install
 	// Binary is the program to run: "redis-server" when empty, or another
-	// Redis binary such as "redis-sentinel", found on PATH.
+	// Redis binary such as "redis-sentinel", of Install.
 	Binary string
 	// Config, when not nil, holds configuration lines written to redis.conf
 	// in the server's directory after the package's own (port, bind, dir,
@@ -101,7 +104,7 @@ func StartWith(dir string, o Options) (*Server, error) {
 	if name == "" {
 		name = "redis-server"
 	}
-	bin, err := Binary(name)
+	bin, err := o.Install.Binary(name)
 	if err != nil {
 		return nil, err
 	}
@@ -242,9 +245,15 @@ func (s *Server) logTail() string {
 func StartT(tb TB, extra ...string) *Server {
 	tb.Helper()
 	Need(tb, "redis-server")
-	s, err := Start(tb.TempDir(), extra...)
+	return Install{}.StartT(tb, extra...)
+}
+
+// StartT starts a server of the installation for one test, as StartT does.
+func (in Install) StartT(tb TB, extra ...string) *Server {
+	tb.Helper()
+	s, err := StartWith(tb.TempDir(), Options{Install: in, Args: extra})
 	if err != nil {
-		tb.Fatalf("starting redis-server: %v", err)
+		tb.Fatalf("starting redis-server %s: %v", in.Version, err)
 	}
 	tb.Cleanup(s.Stop)
 	return s

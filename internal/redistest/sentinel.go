@@ -36,12 +36,18 @@ type Sentinel struct {
 // primary, every replica, and every other sentinel (see WaitHealthy). On
 // error, every process it started is stopped.
 func StartSentinel(dir string, replicas, sentinels int) (*Sentinel, error) {
+	return Install{}.StartSentinel(dir, replicas, sentinels)
+}
+
+// StartSentinel starts a sentinel setup of the installation's servers (see
+// StartSentinel).
+func (in Install) StartSentinel(dir string, replicas, sentinels int) (*Sentinel, error) {
 	if replicas < 0 || sentinels < 1 {
 		return nil, fmt.Errorf("redistest: sentinel setup needs at least one sentinel and no negative replica count, not %d and %d", sentinels, replicas)
 	}
-	sentinelOpts := Options{Binary: "redis-sentinel"}
-	if _, err := Binary("redis-sentinel"); err != nil {
-		sentinelOpts = Options{Args: []string{"--sentinel"}}
+	sentinelOpts := Options{Install: in, Binary: "redis-sentinel"}
+	if _, err := in.Binary("redis-sentinel"); err != nil {
+		sentinelOpts = Options{Install: in, Args: []string{"--sentinel"}}
 	}
 	deadline := time.Now().Add(SentinelStartTimeout)
 	sn := &Sentinel{MasterName: SentinelMaster}
@@ -51,14 +57,14 @@ func StartSentinel(dir string, replicas, sentinels int) (*Sentinel, error) {
 	}
 	// A replica's first sync would otherwise wait 5 s for others to join it.
 	dataConf := []string{"repl-diskless-sync-delay 0"}
-	primary, err := StartWith(dir, Options{Config: dataConf})
+	primary, err := StartWith(dir, Options{Install: in, Config: dataConf})
 	if err != nil {
 		return fail(fmt.Errorf("redistest: starting the primary: %w", err))
 	}
 	sn.servers = append(sn.servers, primary)
 	for i := 0; i < replicas; i++ {
 		conf := append(append([]string(nil), dataConf...), "replicaof 127.0.0.1 "+strconv.Itoa(primary.Port))
-		s, err := StartWith(dir, Options{Config: conf})
+		s, err := StartWith(dir, Options{Install: in, Config: conf})
 		if err != nil {
 			return fail(fmt.Errorf("redistest: starting replica %d: %w", i+1, err))
 		}
@@ -100,9 +106,16 @@ func StartSentinelT(tb TB, replicas, sentinels int) *Sentinel {
 	tb.Helper()
 	Need(tb, "redis-server")
 	Need(tb, "redis-sentinel")
-	sn, err := StartSentinel(tb.TempDir(), replicas, sentinels)
+	return Install{}.StartSentinelT(tb, replicas, sentinels)
+}
+
+// StartSentinelT starts a sentinel setup of the installation's servers for
+// one test (see StartSentinelT).
+func (in Install) StartSentinelT(tb TB, replicas, sentinels int) *Sentinel {
+	tb.Helper()
+	sn, err := in.StartSentinel(tb.TempDir(), replicas, sentinels)
 	if err != nil {
-		tb.Fatalf("starting Redis Sentinel: %v", err)
+		tb.Fatalf("starting Redis Sentinel %s: %v", in.Version, err)
 	}
 	tb.Cleanup(sn.Stop)
 	return sn
