@@ -29,9 +29,12 @@ type hashBackend struct {
 	// noClean turns the cleaning off, for the benchmark that measures it.
 	noClean bool
 	clock   *serverClock
-	// plain is -1 once the server refused the plain write (EXPIRE NX/GT
-	// need Redis 7.0): every write then goes through the script.
+	// plain is -1 once the server refused the plain write (PEXPIREAT NX
+	// and GT need Redis 7.0): every write then goes through the script.
 	plain atomic.Int32
+	// hsetex is -1 once the server refused HSETEX (Redis 8.0): plain
+	// writes with field TTLs then send HSET and HEXPIRE (Redis 7.4).
+	hsetex atomic.Int32
 }
 
 // reserve: the expiry goes in front of the envelope; the plain write sends
@@ -254,9 +257,16 @@ func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl 
 		exp := now.Unix() + ttl
 		lowers := prev.due >= 0 && exp < prev.expiry
 		if !lowers && (native || (prev.due > now.Unix() && !b.noClean)) {
-			err := b.plainWrite(ctx, loc, value, exp, ttl, native)
+			hsetex := native && b.hsetex.Load() >= 0
+			err := b.plainWrite(ctx, loc, value, exp, ttl, native, hsetex)
 			if err == nil || !isSyntaxError(err) {
 				return err
+			}
+			if hsetex {
+				b.hsetex.Store(-1) // Redis 7.4: HSET and HEXPIRE
+				if err = b.plainWrite(ctx, loc, value, exp, ttl, native, false); err == nil || !isSyntaxError(err) {
+					return err
+				}
 			}
 			b.plain.Store(-1) // an old server: use the script from now on
 		}
@@ -276,18 +286,25 @@ func slack(ttl int64) int64 { return min((ttl+1)/16, 3600) }
 // set in absolute time from the same exp, so that it is at least one
 // second past the session's expiry whatever the estimate's error: PEXPIREAT
 // NX for a bucket that has no TTL (deleted meanwhile, and created again by
-// the HSET), GT to push it out.
-func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native bool) error {
+// the HSET), GT to push it out. With native, the field gets its TTL too, a
+// second past the expiry as the script gives it (exp is at most
+// maxClockUncertainty ahead of the server's clock, so the field still
+// outlives it): in the same command with hsetex (HSETEX, Redis 8.0), else
+// with HEXPIRE (7.4).
+func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native, hsetex bool) error {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
 	until := (exp + 1 + slack(ttl)) * 1000
 	cmds := make(rueidis.Commands, 0, 6)
-	cmds = append(cmds, b.c.B().Multi().Build(),
-		b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
-	if native {
-		// As the script: a second past the expiry. exp is at most
-		// maxClockUncertainty ahead of the server's clock, so the field
-		// still outlives it.
-		cmds = append(cmds, b.c.B().Hexpire().Key(loc.key).Seconds(ttl+1).Fields().Numfields(1).Field(loc.field).Build())
+	cmds = append(cmds, b.c.B().Multi().Build())
+	switch {
+	case hsetex:
+		cmds = append(cmds, b.c.B().Hsetex().Key(loc.key).Ex(ttl+1).Fields().Numfields(1).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
+	case native:
+		cmds = append(cmds,
+			b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build(),
+			b.c.B().Hexpire().Key(loc.key).Seconds(ttl+1).Fields().Numfields(1).Field(loc.field).Build())
+	default:
+		cmds = append(cmds, b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
 	}
 	cmds = append(cmds,
 		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Nx().Build(),

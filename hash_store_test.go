@@ -381,6 +381,55 @@ func TestHashModeWritesPlainlyWhenNoCleaningIsDue(t *testing.T) {
 	})
 }
 
+// TestHashModeWritesPlainlyWithFieldTTLs: where the server has field TTLs,
+// a loaded session's write is one MULTI/EXEC that sets the field, its TTL
+// and the bucket's deadline: HSETEX on Redis 8.0, HSET and HEXPIRE on 7.4
+// (stood for here by an 8.0 with HSETEX renamed away).
+func TestHashModeWritesPlainlyWithFieldTTLs(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		if !in.AtLeast(8, 0) {
+			t.Skipf("redis-server %s has no HSETEX (8.0+)", in.Version)
+		}
+		for _, tt := range []struct {
+			name, want string
+			args       []string
+		}{
+			{"HSETEX", "EXEC,HSETEX,MULTI,PEXPIREAT", nil},
+			{"without HSETEX, HSET and HEXPIRE", "EXEC,HEXPIRE,HSET,MULTI,PEXPIREAT", []string{"--rename-command", "HSETEX", ""}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				srv := in.StartT(t, tt.args...)
+				c, err := NewClient("redis://" + srv.Addr)
+				noErr(t, err)
+				t.Cleanup(c.Close)
+				tg := &target{client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+				cc := &countingClient{Client: c}
+				s := newStore(t, tg, Config{Client: cc, FieldTTL: FieldTTLOn})
+				s.Options.MaxAge = 600
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["n"] = 0
+				b.save(t, s, r, sess)         // a new session: the script
+				writeCommands(t, cc, s, b, 1) // learns what the server lacks, if anything
+				for i := 2; i <= 4; i++ {
+					equal(t, "an existing session's write", writeCommands(t, cc, s, b, i), tt.want)
+				}
+				loc, _ := s.locate(sess.ID)
+				ttl, err := tg.do(t, "HTTL", loc.key, "FIELDS", "1", loc.field).AsIntSlice()
+				noErr(t, err)
+				if len(ttl) != 1 || ttl[0] < 600 || ttl[0] > 601 {
+					t.Fatalf("HTTL %v, want 601", ttl)
+				}
+				checkBucket(t, tg, loc.key)
+				got, _ := b.get(t, s, "sid")
+				equal(t, "n", got.Values["n"], any(4))
+			})
+		}
+	})
+}
+
 func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
 	t.Parallel()
 	// PEXPIREAT renamed away stands for a server that refuses its NX and
@@ -715,4 +764,71 @@ func minHits(hits map[string]int) int {
 		}
 	}
 	return low
+}
+
+// TestDowngradeFromFieldTTLs: sessions written with field TTLs (Redis
+// 7.4+) and then served by a server without them (a downgrade: 8.0's RDB
+// does not load in 7.0, so the bucket is copied field by field, as a
+// migration would) still end at their stored expiry, and the first write
+// cleans the bucket, which had no marker.
+func TestDowngradeFromFieldTTLs(t *testing.T) {
+	t.Parallel()
+	var from, to *redistest.Install
+	var toArgs []string
+	for _, is := range installations(t) {
+		in := is.in
+		if in.AtLeast(7, 4) && from == nil {
+			from = &in
+		}
+		if !in.AtLeast(7, 4) && to == nil {
+			to = &in
+		}
+	}
+	if from == nil {
+		t.Skip("no Redis 7.4+ among the installations: nothing wrote field TTLs")
+	}
+	if to == nil {
+		// An 8.0 without its field-TTL commands stands for 7.0.
+		to, toArgs = from, []string{"--rename-command", "HEXPIRE", "", "--rename-command", "HSETEX", ""}
+	}
+	open := func(in redistest.Install, args ...string) *target {
+		srv := in.StartT(t, args...)
+		c, err := NewClient("redis://" + srv.Addr)
+		noErr(t, err)
+		t.Cleanup(c.Close)
+		return &target{client: c, install: in, addr: srv.Addr, prefix: "test:downgrade:"}
+	}
+	src, dst := open(*from), open(*to, toArgs...)
+	bucket := src.prefix + "one"
+	gen := func(string) (string, error) { return bucket, nil }
+	old := newStore(t, src, Config{HashKeyGenerator: gen})
+	short := fill(t, old, 5, 1)
+	long := fill(t, old, 5, 3600)
+	equal(t, "written with field TTLs", old.backend.(*hashBackend).native.Load(), int32(1))
+	equal(t, "no marker", src.do(t, "HEXISTS", bucket, "").AsBoolMust(t), false)
+
+	all, err := src.do(t, "HGETALL", bucket).AsStrMap()
+	noErr(t, err)
+	for f, v := range all {
+		dst.do(t, "HSET", bucket, f, v)
+	}
+	dst.do(t, "PEXPIREAT", bucket, strconv.FormatInt(src.do(t, "PEXPIRETIME", bucket).IntMust(t), 10))
+
+	s := newStore(t, dst, Config{HashKeyGenerator: gen})
+	for _, b := range long {
+		if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+			t.Fatal("a live session was lost in the downgrade")
+		}
+	}
+	time.Sleep(2100 * time.Millisecond) // past the short sessions' expiry
+	for _, b := range short {
+		if sess, _ := b.get(t, s, "sid"); !sess.IsNew {
+			t.Fatal("a session past its stored expiry was served after the downgrade")
+		}
+	}
+	equal(t, "expired sessions still stored", sessionFields(t, dst, bucket), 10)
+	fill(t, s, 1, 3600) // the first write cleans
+	equal(t, "learned", s.backend.(*hashBackend).native.Load(), int32(-1))
+	st := checkBucket(t, dst, bucket)
+	equal(t, "sessions after the first write", st.sessions, 6)
 }
