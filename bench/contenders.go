@@ -51,6 +51,7 @@ type contenderConfig struct {
 	addr     string   // Redis host:port
 	keyPairs [][]byte // cookie keys, the same for every store
 	bojPool  int      // boj/redistore's pool size (redigo MaxIdle)
+	fieldTTL redistore.FieldTTL
 }
 
 func newContender(ctx context.Context, name string, cfg contenderConfig) (*contender, error) {
@@ -65,7 +66,7 @@ func newContender(ctx context.Context, name string, cfg contenderConfig) (*conte
 		if name == "string" {
 			mode = redistore.StringMode
 		}
-		st, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode})
+		st, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL})
 		if err != nil {
 			client.Close()
 			return nil, err

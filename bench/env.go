@@ -96,8 +96,8 @@ func redisVersion(addr string) (string, error) {
 
 // startedVersion starts a redis-server briefly to learn its version, for a
 // run that only reports memory.
-func startedVersion(dir string) (string, error) {
-	srv, err := redistest.Start(dir)
+func startedVersion(cfg *config, dir string) (string, error) {
+	srv, err := redistest.StartWith(dir, redistest.Options{Install: cfg.install})
 	if err != nil {
 		return "", fmt.Errorf("starting redis-server: %w", err)
 	}

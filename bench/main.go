@@ -27,6 +27,7 @@ import (
 // config is everything a run does, from the flags.
 type config struct {
 	redisAddr   string
+	install     redistest.Install // whose redis-server the run starts
 	duration    time.Duration
 	warmup      time.Duration
 	runs        int
@@ -70,6 +71,7 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{log: os.Stderr, stdout: os.Stdout}
 	var sizes, conc, contenders, workloads, memSizes string
 	fs.StringVar(&cfg.redisAddr, "redis", "", "host:port of a redis-server to use (default: start one on a free loopback port)")
+	serverDir := fs.String("server", "", "folder holding the redis-server to start (default: the one on PATH), e.g. the one ../shared/vendor/build-redis prints")
 	fs.DurationVar(&cfg.duration, "duration", 1500*time.Millisecond, "length of one timed run")
 	fs.DurationVar(&cfg.warmup, "warmup", 300*time.Millisecond, "untimed run of each contender before each combination's runs (0: none)")
 	fs.IntVar(&cfg.runs, "runs", 5, "timed runs per combination; each figure is their median")
@@ -96,13 +98,16 @@ func parseFlags(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: every option is a flag", fs.Args())
 	}
+	var err error
+	if cfg.install, err = redistest.InstallAt(*serverDir); err != nil {
+		return nil, fmt.Errorf("-server: %w", err)
+	}
 	if cfg.smoke {
 		applySmoke(cfg, fs)
 		sizes, conc, memSizes = "1k", "1,16", "150,1k"
 	}
 	cfg.command = "cd bench && go run ." + commandFlags(args)
 
-	var err error
 	if cfg.sizes, err = parseList(sizes, parseSize); err != nil {
 		return nil, fmt.Errorf("-sizes: %w", err)
 	}
@@ -252,7 +257,7 @@ func run(cfg *config) error {
 	if cfg.throughput {
 		addr := cfg.redisAddr
 		if addr == "" {
-			srv, err := redistest.Start(workDir)
+			srv, err := redistest.StartWith(workDir, redistest.Options{Install: cfg.install})
 			if err != nil {
 				return fmt.Errorf("starting redis-server: %w", err)
 			}
@@ -270,7 +275,7 @@ func run(cfg *config) error {
 	var mem *memoryResults
 	if cfg.memory {
 		if env.redisVersion == "" {
-			if env.redisVersion, err = startedVersion(workDir); err != nil {
+			if env.redisVersion, err = startedVersion(cfg, workDir); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redisession/redistore"
 	"github.com/redisession/redistore/internal/redistest"
 )
 
@@ -22,15 +23,26 @@ type memLayout struct {
 	label     string
 	contender string
 	listpack  int // hash-max-listpack-value to set; 0 keeps the server default (64)
+	fieldTTL  redistore.FieldTTL
 }
 
-func memLayouts(listpack int) []memLayout {
-	return []memLayout{
+// memLayouts are the layouts of the memory report; where the server has
+// hash-field TTLs (Redis 7.4+), HashMode is measured with them (the
+// default) and without (FieldTTLOff).
+func memLayouts(listpack int, fieldTTLs bool) []memLayout {
+	l := []memLayout{
 		{name: "string", label: "redistore StringMode", contender: "string"},
 		{name: "hash", label: "redistore HashMode, server defaults (hash-max-listpack-value 64)", contender: "hash"},
 		{name: "hash-lp", label: fmt.Sprintf("redistore HashMode, hash-max-listpack-value %d", listpack), contender: "hash", listpack: listpack},
-		{name: "boj", label: "boj/redistore v1.4.1", contender: "boj"},
 	}
+	if fieldTTLs {
+		l[1].label = "redistore HashMode, field TTLs, server defaults (hash-max-listpack-value 64)"
+		l[2].label = fmt.Sprintf("redistore HashMode, field TTLs, hash-max-listpack-value %d", listpack)
+		l = append(l,
+			memLayout{name: "hash-off", label: "redistore HashMode, FieldTTLOff, server defaults", contender: "hash", fieldTTL: redistore.FieldTTLOff},
+			memLayout{name: "hash-lp-off", label: fmt.Sprintf("redistore HashMode, FieldTTLOff, hash-max-listpack-value %d", listpack), contender: "hash", listpack: listpack, fieldTTL: redistore.FieldTTLOff})
+	}
+	return append(l, memLayout{name: "boj", label: "boj/redistore v1.4.1", contender: "boj"})
 }
 
 // memResult is the memory one layout took for one session size.
@@ -64,7 +76,7 @@ func (m *memoryResults) ratio(si, li int) float64 {
 // runMemory writes cfg.memSessions sessions of each size in each layout,
 // each on a redis-server of its own, and measures used_memory.
 func runMemory(cfg *config, workDir string) (*memoryResults, error) {
-	m := &memoryResults{sizes: cfg.memSizes, layouts: memLayouts(cfg.memListpack)}
+	m := &memoryResults{sizes: cfg.memSizes, layouts: memLayouts(cfg.memListpack, cfg.install.AtLeast(7, 4))}
 	for i, size := range cfg.memSizes {
 		p, err := newPayload(size, cfg.payloadKind, uint64(i+1))
 		if err != nil {
@@ -86,7 +98,7 @@ func runMemory(cfg *config, workDir string) (*memoryResults, error) {
 }
 
 func measureLayout(cfg *config, workDir string, l memLayout, p *payload) (memResult, error) {
-	srv, err := redistest.Start(workDir)
+	srv, err := redistest.StartWith(workDir, redistest.Options{Install: cfg.install})
 	if err != nil {
 		return memResult{}, fmt.Errorf("starting redis-server: %w", err)
 	}
@@ -104,7 +116,7 @@ func measureLayout(cfg *config, workDir string, l memLayout, p *payload) (memRes
 		return memResult{}, err
 	}
 	start := time.Now()
-	last, err := writeSessions(cfg, srv.Addr, l.contender, p)
+	last, err := writeSessions(cfg, srv.Addr, l, p)
 	if err != nil {
 		return memResult{}, err
 	}
@@ -152,10 +164,10 @@ func measureLayout(cfg *config, workDir string, l memLayout, p *payload) (memRes
 
 // writeSessions creates cfg.memSessions sessions with cfg.memConc workers and
 // returns the cookie of one of them. Its clients are closed on return.
-func writeSessions(cfg *config, addr, contenderName string, p *payload) (*http.Cookie, error) {
+func writeSessions(cfg *config, addr string, l memLayout, p *payload) (*http.Cookie, error) {
 	// boj/redistore gets a pool as large as the workers, so that it does
 	// not churn connections; the layout does not depend on it.
-	c, err := newContender(context.Background(), contenderName, contenderConfig{addr: addr, keyPairs: cfg.keyPairs, bojPool: cfg.memConc})
+	c, err := newContender(context.Background(), l.contender, contenderConfig{addr: addr, keyPairs: cfg.keyPairs, bojPool: cfg.memConc, fieldTTL: l.fieldTTL})
 	if err != nil {
 		return nil, err
 	}

@@ -306,19 +306,27 @@ func (d *doctor) checkServer() {
 	d.add(statusOK, check, "%s", desc)
 }
 
-// hasHexpire asks the server whether it knows HEXPIRE, and falls back on
-// its version when COMMAND INFO is refused.
-func (d *doctor) hasHexpire() bool {
-	arr, err := d.client.Do(d.ctx, d.client.B().CommandInfo().CommandName("HEXPIRE").Build()).ToArray()
+// hasCommand asks the server whether it knows a command, and falls back on
+// its version when COMMAND INFO is refused: the Redis and Valkey versions
+// that brought it.
+func (d *doctor) hasCommand(cmd string, redisMajor, redisMinor, valkeyMajor int) bool {
+	arr, err := d.client.Do(d.ctx, d.client.B().CommandInfo().CommandName(cmd).Build()).ToArray()
 	if err == nil && len(arr) == 1 {
 		return !arr[0].IsNil()
 	}
 	name, version := d.serverName()
 	if name == "Valkey" {
-		return versionAtLeast(version, 9, 0)
+		return versionAtLeast(version, valkeyMajor, 0)
 	}
-	return versionAtLeast(version, 7, 4)
+	return versionAtLeast(version, redisMajor, redisMinor)
 }
+
+// hasHexpire reports hash-field TTLs (Redis 7.4+, Valkey 9+).
+func (d *doctor) hasHexpire() bool { return d.hasCommand("HEXPIRE", 7, 4, 9) }
+
+// hasHsetex reports HSETEX, which sets a field and its TTL in one command
+// (Redis 8.0+, Valkey 9+).
+func (d *doctor) hasHsetex() bool { return d.hasCommand("HSETEX", 8, 0, 9) }
 
 func (d *doctor) checkFieldExpiry() {
 	const check = "field expiry"
@@ -328,7 +336,13 @@ func (d *doctor) checkFieldExpiry() {
 	}
 	var msg string
 	if d.hasHexpire() {
-		msg = "HEXPIRE available: Redis removes expired sessions from their buckets itself"
+		msg = "HEXPIRE available: with FieldTTL Auto (the default) each session's field gets a TTL and Redis removes expired sessions from their buckets itself; buckets with field TTLs are listpackex, kept compact by the same hash-max-listpack-value"
+		if d.hasHsetex() {
+			msg += "; writes set the field and its TTL in one HSETEX"
+		}
+		if n := d.stats.Encodings["listpackex"]; d.statsErr == nil && d.stats.Sampled > 0 && n == 0 && d.stats.Encodings["listpack"] > 0 {
+			msg += fmt.Sprintf("; none of the %d sampled buckets has field TTLs: the application runs FieldTTLOff, or an older redistore", d.stats.Sampled)
+		}
 	} else {
 		msg = "no HEXPIRE (it needs Redis 7.4+ or Valkey 9+): an expired session stays in its bucket, never served, until a write to the bucket or a sweep removes it; run `redistore sweep` from cron, hourly say"
 	}
@@ -388,7 +402,7 @@ func (d *doctor) checkListpackValue() {
 		d.add(statusWarn, check, "%s is %d, but sampled session values reach %d B (%.0f B on average): a bucket holding a longer value turns from a listpack into a hashtable, and HashMode's memory saving is lost%s. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf (or CONFIG REWRITE) so that a restart keeps it%s",
 			name, limit, largest, d.stats.ValueBytes, already, name, listpackFor(largest), cost)
 	default:
-		d.add(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks%s", name, limit, largest, already)
+		d.add(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks (listpackex with field TTLs)%s", name, limit, largest, already)
 	}
 }
 

@@ -147,3 +147,28 @@ func TestDoctorWarnsOfCrowdedBuckets(t *testing.T) {
 		contains(t, "stats", r.stdout, "warning: buckets hold 100 sessions on average, near hash-max-listpack-entries (128)")
 	})
 }
+
+func TestDoctorKnowsFieldTTLs(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-value", "1024")
+		s, err := redistore.New(redistore.Config{Client: f.client, KeyPairs: f.pairs, KeyPrefix: f.prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seedMany(t, s, 10, 3600)
+		r := f.run(t, "doctor")
+		r.wantCode(t, 0)
+		line := doctorLine(t, r.stdout, "field", "OK")
+		if !in.AtLeast(7, 4) {
+			contains(t, "field expiry line", line, "no HEXPIRE")
+			return
+		}
+		contains(t, "field expiry line", line, "listpackex")
+		if in.AtLeast(8, 0) {
+			contains(t, "field expiry line", line, "HSETEX")
+		}
+		line = doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
+		contains(t, "listpack line", line, "listpackex")
+	})
+}

@@ -98,21 +98,41 @@ func findInstalls(env string) ([]Install, error) {
 	}
 	var out []Install
 	for _, d := range dirs {
-		abs, err := filepath.Abs(d)
+		in, err := InstallAt(d)
 		if err != nil {
-			return nil, err
-		}
-		in := Install{Dir: abs}
-		bin, err := in.Binary("redis-server")
-		if err != nil {
-			return nil, err
-		}
-		if in.Version, err = serverVersion(bin); err != nil {
 			return nil, err
 		}
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// InstallAt returns the installation in a folder (or of a redis-server
+// path), with its version; "" means the redis-server on PATH.
+func InstallAt(dir string) (Install, error) {
+	if dir == "" {
+		p, err := Binary("redis-server")
+		if err != nil {
+			return Install{}, err
+		}
+		dir = filepath.Dir(p)
+	}
+	if filepath.Base(dir) == "redis-server" {
+		dir = filepath.Dir(dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Install{}, err
+	}
+	in := Install{Dir: abs}
+	bin, err := in.Binary("redis-server")
+	if err != nil {
+		return Install{}, err
+	}
+	if in.Version, err = serverVersion(bin); err != nil {
+		return Install{}, err
+	}
+	return in, nil
 }
 
 var versionRE = regexp.MustCompile(`v=([0-9]+\.[0-9]+\.[0-9]+)`)
