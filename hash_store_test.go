@@ -128,11 +128,7 @@ func TestWritesCleanTheirBucket(t *testing.T) {
 		st, err := s.Sweep(context.Background())
 		noErr(t, err)
 		equal(t, "left for Sweep", st.Removed, 0)
-		for _, b := range long {
-			if sess, _ := b.get(t, s, "sid"); sess.IsNew {
-				t.Fatal("a live session was cleaned away")
-			}
-		}
+		allLoad(t, s, long, "a live session was cleaned away")
 	})
 }
 
@@ -671,11 +667,7 @@ func TestWritesCleanALargeBucketInBoundedChunks(t *testing.T) {
 		if st.marker <= 0 {
 			t.Fatalf("after the pass the marker is %d, want the earliest expiry", st.marker)
 		}
-		for _, b := range live {
-			if sess, _ := b.get(t, s, "sid"); sess.IsNew {
-				t.Fatal("a live session was cleaned away")
-			}
-		}
+		allLoad(t, s, live, "a live session was cleaned away")
 	})
 }
 
@@ -815,11 +807,7 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	dst.do(t, "PEXPIREAT", bucket, strconv.FormatInt(src.do(t, "PEXPIRETIME", bucket).IntMust(t), 10))
 
 	s := newStore(t, dst, Config{HashKeyGenerator: gen})
-	for _, b := range long {
-		if sess, _ := b.get(t, s, "sid"); sess.IsNew {
-			t.Fatal("a live session was lost in the downgrade")
-		}
-	}
+	allLoad(t, s, long, "a live session was lost in the downgrade")
 	time.Sleep(2100 * time.Millisecond) // past the short sessions' expiry
 	for _, b := range short {
 		if sess, _ := b.get(t, s, "sid"); !sess.IsNew {

@@ -390,6 +390,17 @@ func (b *browser) save(t testing.TB, s *Store, r *http.Request, sess *sessions.S
 	return w
 }
 
+// allLoad fails the test, saying what, when any browser's session does not
+// load from s.
+func allLoad(t testing.TB, s *Store, browsers []*browser, what string) {
+	t.Helper()
+	for _, b := range browsers {
+		if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+			t.Fatal(what)
+		}
+	}
+}
+
 // countingClient counts the calls that reach Redis: one Do or DoMulti is one
 // round trip. An EVAL is not counted: the store sends one only to load a
 // script that a node does not have yet (after EVALSHA answered NOSCRIPT),

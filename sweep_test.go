@@ -78,11 +78,7 @@ func TestSweepRemovesOnlyExpiredSessions(t *testing.T) {
 		if st.Buckets == 0 || st.Buckets > 256 {
 			t.Fatalf("visited %d buckets", st.Buckets)
 		}
-		for _, b := range live {
-			if sess, _ := b.get(t, s, "sid"); sess.IsNew {
-				t.Fatal("a live session was removed")
-			}
-		}
+		allLoad(t, s, live, "a live session was removed")
 		again, err := s.Sweep(context.Background())
 		noErr(t, err)
 		equal(t, "removed by a second sweep", again.Removed, 0)
