@@ -290,7 +290,10 @@ func slack(ttl int64) int64 { return min((ttl+1)/16, 3600) }
 // second past the expiry as the script gives it (exp is at most
 // maxClockUncertainty ahead of the server's clock, so the field still
 // outlives it): in the same command with hsetex (HSETEX, Redis 8.0), else
-// with HEXPIRE (7.4).
+// with HEXPIRE (7.4). Then the bucket needs no TTL of its own: Redis removes
+// it with its last field. So a native write leaves out the NX, and a bucket
+// it creates has none; GT still pushes out a TTL that another write set (a
+// FieldTTLOff application server's, in a mixed fleet).
 func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native, hsetex bool) error {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
 	until := (exp + 1 + slack(ttl)) * 1000
@@ -306,8 +309,10 @@ func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte
 	default:
 		cmds = append(cmds, b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
 	}
+	if !native {
+		cmds = append(cmds, b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Nx().Build())
+	}
 	cmds = append(cmds,
-		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Nx().Build(),
 		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Gt().Build(),
 		b.c.B().Exec().Build())
 	for _, r := range b.c.DoMulti(ctx, cmds...) {

@@ -486,12 +486,34 @@ func readBucket(t testing.TB, tg *target, key string) bucketState {
 	ms := tg.do(t, "PEXPIRETIME", key).IntMust(t)
 	switch {
 	case ms == -2 && st.sessions == 0:
+	case ms == -1 && allFieldTTLs(t, tg, key, all):
+		st.deadline = never // Redis removes the bucket with its last field
 	case ms < 0:
 		t.Fatalf("bucket with %d sessions has PEXPIRETIME %d: no TTL", st.sessions, ms)
 	default:
 		st.deadline = time.UnixMilli(ms)
 	}
 	return st
+}
+
+// never is the deadline of a bucket without a TTL whose every session has
+// a field TTL.
+var never = time.Unix(1<<40, 0)
+
+// allFieldTTLs reports whether every field of a bucket has a TTL of its own.
+func allFieldTTLs(t testing.TB, tg *target, key string, fields map[string]string) bool {
+	t.Helper()
+	if !tg.fieldTTLs() {
+		return false
+	}
+	for f := range fields {
+		ttl, err := tg.do(t, "HTTL", key, "FIELDS", "1", f).AsIntSlice()
+		noErr(t, err)
+		if len(ttl) != 1 || ttl[0] < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkBucket asserts the two promises of the layout: the bucket lasts at
@@ -804,7 +826,9 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	for f, v := range all {
 		dst.do(t, "HSET", bucket, f, v)
 	}
-	dst.do(t, "PEXPIREAT", bucket, strconv.FormatInt(src.do(t, "PEXPIRETIME", bucket).IntMust(t), 10))
+	if ms := src.do(t, "PEXPIRETIME", bucket).IntMust(t); ms > 0 {
+		dst.do(t, "PEXPIREAT", bucket, strconv.FormatInt(ms, 10))
+	}
 
 	s := newStore(t, dst, Config{HashKeyGenerator: gen})
 	allLoad(t, s, long, "a live session was lost in the downgrade")
