@@ -217,7 +217,7 @@ func BenchmarkHashModeCleaning(b *testing.B) {
 		s := newStore(b, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(id string) (string, error) {
 			return tg.prefix + id[:3], nil // 4096 buckets
 		}})
-		s.backend.(*hashBackend).noClean = variant == "script"
+		withoutCleaning(s, variant == "script")
 		browsers := fill(b, s, 4096*15, 3600)
 		buckets := make([]string, len(browsers))
 		for i, br := range browsers {

@@ -12,7 +12,7 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// hashBackend packs sessions into hashes ("buckets"): the field is the
+// hashLayout packs sessions into hashes ("buckets"): the field is the
 // session, the value a 4-byte big-endian expiry (Unix seconds on the Redis
 // server's clock) followed by the envelope. Every read checks the expiry, so
 // an expired session is never served, whatever is left in Redis. Expired
@@ -20,8 +20,16 @@ import (
 // Redis 7.4+), and otherwise by the writes into their bucket: each write
 // cleans its bucket once a session in it has expired. The bucket's own TTL
 // outlasts every session in it, so a bucket nobody writes to disappears.
-type hashBackend struct {
-	c        rueidis.Client
+type hashLayout struct {
+	c       rueidis.Client
+	prefix  string
+	timeout time.Duration // bounds each call of Sweep
+	buckets buckets       // of the default bucket generator
+	// fieldGen and bucketGen are Config.KeyGenerator and HashKeyGenerator,
+	// both nil for the default generators (fast in locate), else both set
+	// (New fills in the default for the one left nil).
+	fieldGen, bucketGen func(string) (string, error)
+
 	fieldTTL FieldTTL
 	// native is what the server said about HEXPIRE: 0 not asked yet, 1
 	// supported, -1 not supported.
@@ -39,10 +47,175 @@ type hashBackend struct {
 
 // reserve: the expiry goes in front of the envelope; the plain write sends
 // it from here, the script computes its own.
-func (b *hashBackend) reserve() int { return expiryLen }
+func (b *hashLayout) reserve() int { return expiryLen }
 
-// expiryLen is the size of the expiry in front of a HashMode value.
-const expiryLen = 4
+func (b *hashLayout) mode() Mode      { return HashMode }
+func (b *hashLayout) keyType() string { return "hash" }
+
+func (b *hashLayout) locate(id string) (location, error) {
+	raw, err := rawID(id)
+	if err != nil {
+		return location{}, err
+	}
+	if b.bucketGen == nil {
+		// The default generators, in one allocation: prefix, bucket, field.
+		var buf [maxPrefixOnStack + 3 + idBytes]byte
+		k := append(buf[:0], b.prefix...)
+		k = b.buckets.appendKey(k, raw[:])
+		n := len(k)
+		key := string(append(k, raw[:]...))
+		return location{key: key[:n], field: key[n:]}, nil
+	}
+	var loc location
+	if loc.key, err = checkKey(b.prefix, "HashKeyGenerator", b.bucketGen, id, true); err != nil {
+		return location{}, err
+	}
+	if loc.field, err = checkKey(b.prefix, "KeyGenerator", b.fieldGen, id, false); err != nil {
+		return location{}, err
+	}
+	return loc, nil
+}
+
+func (b *hashLayout) ownsKey(key string) bool {
+	if !underPrefix(key, b.prefix) {
+		return false
+	}
+	return b.bucketGen != nil || len(key) == len(b.prefix)+b.buckets.width
+}
+
+// defaultBucketGen is the bucket generator the fast path of locate inlines.
+func (b *hashLayout) defaultBucketGen(id string) (string, error) {
+	raw, err := rawID(id)
+	if err != nil {
+		return "", err
+	}
+	return string(b.buckets.appendKey([]byte(b.prefix), raw[:])), nil
+}
+
+func (b *hashLayout) peek(ctx context.Context, loc location) (peeked, error) {
+	res := b.c.DoMulti(ctx, b.c.B().Hget().Key(loc.key).Field(loc.field).Build(), b.c.B().Time().Build())
+	return peekReplies(res, func(v string, _ time.Time) time.Time { return expiryOf(v) })
+}
+
+// countCommands: TYPE, HLEN and whether the marker is there, which HLEN
+// counts but is no session.
+func (b *hashLayout) countCommands(key string) rueidis.Commands {
+	return rueidis.Commands{b.c.B().Type().Key(key).Build(), b.c.B().Hlen().Key(key).Build(), b.c.B().Hexists().Key(key).Field("").Build()}
+}
+
+func (b *hashLayout) count(res []rueidis.RedisResult) (keyCount, error) {
+	typ, err := res[0].ToString()
+	if err != nil {
+		return keyCount{}, err
+	}
+	switch typ {
+	case "hash":
+	case "none":
+		return keyCount{gone: true}, nil
+	default:
+		return keyCount{}, nil
+	}
+	n, err := res[1].AsInt64()
+	if err != nil {
+		return keyCount{}, err
+	}
+	if marker, _ := res[2].AsBool(); marker {
+		n--
+	}
+	return keyCount{owned: true, sessions: int(n), bucket: true}, nil
+}
+
+func (b *hashLayout) sampleCommand(key string) rueidis.Completed {
+	return b.c.B().Hgetall().Key(key).Build()
+}
+
+func (b *hashLayout) sampled(res rueidis.RedisResult, now time.Time) sample {
+	fields, err := res.AsStrMap()
+	if err != nil {
+		return sample{}
+	}
+	var s sample
+	for f, v := range fields {
+		if f == "" {
+			continue
+		}
+		s.sessions++
+		s.valueBytes = append(s.valueBytes, len(v))
+		if len(v) >= expiryLen && !expiryOf(v).After(now) {
+			s.expired++
+		}
+	}
+	return s
+}
+
+// expiresItself: even with field TTLs, buckets may hold sessions written
+// without them (older servers, mixed fleets) for Sweep to remove.
+func (b *hashLayout) expiresItself() bool { return false }
+
+func (b *hashLayout) sweepContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, bucketsKey{}, b.buckets)
+}
+
+// sweepScript cleans one chunk of a bucket, atomically and by the server's
+// clock, so that a session renewed at the same moment is never removed. The
+// empty field is the bucket's cleaning marker, not a session (see luaPut in hash_store.go).
+// KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT, ARGV[3] the
+// length of every session field, or 0 when it is not known (custom key
+// generators): fields of another length are left alone. It returns {next
+// cursor, removed, live}, or {-1} for a key that is not a hash.
+var sweepScript = rueidis.NewLuaScript(`
+local t = redis.call('TYPE', KEYS[1])
+if t.ok == 'none' then return {0, 0, 0} end
+if t.ok ~= 'hash' then return {-1} end
+local now = tonumber(redis.call('TIME')[1])
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local kv = r[2]
+local removed, live = 0, 0
+local flen = tonumber(ARGV[3])
+for i = 1, #kv, 2 do
+	local f, v = kv[i], kv[i + 1]
+	if f ~= '' and (flen == 0 or #f == flen) then
+		local a, b, c, d = string.byte(v, 1, 4)
+		if #v < 4 or ((a * 256 + b) * 256 + c) * 256 + d <= now then
+			redis.call('HDEL', KEYS[1], f)
+			removed = removed + 1
+		else
+			live = live + 1
+		end
+	end
+end
+` + luaDropEmpty + `
+return {tonumber(r[1]), removed, live}
+`)
+
+// sweepKey cleans one bucket, chunk by chunk.
+func (b *hashLayout) sweepKey(ctx context.Context, key string) (removed, live int, skipped bool, err error) {
+	cursor := "0"
+	fieldLen := "0"
+	if b.fieldGen == nil {
+		fieldLen = strconv.Itoa(idBytes)
+	}
+	for {
+		cctx, cancel := context.WithTimeout(ctx, b.timeout)
+		res, err := sweepScript.Exec(cctx, b.c, []string{key}, []string{cursor, "500", fieldLen}).AsIntSlice()
+		cancel()
+		if err != nil {
+			return removed, live, false, redisError("sweeping a bucket", err)
+		}
+		if len(res) == 1 && res[0] == -1 {
+			return 0, 0, true, nil
+		}
+		if len(res) != 3 {
+			return removed, live, false, fmt.Errorf("%w: sweep script returned %v", ErrUnavailable, res)
+		}
+		removed += int(res[1])
+		live += int(res[2])
+		if res[0] == 0 {
+			return removed, live, false, nil
+		}
+		cursor = strconv.FormatInt(res[0], 10)
+	}
+}
 
 // cleanLimit is the largest bucket a write cleans in one go (HGETALL);
 // larger ones are cleaned a chunk of about cleanChunk fields (one HSCAN
@@ -200,7 +373,7 @@ return {1, used, time[1], time[2]}
 `)
 
 // flags returns the field TTL and clean arguments of the write scripts.
-func (b *hashBackend) flags() (native, clean string) {
+func (b *hashLayout) flags() (native, clean string) {
 	native = "0"
 	switch b.fieldTTL {
 	case FieldTTLOn:
@@ -219,7 +392,7 @@ func (b *hashBackend) flags() (native, clean string) {
 
 // exec runs a write script and checks its reply, learning from it whether
 // the server has field TTLs and what its clock says.
-func (b *hashBackend) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
+func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
 	sent := b.clock.local()
 	v, err := script.Exec(ctx, b.c, keys, args).ToArray()
 	received := b.clock.local()
@@ -251,7 +424,7 @@ func (b *hashBackend) exec(ctx context.Context, script *rueidis.Lua, keys, args 
 // this session's expiry below where it was goes through the script too, in
 // a bucket with a marker: the marker may have to come down with it, which
 // only the script can do atomically.
-func (b *hashBackend) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
+func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
 	if now, ok := b.clock.now(); ok && b.plain.Load() >= 0 && prev.found {
 		native := b.fieldTTL != FieldTTLOff && b.native.Load() == 1
 		exp := now.Unix() + ttl
@@ -294,7 +467,7 @@ func slack(ttl int64) int64 { return min((ttl+1)/16, 3600) }
 // it with its last field. So a native write leaves out the NX, and a bucket
 // it creates has none; GT still pushes out a TTL that another write set (a
 // FieldTTLOff application server's, in a mixed fleet).
-func (b *hashBackend) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native, hsetex bool) error {
+func (b *hashLayout) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native, hsetex bool) error {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
 	until := (exp + 1 + slack(ttl)) * 1000
 	cmds := make(rueidis.Commands, 0, 6)
@@ -339,12 +512,12 @@ func isSyntaxError(err error) bool {
 	return false
 }
 
-func (b *hashBackend) touch(ctx context.Context, loc location, ttl int64) error {
+func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	native, clean := b.flags()
 	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean})
 }
 
-func (b *hashBackend) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
+func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl)
 	}
@@ -353,7 +526,7 @@ func (b *hashBackend) replace(ctx context.Context, old, loc location, value []by
 		[]string{old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:])})
 }
 
-func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
+func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
 	res, now := readWithClock(ctx, b.c, b.clock, b.c.B().Hmget().Key(loc.key).Field(loc.field, "").Build())
 	reply, err := res.ToArray()
 	if err != nil {
@@ -385,23 +558,6 @@ func (b *hashBackend) load(ctx context.Context, loc location) (stored, error) {
 	return st, nil
 }
 
-// serverTime parses the reply of TIME.
-func serverTime(r rueidis.RedisResult) (time.Time, error) {
-	parts, err := r.AsStrSlice()
-	if err != nil {
-		return time.Time{}, err
-	}
-	if len(parts) != 2 {
-		return time.Time{}, fmt.Errorf("TIME returned %d elements", len(parts))
-	}
-	sec, err1 := strconv.ParseInt(parts[0], 10, 64)
-	usec, err2 := strconv.ParseInt(parts[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return time.Time{}, fmt.Errorf("TIME returned %q", parts)
-	}
-	return time.Unix(sec, usec*1000), nil
-}
-
 // removeScript deletes a session, and its bucket when only the cleaning
 // marker would be left. KEYS[1] bucket, ARGV[1] field; an empty field means
 // KEYS[1] is a key of its own (a boj/redistore session being migrated).
@@ -423,6 +579,6 @@ if redis.call('HLEN', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], '') == 1 
 end
 `
 
-func (b *hashBackend) remove(ctx context.Context, loc location) error {
+func (b *hashLayout) remove(ctx context.Context, loc location) error {
 	return removeScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field}).Error()
 }

@@ -266,7 +266,7 @@ func TestFieldTTL(t *testing.T) {
 						equal(t, "cleaning marker", tg.do(t, "HEXISTS", loc.key, "").AsBoolMust(t), true)
 						checkBucket(t, tg, loc.key)
 					}
-					hb := s.backend.(*hashBackend)
+					hb := hashLayoutOf(s)
 					equal(t, "learned", hb.native.Load(), int32(-1))
 				})
 			}
@@ -299,7 +299,7 @@ func TestFieldTTL(t *testing.T) {
 				}
 			}
 			equal(t, "no cleaning marker", tg.do(t, "HEXISTS", bucket, "").AsBoolMust(t), false)
-			equal(t, "learned", s.backend.(*hashBackend).native.Load(), int32(1))
+			equal(t, "learned", hashLayoutOf(s).native.Load(), int32(1))
 			// No write, no read, no Sweep: Redis's active expiry removes them.
 			waitFor(t, 8*time.Second, "Redis to expire the 20 fields", func() bool {
 				return infoInt(t, tg, "stats", "expired_subkeys") >= 20
@@ -448,7 +448,7 @@ func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
 			got, _ := b.get(t, s, "sid")
 			equal(t, "n", got.Values["n"], any(i))
 		}
-		equal(t, "plain writes given up", s.backend.(*hashBackend).plain.Load(), int32(-1))
+		equal(t, "plain writes given up", hashLayoutOf(s).plain.Load(), int32(-1))
 	})
 }
 
@@ -534,20 +534,6 @@ func checkBucket(t testing.TB, tg *target, key string) bucketState {
 			time.Unix(st.marker, 0).UTC(), time.Unix(st.earliest, 0).UTC())
 	}
 	return st
-}
-
-// withFakeClock gives a store on miniredis a local monotonic clock that
-// moves with miniredis's, so that it trusts its estimate of the server's
-// clock as it does on a real server (and writes plainly).
-func withFakeClock(t testing.TB, tg *target, s *Store) *fakeMonotonic {
-	t.Helper()
-	if tg.mini == nil {
-		t.Fatal("withFakeClock is for miniredis")
-	}
-	mono := &fakeMonotonic{}
-	s.clock.local = mono.now
-	s.clock.refresh = DefaultClockRefresh
-	return mono
 }
 
 // TestBucketOutlivesAFrequentlyChangedSession changes one session, alone in
@@ -660,7 +646,7 @@ func TestWritesCleanALargeBucketInBoundedChunks(t *testing.T) {
 		bucket := tg.prefix + "big"
 		gen := func(string) (string, error) { return bucket, nil }
 		filler := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: gen})
-		filler.backend.(*hashBackend).noClean = true
+		withoutCleaning(filler, true)
 		live := fill(t, filler, 300, 3600)
 		fill(t, filler, 1200, expireSoon)
 		enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()
@@ -734,7 +720,7 @@ func TestManySessionsPerBucketStaySelfCleaning(t *testing.T) {
 			}
 		}
 		for i := 0; i < 256; i++ {
-			k := tg.prefix + string(s.buckets.key(i))
+			k := tg.prefix + string(hashLayoutOf(s).buckets.key(i))
 			cmds = append(cmds, tg.client.B().Hset().Key(k).FieldValue().FieldValue("", be32(expired)).Build(),
 				tg.client.B().Expireat().Key(k).Timestamp(alive+3600).Build())
 		}
@@ -818,7 +804,7 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	old := newStore(t, src, Config{HashKeyGenerator: gen})
 	short := fill(t, old, 5, 1)
 	long := fill(t, old, 5, 3600)
-	equal(t, "written with field TTLs", old.backend.(*hashBackend).native.Load(), int32(1))
+	equal(t, "written with field TTLs", hashLayoutOf(old).native.Load(), int32(1))
 	equal(t, "no marker", src.do(t, "HEXISTS", bucket, "").AsBoolMust(t), false)
 
 	all, err := src.do(t, "HGETALL", bucket).AsStrMap()
@@ -840,7 +826,7 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	}
 	equal(t, "expired sessions still stored", sessionFields(t, dst, bucket), 10)
 	fill(t, s, 1, 3600) // the first write cleans
-	equal(t, "learned", s.backend.(*hashBackend).native.Load(), int32(-1))
+	equal(t, "learned", hashLayoutOf(s).native.Load(), int32(-1))
 	st := checkBucket(t, dst, bucket)
 	equal(t, "sessions after the first write", st.sessions, 6)
 }

@@ -332,14 +332,42 @@ func newStore(t testing.TB, tg *target, cfg Config) *Store {
 		t.Fatalf("New: %v", err)
 	}
 	if tg.mini != nil {
-		// Tests move miniredis's clock at will: never trust an estimate,
-		// and let StringMode's informational expiry follow it too.
-		s.clock.refresh = 0
-		if sb, ok := s.backend.(*stringBackend); ok {
-			sb.now = tg.now
-		}
+		followMiniredisClock(s, tg)
 	}
 	return s
+}
+
+// The test switches: what tests change inside a Store, in one place.
+
+// hashLayoutOf returns a HashMode store's layout.
+func hashLayoutOf(s *Store) *hashLayout { return s.layout.(*hashLayout) }
+
+// withoutCleaning turns off (or on) the cleaning of buckets by writes, for
+// tests and benchmarks that must leave expired sessions in place.
+func withoutCleaning(s *Store, off bool) { hashLayoutOf(s).noClean = off }
+
+// followMiniredisClock makes a store on miniredis never trust its estimate
+// of the server's clock (tests move miniredis's clock at will), and lets
+// StringMode's informational expiry follow miniredis's clock too.
+func followMiniredisClock(s *Store, tg *target) {
+	s.clock.refresh = 0
+	if sl, ok := s.layout.(*stringLayout); ok {
+		sl.now = tg.now
+	}
+}
+
+// withFakeClock gives a store on miniredis a local monotonic clock that
+// moves with miniredis's, so that it trusts its estimate of the server's
+// clock as it does on a real server (and writes plainly).
+func withFakeClock(t testing.TB, tg *target, s *Store) *fakeMonotonic {
+	t.Helper()
+	if tg.mini == nil {
+		t.Fatal("withFakeClock is for miniredis")
+	}
+	mono := &fakeMonotonic{}
+	s.clock.local = mono.now
+	s.clock.refresh = DefaultClockRefresh
+	return mono
 }
 
 // browser carries cookies between requests, like a client would.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/redis/rueidis"
 )
 
 // SessionInfo is what Lookup finds for a session ID.
@@ -47,35 +45,19 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	info := SessionInfo{Key: loc.key, Field: loc.field}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	var get rueidis.Completed
-	if s.mode == HashMode {
-		get = s.client.B().Hget().Key(loc.key).Field(loc.field).Build()
-	} else {
-		get = s.client.B().Get().Key(loc.key).Build()
-	}
-	res := s.client.DoMulti(ctx, get, s.client.B().Pttl().Key(loc.key).Build(), s.client.B().Time().Build())
-	v, err := res[0].ToString()
-	if rueidis.IsRedisNil(err) {
-		return info, nil
-	}
+	p, err := s.layout.peek(ctx, loc)
 	if err != nil {
 		return info, redisError("looking up session", err)
 	}
-	now, err := serverTime(res[2])
-	if err != nil {
-		return info, redisError("reading the server's clock", err)
+	if !p.found {
+		return info, nil
 	}
-	info.Found = true
-	info.Now = now
-	info.StoredBytes = len(v)
+	v := p.value
+	info.Found, info.Now, info.StoredBytes, info.Expires = true, p.now, len(v), p.expires
 	if len(v) < expiryLen {
 		return info, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
 	}
-	info.Expires = expiryOf(v)
-	if ms, err := res[1].AsInt64(); err == nil && ms >= 0 && s.mode == StringMode {
-		// Redis's TTL, not the stored expiry, ends a StringMode session.
-		info.Expires = now.Add(time.Duration(ms) * time.Millisecond).Truncate(time.Millisecond)
-	}
+	now := p.now
 	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
 	codec, payload, _, err := openEnvelope(env, s.maxLength)

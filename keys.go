@@ -131,53 +131,13 @@ func bitsOf(n int) int {
 	return bits
 }
 
-// location is where one session lives: key alone in StringMode, key and field
-// in HashMode.
-type location struct {
-	key   string
-	field string
-}
+// locate returns where the session with a valid ID lives.
+func (s *Store) locate(id string) (location, error) { return s.layout.locate(id) }
 
-// locate runs the key generators for a valid ID and checks what they return.
-func (s *Store) locate(id string) (location, error) {
-	raw, err := rawID(id)
-	if err != nil {
-		return location{}, err
-	}
-	var loc location
-	if s.keyGen == nil && s.hashKeyGen == nil {
-		// The default generators, in one allocation: prefix, bucket, field.
-		if s.mode == StringMode {
-			return location{key: s.prefix + string(raw[:])}, nil
-		}
-		var buf [maxPrefixOnStack + 3 + idBytes]byte
-		b := append(buf[:0], s.prefix...)
-		b = s.buckets.appendKey(b, raw[:])
-		n := len(b)
-		k := string(append(b, raw[:]...))
-		return location{key: k[:n], field: k[n:]}, nil
-	}
-	if s.mode == HashMode {
-		if loc.key, err = s.checkKey("HashKeyGenerator", s.hashKeyGen, id, true); err != nil {
-			return location{}, err
-		}
-		if loc.field, err = s.checkKey("KeyGenerator", s.keyGen, id, false); err != nil {
-			return location{}, err
-		}
-		return loc, nil
-	}
-	if loc.key, err = s.checkKey("KeyGenerator", s.keyGen, id, true); err != nil {
-		return location{}, err
-	}
-	return loc, nil
-}
-
-// checkKey calls gen (the default generator when nil) and rejects what would
-// make the store write outside its namespace or send absurd keys.
-func (s *Store) checkKey(name string, gen func(string) (string, error), id string, prefixed bool) (string, error) {
-	if gen == nil {
-		gen = s.defaultGen(name)
-	}
+// checkKey calls gen and rejects what would make the store write outside
+// its namespace (prefixed: the key must be under prefix) or send absurd
+// keys.
+func checkKey(prefix, name string, gen func(string) (string, error), id string, prefixed bool) (string, error) {
 	k, err := gen(id)
 	switch {
 	case err != nil:
@@ -186,10 +146,15 @@ func (s *Store) checkKey(name string, gen func(string) (string, error), id strin
 		return "", &keyError{gen: name, reason: "returned an empty key"}
 	case len(k) > maxKeyLength:
 		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key of %d bytes (at most %d)", len(k), maxKeyLength)}
-	case prefixed && (len(k) <= len(s.prefix) || !strings.HasPrefix(k, s.prefix)):
-		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key outside KeyPrefix %q", s.prefix)}
+	case prefixed && !underPrefix(k, prefix):
+		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key outside KeyPrefix %q", prefix)}
 	}
 	return k, nil
+}
+
+// underPrefix reports whether key starts with prefix and goes on after it.
+func underPrefix(key, prefix string) bool {
+	return len(key) > len(prefix) && strings.HasPrefix(key, prefix)
 }
 
 // keyError reports an ID that a key generator rejected or mapped to an
@@ -216,40 +181,15 @@ func (e *keyError) Unwrap() []error {
 	return []error{ErrInvalidID, e.err}
 }
 
-// defaultGen returns the default generator standing in for the named one.
-func (s *Store) defaultGen(name string) func(string) (string, error) {
-	switch {
-	case name == "HashKeyGenerator":
-		return func(id string) (string, error) {
-			raw, err := rawID(id)
-			if err != nil {
-				return "", err
-			}
-			return string(s.buckets.appendKey([]byte(s.prefix), raw[:])), nil
-		}
-	case s.mode == HashMode:
-		return RawKeyGenerator("")
-	default:
-		return RawKeyGenerator(s.prefix)
-	}
-}
-
 // OwnsKey reports whether key has the shape of this store's keys: under
 // KeyPrefix and, with the default key generators, exactly as long as a
 // bucket (HashMode) or a session key (StringMode). Sweep and the redistore
 // command leave other keys alone.
-func (s *Store) OwnsKey(key string) bool {
-	if !strings.HasPrefix(key, s.prefix) || len(key) == len(s.prefix) {
-		return false
-	}
-	switch {
-	case s.mode == StringMode && s.keyGen == nil:
-		return len(key) == len(s.prefix)+idBytes
-	case s.mode == HashMode && s.hashKeyGen == nil:
-		return len(key) == len(s.prefix)+s.buckets.width
-	}
-	return true
-}
+func (s *Store) OwnsKey(key string) bool { return s.layout.ownsKey(key) }
+
+// KeyType is the Redis type of the keys OwnsKey accepts: "hash" in HashMode,
+// "string" in StringMode.
+func (s *Store) KeyType() string { return s.layout.keyType() }
 
 // redact describes an ID for a log line without revealing it.
 func redact(id string) string {

@@ -135,12 +135,12 @@ func TestBucketCounts(t *testing.T) {
 			// are distinct.
 			seen := map[string]bool{}
 			for i := 0; i < min(tt.buckets, 4096); i++ {
-				k := string(s.buckets.key(i))
+				k := string(hashLayoutOf(s).buckets.key(i))
 				if seen[k] {
 					t.Fatalf("bucket %d repeats key %x", i, k)
 				}
 				seen[k] = true
-				if k[len(k)-1]&^s.buckets.mask != 0 {
+				if k[len(k)-1]&^hashLayoutOf(s).buckets.mask != 0 {
 					t.Fatalf("bucket %d has key %x with bits below the mask", i, k)
 				}
 			}

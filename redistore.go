@@ -15,207 +15,6 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Mode selects how sessions are laid out in Redis.
-type Mode int
-
-const (
-	// HashMode packs sessions into 65536 Redis hashes ("buckets"), so that
-	// many small sessions share the per-key overhead of Redis. It is the
-	// default.
-	HashMode Mode = iota
-	// StringMode keeps each session under its own key, expired by Redis.
-	StringMode
-)
-
-// String returns "hash" or "string".
-func (m Mode) String() string {
-	switch m {
-	case HashMode:
-		return "hash"
-	case StringMode:
-		return "string"
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
-
-// FieldTTL chooses whether HashMode sets Redis's per-field TTLs.
-type FieldTTL int
-
-const (
-	// FieldTTLAuto sets field TTLs where the server supports them.
-	FieldTTLAuto FieldTTL = iota
-	// FieldTTLOn always asks for field TTLs; a server without them still
-	// gets its buckets cleaned by the writes.
-	FieldTTLOn
-	// FieldTTLOff never sets field TTLs: writes clean their buckets.
-	FieldTTLOff
-)
-
-// String returns "FieldTTLAuto", "FieldTTLOn" or "FieldTTLOff".
-func (f FieldTTL) String() string {
-	switch f {
-	case FieldTTLAuto:
-		return "FieldTTLAuto"
-	case FieldTTLOn:
-		return "FieldTTLOn"
-	case FieldTTLOff:
-		return "FieldTTLOff"
-	}
-	return fmt.Sprintf("FieldTTL(%d)", int(f))
-}
-
-// Defaults for the zero fields of Config and for Store.Options.
-const (
-	// DefaultKeyPrefix is the namespace of every key the store writes.
-	DefaultKeyPrefix = "session:"
-	// DefaultCompressMinLength is the serialized size from which a session
-	// is LZ4-compressed.
-	DefaultCompressMinLength = 400
-	// DefaultMaxLength is the largest serialized session accepted: 64 KiB.
-	DefaultMaxLength = 64 << 10
-	// DefaultTimeout bounds each Redis call.
-	DefaultTimeout = time.Second
-	// DefaultBrowserSessionTTL is how long the server keeps a session whose
-	// cookie lasts for the browser session (Options.MaxAge == 0).
-	DefaultBrowserSessionTTL = 30 * 24 * time.Hour
-	// DefaultTouchInterval is how stale an unchanged session's expiry may get
-	// before Save renews it.
-	DefaultTouchInterval = time.Minute
-	// DefaultMaxAge is the cookie MaxAge of new sessions, in seconds: 30 days,
-	// as in gorilla/sessions.
-	DefaultMaxAge = 86400 * 30
-)
-
-// MaxAgeLimit is the longest session lifetime, in seconds (about 34 years):
-// a larger Options.MaxAge or BrowserSessionTTL counts as this much, for the
-// server's expiry and the cookie's alike (a cookie MaxAge past about 292
-// years would overflow into an Expires in the past). It keeps expiries
-// within the 4-byte field of the stored value until 2106.
-const MaxAgeLimit = 1 << 30
-
-const maxTTL = MaxAgeLimit
-
-// Errors that callers can match with errors.Is. Every error from this
-// package starts with "redistore: ".
-var (
-	// ErrInvalidCookie: the session cookie did not decode: tampered with,
-	// truncated, signed with a key that is not in KeyPairs, or meant for
-	// another cookie name. The request gets a new session.
-	ErrInvalidCookie = errors.New("redistore: invalid session cookie")
-	// ErrInvalidID: a session ID is malformed, or a key generator rejected it
-	// or mapped it to an unusable key. The session is treated as new.
-	ErrInvalidID = errors.New("redistore: invalid session ID")
-	// ErrTooLarge: a session is larger than Config.MaxLength. Save writes
-	// nothing; a stored session over the limit is not decoded.
-	ErrTooLarge = errors.New("redistore: session too large")
-	// ErrCorrupt: a value in Redis is not a session this package can decode.
-	// It is left untouched and the request gets a new session.
-	ErrCorrupt = errors.New("redistore: stored session is corrupt")
-	// ErrUnavailable: Redis did not answer in time, the connection failed,
-	// or Redis refused the command (out of memory, a read-only replica, ...).
-	// The cause is wrapped as well.
-	ErrUnavailable = errors.New("redistore: Redis unavailable")
-	// ErrUnknownFormat: a value in Redis was written by a newer release or by
-	// an application Serializer this store is not configured with.
-	ErrUnknownFormat = errors.New("redistore: stored session has an unknown format")
-)
-
-// Config configures a Store. Client and KeyPairs are required; every other
-// zero field takes the default named in its comment.
-type Config struct {
-	// Client runs every Redis command. The caller owns it; the Store never
-	// closes it. NewClient builds one from a URL.
-	Client rueidis.Client
-
-	// KeyPairs sign, and optionally encrypt, the session cookie, as in
-	// sessions.NewCookieStore: a hash key (32 or 64 random bytes), then a
-	// block key (16, 24 or 32 bytes for AES-128/192/256, or nil for a signed
-	// cookie in clear), then more pairs for rotation. The first pair encodes;
-	// every pair decodes.
-	KeyPairs [][]byte
-
-	// Mode is HashMode (the zero value) or StringMode.
-	Mode Mode
-
-	// KeyPrefix starts every key the store writes. Zero means
-	// DefaultKeyPrefix. Keep it to sessions only: Sweep and the redistore
-	// command treat every key under it as a session.
-	KeyPrefix string
-
-	// KeyGenerator maps a session ID to its key (StringMode) or to its field
-	// inside the bucket (HashMode). It receives only valid IDs (see ValidID).
-	// Nil means RawKeyGenerator(KeyPrefix) in StringMode and
-	// RawKeyGenerator("") in HashMode: the 16 raw bytes of the ID.
-	KeyGenerator func(id string) (string, error)
-
-	// HashKeyGenerator maps a session ID to its bucket key in HashMode. Nil
-	// means KeyPrefix followed by the top bits of the ID: Buckets buckets.
-	HashKeyGenerator func(id string) (string, error)
-
-	// Buckets is how many hashes HashMode spreads sessions over with the
-	// default HashKeyGenerator: a power of two from 1 to MaxBuckets. Zero
-	// means DefaultBuckets (65536). Buckets save memory while they stay in
-	// Redis's listpack encoding, up to hash-max-listpack-entries (512 by
-	// default) sessions each, expired ones included: 65536 buckets serve up
-	// to about 16 million sessions at 256 a bucket, and Stats warns as the
-	// average nears the limit. Changing it moves every session to another
-	// bucket, so it logs everyone out: choose it once.
-	Buckets int
-
-	// Serializer encodes Values. Nil means CompactSerializer; GobSerializer
-	// and JSONSerializer are provided. Sessions written with any of these
-	// three stay readable when this changes.
-	Serializer Serializer
-
-	// CompressMinLength is the serialized size from which a session is
-	// LZ4-compressed (when that makes it shorter). Zero means
-	// DefaultCompressMinLength; a negative value turns compression off.
-	CompressMinLength int
-
-	// MaxLength is the largest serialized (uncompressed) session, in bytes.
-	// Zero means DefaultMaxLength.
-	MaxLength int
-
-	// Timeout bounds each Redis call, within the request's own context.
-	// Zero means DefaultTimeout.
-	Timeout time.Duration
-
-	// BrowserSessionTTL is how long the server keeps a session whose cookie
-	// has MaxAge 0 (it lasts as long as the browser session, which the server
-	// cannot see). Zero means DefaultBrowserSessionTTL; it is rounded up to
-	// whole seconds.
-	BrowserSessionTTL time.Duration
-
-	// TouchInterval lets Save skip writing a session that did not change
-	// since it was loaded while its expiry is less than this much (and less
-	// than a tenth of its lifetime) behind where a write would put it; when it
-	// is further behind, Save only renews the expiry. Zero means
-	// DefaultTouchInterval; a negative value renews the expiry on every Save.
-	TouchInterval time.Duration
-
-	// Legacy, when set, reads sessions written by boj/redistore and moves
-	// them into this store as they are saved (see Legacy).
-	Legacy *Legacy
-
-	// FieldTTL says whether HashMode also gives each session's field a Redis
-	// TTL (HEXPIRE: Redis 7.4+, Valkey 9+), so that Redis removes expired
-	// sessions itself. Zero means FieldTTLAuto: used where the server has it,
-	// learned from the first write. The expiry in the value is kept and
-	// checked in every case, so mixed fleets and downgrades stay correct.
-	FieldTTL FieldTTL
-
-	// SweepBuckets chooses the buckets Sweep visits. Nil means
-	// ScanBuckets(): all of them. SampleBuckets(n) visits n at random.
-	SweepBuckets BucketSource
-
-	// Logger receives warnings (see LogKeyErrors). Nil means slog.Default().
-	Logger *slog.Logger
-
-	// LogKeyErrors logs, as a warning, every session ID that is malformed or
-	// that a key generator rejects. IDs are redacted.
-	LogKeyErrors bool
-}
-
 // Store is a sessions.Store that keeps sessions in Redis. The cookie carries
 // only the session ID, signed (and encrypted when a block key is given); the
 // server decides when a session expires. A Store is safe for concurrent use.
@@ -227,11 +26,8 @@ type Store struct {
 	Options *sessions.Options
 
 	client        rueidis.Client
-	backend       backend
-	mode          Mode
+	layout        layout
 	prefix        string
-	keyGen        func(string) (string, error)
-	hashKeyGen    func(string) (string, error)
 	serializer    Serializer
 	codec         byte
 	minCompress   int
@@ -243,147 +39,11 @@ type Store struct {
 	logKeyErrors  bool
 	codecs        []securecookie.Codec
 	sweepSource   BucketSource
-	buckets       buckets
 	legacy        *Legacy
 	clock         *serverClock
 }
 
 var _ sessions.Store = (*Store)(nil)
-
-// New validates cfg, fills its defaults and returns a Store. It starts no
-// goroutines and sends nothing to Redis.
-func New(cfg Config) (*Store, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("redistore: Config.Client is nil: pass a rueidis.Client (NewClient builds one from a URL)")
-	}
-	codecs, err := cookieCodecs(cfg.KeyPairs)
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{
-		Options: &sessions.Options{
-			Path:     "/",
-			MaxAge:   DefaultMaxAge,
-			HttpOnly: true,
-			SameSite: http.SameSiteLaxMode,
-		},
-		client:        cfg.Client,
-		mode:          cfg.Mode,
-		prefix:        orDefault(cfg.KeyPrefix, DefaultKeyPrefix),
-		keyGen:        cfg.KeyGenerator,
-		hashKeyGen:    cfg.HashKeyGenerator,
-		serializer:    cfg.Serializer,
-		minCompress:   orDefault(cfg.CompressMinLength, DefaultCompressMinLength),
-		maxLength:     orDefault(cfg.MaxLength, DefaultMaxLength),
-		timeout:       orDefault(cfg.Timeout, DefaultTimeout),
-		touchInterval: orDefault(cfg.TouchInterval, DefaultTouchInterval),
-		logger:        cfg.Logger,
-		logKeyErrors:  cfg.LogKeyErrors,
-		codecs:        codecs,
-		sweepSource:   cfg.SweepBuckets,
-		clock:         newServerClock(),
-	}
-	if s.sweepSource == nil {
-		s.sweepSource = ScanBuckets()
-	}
-	if cfg.Legacy != nil {
-		l := *cfg.Legacy
-		l.KeyPrefix = orDefault(l.KeyPrefix, DefaultLegacyKeyPrefix)
-		if l.Serializer == nil {
-			l.Serializer = GobSerializer{}
-		}
-		if strings.HasPrefix(l.KeyPrefix, s.prefix) || strings.HasPrefix(s.prefix, l.KeyPrefix) {
-			return nil, fmt.Errorf("redistore: Config.Legacy.KeyPrefix %q and KeyPrefix %q overlap: the two layouts need prefixes of their own", l.KeyPrefix, s.prefix)
-		}
-		s.legacy = &l
-	}
-	switch s.mode {
-	case HashMode:
-		s.backend = &hashBackend{c: cfg.Client, fieldTTL: cfg.FieldTTL, clock: s.clock}
-	case StringMode:
-		if cfg.HashKeyGenerator != nil {
-			return nil, errors.New("redistore: Config.HashKeyGenerator is set but Mode is StringMode: unset it, or use HashMode")
-		}
-		if cfg.Buckets != 0 {
-			return nil, errors.New("redistore: Config.Buckets is set but Mode is StringMode: unset it, or use HashMode")
-		}
-		s.backend = &stringBackend{c: cfg.Client, now: time.Now}
-	default:
-		return nil, fmt.Errorf("redistore: Config.Mode %d is unknown: use HashMode or StringMode", int(cfg.Mode))
-	}
-	if cfg.Buckets != 0 && cfg.HashKeyGenerator != nil {
-		return nil, errors.New("redistore: Config.Buckets and Config.HashKeyGenerator are both set: Buckets applies to the default generator only; unset one")
-	}
-	if s.buckets, err = newBuckets(orDefault(cfg.Buckets, DefaultBuckets)); err != nil {
-		return nil, err
-	}
-	if cfg.FieldTTL < FieldTTLAuto || cfg.FieldTTL > FieldTTLOff {
-		return nil, fmt.Errorf("redistore: Config.FieldTTL %d is unknown: use FieldTTLAuto, FieldTTLOn or FieldTTLOff", int(cfg.FieldTTL))
-	}
-	if s.serializer == nil {
-		s.serializer = CompactSerializer{}
-	}
-	s.codec = codecOf(s.serializer)
-	if s.maxLength < 0 {
-		return nil, fmt.Errorf("redistore: Config.MaxLength is %d: use a positive size, or 0 for DefaultMaxLength", cfg.MaxLength)
-	}
-	if s.timeout < 0 {
-		return nil, fmt.Errorf("redistore: Config.Timeout is %v: use a positive duration, or 0 for DefaultTimeout (a call without a deadline can hang on a dead server)", cfg.Timeout)
-	}
-	ttl := orDefault(cfg.BrowserSessionTTL, DefaultBrowserSessionTTL)
-	if ttl < 0 {
-		return nil, fmt.Errorf("redistore: Config.BrowserSessionTTL is %v: use a positive duration, or 0 for DefaultBrowserSessionTTL", cfg.BrowserSessionTTL)
-	}
-	s.browserTTL = min(int64((ttl+time.Second-1)/time.Second), maxTTL)
-	if s.logger == nil {
-		s.logger = slog.Default()
-	}
-	return s, nil
-}
-
-// orDefault returns v, or def when v is the zero value.
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
-// cookieCodecs builds the securecookie codecs: the cookie holds the ID's
-// bytes as they are (no gob) and has no age limit of its own, so that the
-// server's expiry is the only one and changing Options.MaxAge never makes
-// valid cookies fail to decode.
-func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
-	if len(pairs) == 0 {
-		return nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
-	}
-	codecs := make([]securecookie.Codec, 0, (len(pairs)+1)/2)
-	for i := 0; i < len(pairs); i += 2 {
-		hashKey := pairs[i]
-		var blockKey []byte
-		if i+1 < len(pairs) {
-			blockKey = pairs[i+1]
-		}
-		if len(hashKey) == 0 {
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is empty: use 32 or 64 random bytes", i)
-		}
-		switch len(blockKey) {
-		case 0, 16, 24, 32:
-		default:
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a block key) is %d bytes: use 16, 24 or 32 bytes, or nil for no encryption", i+1, len(blockKey))
-		}
-		if len(blockKey) == 0 {
-			blockKey = nil
-		}
-		sc := securecookie.New(hashKey, blockKey).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
-		if _, err := sc.Encode("probe", []byte("probe")); err != nil {
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d:%d]: %w", i, i+2, err)
-		}
-		codecs = append(codecs, sc)
-	}
-	return codecs, nil
-}
 
 // sessionState is what New learned about a loaded session, kept for Save
 // in the request's context (gorilla's registry replaces a session's store, so
@@ -405,7 +65,7 @@ type sessionState struct {
 	// incompressible: the stored envelope says LZ4 did not help; Save does
 	// not try again at a similar size.
 	incompressible bool
-	// loaded is what the backend found (its envelope aside).
+	// loaded is what the layout found (its envelope aside).
 	loaded stored
 }
 
@@ -475,7 +135,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		return session, err
 	}
 	ctx, cancel := s.callContext(r.Context())
-	got, err := s.backend.load(ctx, loc)
+	got, err := s.layout.load(ctx, loc)
 	cancel()
 	if err != nil {
 		return session, redisError("loading session", err)
@@ -600,14 +260,14 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		var err error
 		if st.legacyKey != "" {
 			// A legacy session: its new ID was never stored.
-			if err = s.backend.remove(ctx, location{key: st.legacyKey}); err != nil {
+			if err = s.layout.remove(ctx, location{key: st.legacyKey}); err != nil {
 				err = redisError("deleting session", err)
 			}
 			st.legacyKey = ""
 		} else if session.ID != "" {
 			var loc location
 			if loc, err = s.locate(session.ID); err == nil {
-				if err = s.backend.remove(ctx, loc); err != nil {
+				if err = s.layout.remove(ctx, loc); err != nil {
 					err = redisError("deleting session", err)
 				}
 			}
@@ -701,7 +361,7 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		if behind >= 0 && behind < window {
 			return false, nil
 		}
-		if err := s.backend.touch(ctx, loc, ttl); err != nil {
+		if err := s.layout.touch(ctx, loc, ttl); err != nil {
 			return false, redisError("renewing session", err)
 		}
 		st.left = full
@@ -709,22 +369,22 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	}
 
 	// The value goes into the same buffer, after the payload: the bytes the
-	// backend fills in, then the envelope.
+	// layout fills in, then the envelope.
 	n := len(st.payload)
 	skipLZ4 := st.incompressible && st.id == session.ID && len(payload) >= n/2 && len(payload) <= 2*n
 	var reserved [expiryLen]byte
-	b = append(b, reserved[:s.backend.reserve()]...)
+	b = append(b, reserved[:s.layout.reserve()]...)
 	b = appendEnvelope(b, payload, s.codec, s.minCompress, skipLZ4)
 	*buf = b
 	value := b[len(payload):]
 	if old != nil {
-		err = s.backend.replace(ctx, *old, loc, value, ttl)
+		err = s.layout.replace(ctx, *old, loc, value, ttl)
 	} else {
 		var prev stored
 		if st.id == session.ID && st.loc == loc {
 			prev = st.loaded
 		}
-		err = s.backend.save(ctx, loc, value, ttl, prev)
+		err = s.layout.save(ctx, loc, value, ttl, prev)
 	}
 	if err != nil {
 		return true, redisError("saving session", err)

@@ -67,7 +67,7 @@ func TestNewFillsDefaults(t *testing.T) {
 	equal(t, "HttpOnly", o.HttpOnly, true)
 	equal(t, "SameSite", o.SameSite, http.SameSiteLaxMode)
 	equal(t, "Secure", o.Secure, false)
-	equal(t, "mode", s.mode, HashMode)
+	equal(t, "mode", s.layout.mode(), HashMode)
 	equal(t, "prefix", s.prefix, tg.prefix)
 	equal(t, "codec", s.codec, codecCompact)
 	equal(t, "minCompress", s.minCompress, DefaultCompressMinLength)
@@ -474,7 +474,7 @@ func storedTTL(t testing.TB, tg *target, s *Store, id string) time.Duration {
 	t.Helper()
 	loc, err := s.locate(id)
 	noErr(t, err)
-	if s.mode == StringMode {
+	if s.layout.mode() == StringMode {
 		return time.Duration(tg.do(t, "PTTL", loc.key).IntMust(t)) * time.Millisecond
 	}
 	v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()

@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -80,88 +79,83 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 	if sample <= 0 {
 		sample = DefaultStatsSample
 	}
-	st := Stats{Mode: s.mode, Prefix: s.prefix, Encodings: map[string]int{}}
-	perBucket := map[int]int{}
-	var picked []string // reservoir sample of the layout's keys
-	seen := 0
-	err := ScanBuckets()(ctx, s.bounded(), s.prefix, func(keys []string) error {
-		cmds := make(rueidis.Commands, 0, 3*len(keys))
-		for _, k := range keys {
-			cmds = append(cmds, s.client.B().Type().Key(k).Build())
-			if s.mode == HashMode {
-				cmds = append(cmds, s.client.B().Hlen().Key(k).Build(), s.client.B().Hexists().Key(k).Field("").Build())
-			}
-		}
-		cctx, cancel := s.callContext(ctx)
-		res := s.client.DoMulti(cctx, cmds...)
-		cancel()
-		step := 1
-		if s.mode == HashMode {
-			step = 3
-		}
-		for i, k := range keys {
-			typ, err := res[i*step].ToString()
-			if err != nil {
-				return err
-			}
-			want := "string"
-			if s.mode == HashMode {
-				want = "hash"
-			}
-			if typ != want {
-				if typ != "none" { // gone since SCAN listed it
-					st.OtherKeys++
-				}
-				continue
-			}
-			n := 1
-			if s.mode == HashMode {
-				hlen, err := res[i*step+1].AsInt64()
-				if err != nil {
-					return err
-				}
-				marker, _ := res[i*step+2].AsBool()
-				n = int(hlen)
-				if marker {
-					n--
-				}
-				perBucket[n]++
-			}
-			st.Keys++
-			st.Sessions += n
-			seen++
-			if len(picked) < sample {
-				picked = append(picked, k)
-			} else if j := rand.IntN(seen); j < sample {
-				picked[j] = k
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return st, redisError("counting sessions", err)
+	c := &statsCounter{s: s, ctx: ctx, want: sample, perBucket: map[int]int{},
+		st: Stats{Mode: s.layout.mode(), Prefix: s.prefix, Encodings: map[string]int{}}}
+	if err := ScanBuckets()(ctx, s.bounded(), s.prefix, c.count); err != nil {
+		return c.st, redisError("counting sessions", err)
 	}
-	if s.mode == HashMode {
-		st.PerBucket = histogram(perBucket)
-	}
+	st := &c.st
+	st.PerBucket = histogram(c.perBucket)
 	if s.legacy != nil {
 		err := ScanBuckets()(ctx, s.bounded(), s.legacy.KeyPrefix, func(keys []string) error {
 			st.LegacyKeys += len(keys)
 			return nil
 		})
 		if err != nil {
-			return st, redisError("counting boj/redistore sessions", err)
+			return *st, redisError("counting boj/redistore sessions", err)
 		}
 	}
-	if err := s.sample(ctx, &st, picked); err != nil {
-		return st, err
+	if err := s.sample(ctx, st, c.picked); err != nil {
+		return *st, err
 	}
-	if s.mode == HashMode {
+	if c.buckets {
 		st.ListpackEntries = s.listpackEntries(ctx)
-		st.Warnings = bucketWarnings(st)
+		st.Warnings = bucketWarnings(*st)
 	}
 	st.Duration = time.Since(start)
-	return st, nil
+	return *st, nil
+}
+
+// statsCounter counts the keys a SCAN lists, and keeps a reservoir sample
+// of the layout's keys.
+type statsCounter struct {
+	s         *Store
+	ctx       context.Context
+	st        Stats
+	perBucket map[int]int // sessions per bucket -> buckets
+	buckets   bool        // the layout's keys are buckets
+	want      int         // the sample's size
+	picked    []string
+	seen      int
+}
+
+// count asks the layout what each key holds, in one round trip a batch.
+func (c *statsCounter) count(keys []string) error {
+	var cmds rueidis.Commands
+	var per int
+	for _, k := range keys {
+		kc := c.s.layout.countCommands(k)
+		per = len(kc)
+		cmds = append(cmds, kc...)
+	}
+	cctx, cancel := c.s.callContext(c.ctx)
+	res := c.s.client.DoMulti(cctx, cmds...)
+	cancel()
+	for i, k := range keys {
+		kc, err := c.s.layout.count(res[i*per : (i+1)*per])
+		switch {
+		case err != nil:
+			return err
+		case kc.gone:
+			continue
+		case !kc.owned:
+			c.st.OtherKeys++
+			continue
+		}
+		if kc.bucket {
+			c.buckets = true
+			c.perBucket[kc.sessions]++
+		}
+		c.st.Keys++
+		c.st.Sessions += kc.sessions
+		c.seen++
+		if len(c.picked) < c.want {
+			c.picked = append(c.picked, k)
+		} else if j := rand.IntN(c.seen); j < c.want {
+			c.picked[j] = k
+		}
+	}
+	return nil
 }
 
 // defaultListpackEntries is Redis's default hash-max-listpack-entries.
@@ -239,22 +233,18 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 	if err != nil {
 		return redisError("reading the server's clock", err)
 	}
-	var memory, sessions, values, valueBytes, expired int
-	memoryKnown := true
 	cmds := make(rueidis.Commands, 0, 3*len(keys))
 	for _, k := range keys {
 		cmds = append(cmds,
 			s.client.B().ObjectEncoding().Key(k).Build(),
-			s.client.B().MemoryUsage().Key(k).Build())
-		if s.mode == HashMode {
-			cmds = append(cmds, s.client.B().Hgetall().Key(k).Build())
-		} else {
-			cmds = append(cmds, s.client.B().Strlen().Key(k).Build())
-		}
+			s.client.B().MemoryUsage().Key(k).Build(),
+			s.layout.sampleCommand(k))
 	}
 	cctx, cancel = s.callContext(ctx)
 	res := s.client.DoMulti(cctx, cmds...)
 	cancel()
+	var memory, sessions, values, valueBytes, expired int
+	memoryKnown := true
 	for i := range keys {
 		res := res[3*i : 3*i+3]
 		if enc, err := res[0].ToString(); err == nil {
@@ -265,32 +255,13 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 			memoryKnown = false
 		}
 		memory += int(mem)
-		if s.mode == StringMode {
-			n, err := res[2].AsInt64()
-			if err != nil {
-				continue // gone since it was counted
-			}
-			sessions++
+		sm := s.layout.sampled(res[2], now)
+		sessions += sm.sessions
+		expired += sm.expired
+		for _, n := range sm.valueBytes {
 			values++
-			valueBytes += int(n)
-			st.MaxValueBytes = max(st.MaxValueBytes, int(n))
-			continue
-		}
-		fields, err := res[2].AsStrMap()
-		if err != nil {
-			continue
-		}
-		for f, v := range fields {
-			if f == "" {
-				continue
-			}
-			sessions++
-			values++
-			valueBytes += len(v)
-			st.MaxValueBytes = max(st.MaxValueBytes, len(v))
-			if len(v) >= expiryLen && !time.Unix(int64(binary.BigEndian.Uint32([]byte(v[:expiryLen]))), 0).After(now) {
-				expired++
-			}
+			valueBytes += n
+			st.MaxValueBytes = max(st.MaxValueBytes, n)
 		}
 	}
 	if memoryKnown && sessions > 0 {

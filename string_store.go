@@ -4,59 +4,51 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
 )
 
-// backend is one Redis layout. Every method is one round trip.
-type backend interface {
-	// load returns what is stored at loc.
-	load(ctx context.Context, loc location) (stored, error)
-	// save stores a value for ttl (whole seconds, at least 1): the envelope
-	// behind reserve() bytes that the backend fills in. prev is what a load
-	// of the same session found, if anything.
-	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error
-	// touch extends a stored session to ttl from now, if it still exists.
-	touch(ctx context.Context, loc location, ttl int64) error
-	// remove deletes a session.
-	remove(ctx context.Context, loc location) error
-	// replace stores value at loc and deletes the session at old, in one
-	// atomic step where both live on one server (in Redis Cluster they are
-	// on different nodes: loc is written first, then old deleted).
-	replace(ctx context.Context, old, loc location, value []byte, ttl int64) error
-	// reserve is how many bytes save and replace want before the envelope.
-	reserve() int
-}
-
-// stored is what a load found.
-type stored struct {
-	envelope string        // the session's envelope
-	left     time.Duration // how long the server keeps it from now
-	found    bool          // false for a missing or expired session
-	// due is HashMode's cleaning marker of the bucket: a time at or before
-	// the earliest expiry in it (Unix seconds), or -1 when it has none.
-	due int64
-	// expiry is the session's stored expiry (Unix seconds).
-	expiry int64
-}
-
-// stringBackend keeps each session under its own key, which Redis expires:
+// stringLayout keeps each session under its own key, which Redis expires:
 // the value is a 4-byte big-endian expiry (Unix seconds) followed by the
 // envelope. Redis's TTL decides when the session ends; the stored expiry,
 // written and read by the application's clock, only tells a read how long
 // the session has left (to decide when Save renews it) without asking Redis
 // for the TTL as well. A clock a little off makes a renewal a little early or
 // late, never a session end early.
-type stringBackend struct {
-	c   rueidis.Client
-	now func() time.Time // time.Now, but for tests
+type stringLayout struct {
+	c      rueidis.Client
+	prefix string
+	// keyGen is Config.KeyGenerator; nil: the prefix and the raw ID.
+	keyGen func(string) (string, error)
+	now    func() time.Time // time.Now, but for tests
 }
 
-func (b *stringBackend) reserve() int { return expiryLen }
+func (b *stringLayout) mode() Mode      { return StringMode }
+func (b *stringLayout) keyType() string { return "string" }
 
-func (b *stringBackend) load(ctx context.Context, loc location) (stored, error) {
+func (b *stringLayout) locate(id string) (location, error) {
+	raw, err := rawID(id)
+	if err != nil {
+		return location{}, err
+	}
+	if b.keyGen == nil {
+		return location{key: b.prefix + string(raw[:])}, nil
+	}
+	k, err := checkKey(b.prefix, "KeyGenerator", b.keyGen, id, true)
+	return location{key: k}, err
+}
+
+func (b *stringLayout) ownsKey(key string) bool {
+	if !underPrefix(key, b.prefix) {
+		return false
+	}
+	return b.keyGen != nil || len(key) == len(b.prefix)+idBytes
+}
+
+func (b *stringLayout) reserve() int { return expiryLen }
+
+func (b *stringLayout) load(ctx context.Context, loc location) (stored, error) {
 	v, err := b.c.Do(ctx, b.c.B().Get().Key(loc.key).Build()).ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
@@ -73,40 +65,13 @@ func (b *stringBackend) load(ctx context.Context, loc location) (stored, error) 
 	return stored{envelope: v[expiryLen:], left: left, found: true, due: -1}, nil
 }
 
-// readWithClock runs one read, adding TIME to it when the store's estimate
-// of the server's clock is too old, and returns the read's reply and the
-// server's time.
-func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (rueidis.RedisResult, time.Time) {
-	if now, ok := clock.now(); ok {
-		return c.Do(ctx, read), now
-	}
-	sent := clock.local()
-	res := c.DoMulti(ctx, read, c.B().Time().Build())
-	received := clock.local()
-	server, err := serverTime(res[1])
-	if err != nil {
-		if res[0].Error() == nil {
-			return rueidis.NewErrorResult(err), time.Time{}
-		}
-		return res[0], time.Time{}
-	}
-	clock.observe(server, sent, received)
-	rtt := received - sent
-	return res[0], server.Add(rtt - rtt/2)
-}
-
-// expiryOf reads the 4-byte expiry in front of a stored value.
-func expiryOf(v string) time.Time {
-	return time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
-}
-
 // putExpiry writes the expiry of a session saved now for ttl seconds into
 // the first 4 bytes of value, rounding down to the second as HashMode does.
-func (b *stringBackend) putExpiry(value []byte, ttl int64) {
+func (b *stringLayout) putExpiry(value []byte, ttl int64) {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(b.now().Unix()+ttl))
 }
 
-func (b *stringBackend) save(ctx context.Context, loc location, value []byte, ttl int64, _ stored) error {
+func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, _ stored) error {
 	b.putExpiry(value, ttl)
 	return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
 }
@@ -120,13 +85,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
 
-func (b *stringBackend) touch(ctx context.Context, loc location, ttl int64) error {
+func (b *stringLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	var exp [expiryLen]byte
 	b.putExpiry(exp[:], ttl)
 	return touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(exp[:])}).Error()
 }
 
-func (b *stringBackend) remove(ctx context.Context, loc location) error {
+func (b *stringLayout) remove(ctx context.Context, loc location) error {
 	return b.c.Do(ctx, b.c.B().Unlink().Key(loc.key).Build()).Error()
 }
 
@@ -138,7 +103,7 @@ redis.call('DEL', KEYS[1])
 return 1
 `)
 
-func (b *stringBackend) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
+func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl)
 	}
@@ -146,14 +111,52 @@ func (b *stringBackend) replace(ctx context.Context, old, loc location, value []
 	return replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, []string{itoa(ttl), bytesToString(value)}).Error()
 }
 
-// replaceInSteps writes the new session before deleting the old one, so
-// that a failure in between leaves the user logged in rather than out.
-func replaceInSteps(ctx context.Context, b backend, old, loc location, value []byte, ttl int64) error {
-	if err := b.save(ctx, loc, value, ttl, stored{}); err != nil {
-		return err
-	}
-	return b.remove(ctx, old)
+// peek: Redis's TTL, not the stored expiry, ends a StringMode session.
+func (b *stringLayout) peek(ctx context.Context, loc location) (peeked, error) {
+	res := b.c.DoMulti(ctx, b.c.B().Get().Key(loc.key).Build(), b.c.B().Pttl().Key(loc.key).Build(), b.c.B().Time().Build())
+	return peekReplies(res, func(v string, now time.Time) time.Time {
+		if ms, err := res[1].AsInt64(); err == nil && ms >= 0 {
+			return now.Add(time.Duration(ms) * time.Millisecond).Truncate(time.Millisecond)
+		}
+		return expiryOf(v)
+	})
 }
 
-// itoa formats a script argument.
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+func (b *stringLayout) countCommands(key string) rueidis.Commands {
+	return rueidis.Commands{b.c.B().Type().Key(key).Build()}
+}
+
+func (b *stringLayout) count(res []rueidis.RedisResult) (keyCount, error) {
+	typ, err := res[0].ToString()
+	if err != nil {
+		return keyCount{}, err
+	}
+	switch typ {
+	case "string":
+		return keyCount{owned: true, sessions: 1}, nil
+	case "none":
+		return keyCount{gone: true}, nil
+	}
+	return keyCount{}, nil
+}
+
+func (b *stringLayout) sampleCommand(key string) rueidis.Completed {
+	return b.c.B().Strlen().Key(key).Build()
+}
+
+// sampled: StringMode values are never kept past their expiry.
+func (b *stringLayout) sampled(res rueidis.RedisResult, _ time.Time) sample {
+	n, err := res.AsInt64()
+	if err != nil || n == 0 {
+		return sample{} // gone since it was counted
+	}
+	return sample{sessions: 1, valueBytes: []int{int(n)}}
+}
+
+func (b *stringLayout) expiresItself() bool { return true }
+
+func (b *stringLayout) sweepKey(context.Context, string) (int, int, bool, error) {
+	return 0, 0, true, nil
+}
+
+func (b *stringLayout) sweepContext(ctx context.Context) context.Context { return ctx }

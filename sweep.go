@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -163,38 +162,6 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
-// sweepScript cleans one chunk of a bucket, atomically and by the server's
-// clock, so that a session renewed at the same moment is never removed. The
-// empty field is the bucket's cleaning marker, not a session (see luaPut in hash_store.go).
-// KEYS[1] bucket, ARGV[1] HSCAN cursor, ARGV[2] HSCAN COUNT, ARGV[3] the
-// length of every session field, or 0 when it is not known (custom key
-// generators): fields of another length are left alone. It returns {next
-// cursor, removed, live}, or {-1} for a key that is not a hash.
-var sweepScript = rueidis.NewLuaScript(`
-local t = redis.call('TYPE', KEYS[1])
-if t.ok == 'none' then return {0, 0, 0} end
-if t.ok ~= 'hash' then return {-1} end
-local now = tonumber(redis.call('TIME')[1])
-local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-local kv = r[2]
-local removed, live = 0, 0
-local flen = tonumber(ARGV[3])
-for i = 1, #kv, 2 do
-	local f, v = kv[i], kv[i + 1]
-	if f ~= '' and (flen == 0 or #f == flen) then
-		local a, b, c, d = string.byte(v, 1, 4)
-		if #v < 4 or ((a * 256 + b) * 256 + c) * 256 + d <= now then
-			redis.call('HDEL', KEYS[1], f)
-			removed = removed + 1
-		else
-			live = live + 1
-		end
-	end
-end
-` + luaDropEmpty + `
-return {tonumber(r[1]), removed, live}
-`)
-
 // sweepWorkers is how many buckets are swept at once; rueidis pipelines
 // their scripts over its connections.
 const sweepWorkers = 16
@@ -213,97 +180,78 @@ const sweepWorkers = 16
 // nothing to do and returns at once with NothingToDo set.
 func (s *Store) Sweep(ctx context.Context) (SweepStats, error) {
 	start := time.Now()
-	var st SweepStats
-	if s.mode == StringMode {
-		st.NothingToDo = true
-		return st, nil
+	if s.layout.expiresItself() {
+		return SweepStats{NothingToDo: true}, nil
 	}
-	var (
-		mu       sync.Mutex
-		firstErr error
-		work     = make(chan string)
-		wg       sync.WaitGroup
-	)
+	sw := &sweeper{s: s, ctx: ctx, work: make(chan string)}
 	for i := 0; i < sweepWorkers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range work {
-				removed, live, skipped, err := s.sweepBucket(ctx, key)
-				mu.Lock()
-				switch {
-				case skipped:
-					st.Skipped++
-				case err != nil:
-					if ctx.Err() == nil { // not merely canceled
-						st.Errors++
-						if firstErr == nil {
-							firstErr = err
-						}
-					}
-				default:
-					st.Buckets++
-				}
-				st.Removed += removed
-				st.Sessions += live
-				mu.Unlock()
-			}
-		}()
+		sw.wg.Add(1)
+		go sw.worker()
 	}
-	srcCtx := context.WithValue(ctx, bucketsKey{}, s.buckets)
-	srcErr := s.sweepSource(srcCtx, s.bounded(), s.prefix, func(keys []string) error {
-		for _, k := range keys {
-			if !s.OwnsKey(k) {
-				mu.Lock()
-				st.Skipped++
-				mu.Unlock()
-				continue
-			}
-			select {
-			case work <- k:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
-	close(work)
-	wg.Wait()
-	st.Duration = time.Since(start)
+	srcErr := s.sweepSource(s.layout.sweepContext(ctx), s.bounded(), s.prefix, sw.offer)
+	close(sw.work)
+	sw.wg.Wait()
+	sw.st.Duration = time.Since(start)
 	switch {
 	case ctx.Err() != nil:
-		return st, fmt.Errorf("redistore: sweep stopped early: %w", ctx.Err())
+		return sw.st, fmt.Errorf("redistore: sweep stopped early: %w", ctx.Err())
 	case srcErr != nil:
-		return st, redisError("listing buckets to sweep", srcErr)
+		return sw.st, redisError("listing buckets to sweep", srcErr)
 	}
-	return st, firstErr
+	return sw.st, sw.firstErr
 }
 
-// sweepBucket cleans one bucket, chunk by chunk.
-func (s *Store) sweepBucket(ctx context.Context, key string) (removed, live int, skipped bool, err error) {
-	cursor := "0"
-	fieldLen := "0"
-	if s.keyGen == nil {
-		fieldLen = strconv.Itoa(idBytes)
+// sweeper is one Sweep: the keys its BucketSource offers go to workers.
+type sweeper struct {
+	s    *Store
+	ctx  context.Context
+	work chan string
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	st       SweepStats
+	firstErr error
+}
+
+// offer passes the keys the layout owns to the workers, and counts the
+// others as skipped.
+func (sw *sweeper) offer(keys []string) error {
+	for _, k := range keys {
+		if !sw.s.layout.ownsKey(k) {
+			sw.mu.Lock()
+			sw.st.Skipped++
+			sw.mu.Unlock()
+			continue
+		}
+		select {
+		case sw.work <- k:
+		case <-sw.ctx.Done():
+			return sw.ctx.Err()
+		}
 	}
-	for {
-		cctx, cancel := s.callContext(ctx)
-		res, err := sweepScript.Exec(cctx, s.client, []string{key}, []string{cursor, "500", fieldLen}).AsIntSlice()
-		cancel()
-		if err != nil {
-			return removed, live, false, redisError("sweeping a bucket", err)
+	return nil
+}
+
+func (sw *sweeper) worker() {
+	defer sw.wg.Done()
+	for key := range sw.work {
+		removed, live, skipped, err := sw.s.layout.sweepKey(sw.ctx, key)
+		sw.mu.Lock()
+		switch {
+		case skipped:
+			sw.st.Skipped++
+		case err != nil:
+			if sw.ctx.Err() == nil { // not merely canceled
+				sw.st.Errors++
+				if sw.firstErr == nil {
+					sw.firstErr = err
+				}
+			}
+		default:
+			sw.st.Buckets++
 		}
-		if len(res) == 1 && res[0] == -1 {
-			return 0, 0, true, nil
-		}
-		if len(res) != 3 {
-			return removed, live, false, fmt.Errorf("%w: sweep script returned %v", ErrUnavailable, res)
-		}
-		removed += int(res[1])
-		live += int(res[2])
-		if res[0] == 0 {
-			return removed, live, false, nil
-		}
-		cursor = strconv.FormatInt(res[0], 10)
+		sw.st.Removed += removed
+		sw.st.Sessions += live
+		sw.mu.Unlock()
 	}
 }

@@ -132,7 +132,7 @@ func TestSweepCleansALargeBucketInChunks(t *testing.T) {
 		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff, HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
 		// Writes that do not clean, so that every expired session is left for
 		// the sweep, however long filling takes.
-		s.backend.(*hashBackend).noClean = true
+		withoutCleaning(s, true)
 		live := fill(t, s, 300, 3600)
 		fill(t, s, 1200, expireSoon)
 		enc, err := tg.do(t, "OBJECT", "ENCODING", bucket).ToString()

@@ -1,0 +1,191 @@
+package redistore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// layout is one way of keeping sessions in Redis: HashMode's buckets
+// (hashLayout, hash_store.go) or StringMode's keys (stringLayout,
+// string_store.go). Everything that depends on the way goes through it: the
+// request path, where every method is one round trip, and the operator side
+// (Lookup, Stats, Sweep and the redistore command's checks). A new layout is
+// one more file implementing it and one more case in New.
+type layout interface {
+	// mode is the Config.Mode the layout serves.
+	mode() Mode
+	// keyType is the Redis type of the layout's keys ("hash", "string").
+	keyType() string
+
+	// locate returns where the session with a valid ID lives, running the
+	// key generators and checking what they return.
+	locate(id string) (location, error)
+	// ownsKey reports whether a key has the shape of the layout's keys:
+	// under the prefix and, with the default generators, exactly as long.
+	ownsKey(key string) bool
+
+	// load returns what is stored at loc.
+	load(ctx context.Context, loc location) (stored, error)
+	// save stores a value for ttl (whole seconds, at least 1): the envelope
+	// behind reserve() bytes that the layout fills in. prev is what a load
+	// of the same session found, if anything.
+	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error
+	// touch extends a stored session to ttl from now, if it still exists.
+	touch(ctx context.Context, loc location, ttl int64) error
+	// remove deletes a session; a location with an empty field in HashMode
+	// names a key of its own (a boj/redistore session being moved).
+	remove(ctx context.Context, loc location) error
+	// replace stores value at loc and deletes the session at old, in one
+	// atomic step where both live on one server (in Redis Cluster they are
+	// on different nodes: loc is written first, then old deleted).
+	replace(ctx context.Context, old, loc location, value []byte, ttl int64) error
+	// reserve is how many bytes save and replace want before the envelope.
+	reserve() int
+
+	// peek reads a session for Lookup without judging it: the stored value
+	// (expiry in front), when the session ends, and the server's clock.
+	peek(ctx context.Context, loc location) (p peeked, err error)
+	// countCommands returns the commands that tell Stats what a key under
+	// the prefix holds (its TYPE first); count reads their replies.
+	countCommands(key string) rueidis.Commands
+	count(res []rueidis.RedisResult) (c keyCount, err error)
+	// sampleCommand returns the command reading a sampled key's values;
+	// sampled reads its reply.
+	sampleCommand(key string) rueidis.Completed
+	sampled(res rueidis.RedisResult, now time.Time) sample
+	// expiresItself reports that Redis ends every session by itself, so
+	// that Sweep has nothing to do.
+	expiresItself() bool
+	// sweepKey removes the expired sessions of one key, for Sweep.
+	sweepKey(ctx context.Context, key string) (removed, live int, skipped bool, err error)
+	// sweepContext gives a Sweep's BucketSource what it may need of the
+	// layout (SampleBuckets: the number of buckets).
+	sweepContext(ctx context.Context) context.Context
+}
+
+// location is where one session lives: key alone in StringMode, key and field
+// in HashMode.
+type location struct {
+	key   string
+	field string
+}
+
+// stored is what a load found.
+type stored struct {
+	envelope string        // the session's envelope
+	left     time.Duration // how long the server keeps it from now
+	found    bool          // false for a missing or expired session
+	// due is HashMode's cleaning marker of the bucket: a time at or before
+	// the earliest expiry in it (Unix seconds), or -1 when it has none.
+	due int64
+	// expiry is the session's stored expiry (Unix seconds).
+	expiry int64
+}
+
+// peeked is what a layout's peek found.
+type peeked struct {
+	value   string    // the stored value, expiry in front
+	found   bool      // Redis holds a value there
+	expires time.Time // when the session ends, by the server's clock
+	now     time.Time // the server's clock when read
+}
+
+// keyCount is what Stats learns of one key.
+type keyCount struct {
+	owned    bool // of the layout's type (else: another application's key)
+	gone     bool // deleted since SCAN listed it
+	sessions int
+	bucket   bool // a bucket, for the sessions-per-bucket histogram
+}
+
+// sample is what Stats learns from one sampled key.
+type sample struct {
+	sessions   int
+	valueBytes []int // the size of each stored value
+	expired    int   // values whose stored expiry has passed
+}
+
+// expiryLen is the size of the expiry in front of every stored value.
+const expiryLen = 4
+
+// expiryOf reads the 4-byte expiry in front of a stored value.
+func expiryOf(v string) time.Time {
+	return time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
+}
+
+// readWithClock runs one read, adding TIME to it when the store's estimate
+// of the server's clock is too old, and returns the read's reply and the
+// server's time.
+func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (rueidis.RedisResult, time.Time) {
+	if now, ok := clock.now(); ok {
+		return c.Do(ctx, read), now
+	}
+	sent := clock.local()
+	res := c.DoMulti(ctx, read, c.B().Time().Build())
+	received := clock.local()
+	server, err := serverTime(res[1])
+	if err != nil {
+		if res[0].Error() == nil {
+			return rueidis.NewErrorResult(err), time.Time{}
+		}
+		return res[0], time.Time{}
+	}
+	clock.observe(server, sent, received)
+	rtt := received - sent
+	return res[0], server.Add(rtt - rtt/2)
+}
+
+// peekReplies reads the replies of a peek: the value's read first, TIME
+// last; expires says when the session ends, from the value and the time.
+func peekReplies(res []rueidis.RedisResult, expires func(v string, now time.Time) time.Time) (peeked, error) {
+	v, err := res[0].ToString()
+	if rueidis.IsRedisNil(err) {
+		return peeked{}, nil
+	}
+	if err != nil {
+		return peeked{}, err
+	}
+	now, err := serverTime(res[len(res)-1])
+	if err != nil {
+		return peeked{}, err
+	}
+	p := peeked{value: v, found: true, now: now}
+	if len(v) >= expiryLen {
+		p.expires = expires(v, now)
+	}
+	return p, nil
+}
+
+// serverTime parses the reply of TIME.
+func serverTime(r rueidis.RedisResult) (time.Time, error) {
+	parts, err := r.AsStrSlice()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(parts) != 2 {
+		return time.Time{}, fmt.Errorf("TIME returned %d elements", len(parts))
+	}
+	sec, err1 := strconv.ParseInt(parts[0], 10, 64)
+	usec, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, fmt.Errorf("TIME returned %q", parts)
+	}
+	return time.Unix(sec, usec*1000), nil
+}
+
+// replaceInSteps writes the new session before deleting the old one, so
+// that a failure in between leaves the user logged in rather than out.
+func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64) error {
+	if err := l.save(ctx, loc, value, ttl, stored{}); err != nil {
+		return err
+	}
+	return l.remove(ctx, old)
+}
+
+// itoa formats a script argument.
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
