@@ -118,6 +118,16 @@ var (
 	ErrUnknownFormat = errors.New("redistore: stored session has an unknown format")
 )
 
+// redisError classifies a failed Redis call: a key of the wrong type is
+// data that is not a session (ErrCorrupt); anything else means Redis could
+// not serve the call (ErrUnavailable).
+func redisError(op string, err error) error {
+	if re, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(re.Error(), "WRONGTYPE") {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, op, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}
+
 // Config configures a Store. Client and KeyPairs are required; every other
 // zero field takes the default named in its comment.
 type Config struct {

@@ -142,3 +142,17 @@ func uvarintString(s string) (uint64, int) {
 	}
 	return 0, 0
 }
+
+// bufferPool recycles the buffers Save serializes into.
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBuffer keeps one huge session from pinning its buffer forever.
+const maxPooledBuffer = 256 << 10
+
+func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledBuffer {
+		bufferPool.Put(b)
+	}
+}

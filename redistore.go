@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -52,20 +50,20 @@ type sessionState struct {
 	session *sessions.Session
 	next    *sessionState // the state of another session of the request
 
-	id      string        // the ID as loaded, or as last saved
-	loc     location      // where id lives
-	found   bool          // payload, codec and left describe the stored session
-	payload string        // serialized Values as stored
-	codec   byte          // codec of payload
-	left    time.Duration // server lifetime left when loaded or touched
-	cookie  string        // a cookie value for id from the current key pair
+	id      string   // the ID as loaded, or as last saved
+	loc     location // where id lives
+	payload string   // serialized Values as stored (with loaded.found)
+	codec   byte     // codec of payload
+	cookie  string   // a cookie value for id from the current key pair
 
 	legacyKey string // the boj/redistore key the session was read from
 
 	// incompressible: the stored envelope says LZ4 did not help; Save does
 	// not try again at a similar size.
 	incompressible bool
-	// loaded is what the layout found (its envelope aside).
+	// loaded is what the layout found (its envelope aside): found says
+	// payload and codec describe the stored session, left how long it had
+	// when loaded or last touched.
 	loaded stored
 }
 
@@ -143,8 +141,27 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	if !got.found {
 		return session, nil
 	}
-	env, left := got.envelope, got.left
-	codec, payload, flags, err := openEnvelope(env, s.maxLength)
+	codec, payload, flags, err := s.open(got.envelope, session)
+	if err != nil {
+		return session, err
+	}
+	session.ID = id
+	session.IsNew = false
+	st := &sessionState{session: session, id: id, loc: loc, payload: payload, codec: codec,
+		incompressible: flags&flagIncompressible != 0}
+	got.envelope = ""
+	st.loaded = got
+	if current {
+		st.cookie = c.Value
+	}
+	s.attach(r, st)
+	return session, nil
+}
+
+// open decodes a stored envelope into session.Values, leaving them empty
+// when it cannot.
+func (s *Store) open(env string, session *sessions.Session) (codec byte, payload string, flags byte, err error) {
+	codec, payload, flags, err = openEnvelope(env, s.maxLength)
 	if err == nil {
 		if codec == codecCompact {
 			// Size the map once instead of growing it entry by entry.
@@ -156,19 +173,8 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	if err != nil {
 		clear(session.Values)
-		return session, err
 	}
-	session.ID = id
-	session.IsNew = false
-	st := &sessionState{session: session, id: id, loc: loc, found: true, payload: payload, codec: codec, left: left,
-		incompressible: flags&flagIncompressible != 0}
-	got.envelope = ""
-	st.loaded = got
-	if current {
-		st.cookie = c.Value
-	}
-	s.attach(r, st)
-	return session, nil
+	return codec, payload, flags, err
 }
 
 // decode decodes a payload with the serializer that wrote it.
@@ -255,43 +261,15 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	st := s.stateOf(r, session)
 	ctx, cancel := s.callContext(r.Context())
 	defer cancel()
-
 	if opts.MaxAge < 0 {
-		var err error
-		if st.legacyKey != "" {
-			// A legacy session: its new ID was never stored.
-			if err = s.layout.remove(ctx, location{key: st.legacyKey}); err != nil {
-				err = redisError("deleting session", err)
-			}
-			st.legacyKey = ""
-		} else if session.ID != "" {
-			var loc location
-			if loc, err = s.locate(session.ID); err == nil {
-				if err = s.layout.remove(ctx, loc); err != nil {
-					err = redisError("deleting session", err)
-				}
-			}
-		}
+		err := s.logout(ctx, st, session)
 		// The cookie goes whatever happened: the user asked to be logged out.
 		http.SetCookie(w, sessions.NewCookie(name, "", opts))
-		st.found, st.cookie = false, ""
 		return err
 	}
 
-	var old *location
-	switch {
-	case st.legacyKey != "":
-		// A session read from boj/redistore moves into this store's layout.
-		old = &location{key: st.legacyKey}
-	case regenerate:
-		if loc, err := s.locate(session.ID); err == nil {
-			old = &loc
-		}
-	}
-	if regenerate {
-		session.ID = ""
-	}
-	if session.ID == "" {
+	old := s.leaving(st, session, regenerate)
+	if regenerate || session.ID == "" {
 		session.ID = newID()
 	}
 	loc := st.loc
@@ -301,7 +279,6 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 			return err
 		}
 	}
-
 	buf := getBuffer()
 	written, err := s.write(ctx, st, session, loc, old, opts, buf)
 	if err == nil || !written {
@@ -312,8 +289,51 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	if err != nil {
 		return err
 	}
-
 	st.legacyKey = ""
+	return s.setCookie(w, st, session, loc, opts)
+}
+
+// logout deletes the session, whether it was loaded from this store or
+// from boj/redistore.
+func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.Session) error {
+	st.loaded.found, st.cookie = false, ""
+	loc := location{key: st.legacyKey} // a legacy session: its new ID was never stored
+	st.legacyKey = ""
+	if loc.key == "" {
+		if session.ID == "" {
+			return nil
+		}
+		var err error
+		if loc, err = s.locate(session.ID); err != nil {
+			return err
+		}
+	}
+	if err := s.layout.remove(ctx, loc); err != nil {
+		return redisError("deleting session", err)
+	}
+	return nil
+}
+
+// leaving returns where a session that Save moves now lives, or nil: a
+// session read from boj/redistore moves into this store's layout, and one
+// being regenerated leaves its old ID.
+func (s *Store) leaving(st *sessionState, session *sessions.Session, regenerate bool) *location {
+	switch {
+	case st.legacyKey != "":
+		return &location{key: st.legacyKey}
+	case regenerate:
+		if loc, err := s.locate(session.ID); err == nil {
+			return &loc
+		}
+	}
+	return nil
+}
+
+// setCookie sets the session's cookie after a write, encoding it only when
+// the ID changed or was loaded with an old key pair, and keeps the state for
+// another Save in the request.
+func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sessions.Session, loc location, opts *sessions.Options) error {
+	name := session.Name()
 	if st.id != session.ID || st.cookie == "" {
 		v, err := s.codecs[0].Encode(name, []byte(session.ID))
 		if err != nil {
@@ -355,8 +375,8 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	ttl = min(ttl, maxTTL)
 	full := time.Duration(ttl) * time.Second
 
-	if st.found && st.id == session.ID && st.codec == s.codec && st.payload == bytesToString(payload) {
-		behind := full - st.left
+	if st.loaded.found && st.id == session.ID && st.codec == s.codec && st.payload == bytesToString(payload) {
+		behind := full - st.loaded.left
 		window := min(s.touchInterval, full/10)
 		if behind >= 0 && behind < window {
 			return false, nil
@@ -364,7 +384,7 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		if err := s.layout.touch(ctx, loc, ttl); err != nil {
 			return false, redisError("renewing session", err)
 		}
-		st.left = full
+		st.loaded.left = full
 		return false, nil
 	}
 
@@ -390,18 +410,8 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		return true, redisError("saving session", err)
 	}
 	// buf goes back to the pool; a second Save in this request writes again.
-	st.found = false
+	st.loaded.found = false
 	return true, nil
-}
-
-// redisError classifies a failed Redis call: a key of the wrong type is
-// data that is not a session (ErrCorrupt); anything else means Redis could
-// not serve the call (ErrUnavailable).
-func redisError(op string, err error) error {
-	if re, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(re.Error(), "WRONGTYPE") {
-		return fmt.Errorf("%w: %s: %w", ErrCorrupt, op, err)
-	}
-	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }
 
 // callContext bounds one Redis call.
@@ -419,20 +429,6 @@ func (s *Store) logKeyError(name, id string, err error) {
 		reason = ke.gen + " " + ke.reason
 	}
 	s.logger.Warn("redistore: rejected session ID", "cookie", name, "id", redact(id), "reason", reason)
-}
-
-// bufferPool recycles the buffers Save serializes into.
-var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// maxPooledBuffer keeps one huge session from pinning its buffer forever.
-const maxPooledBuffer = 256 << 10
-
-func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
-
-func putBuffer(b *[]byte) {
-	if cap(*b) <= maxPooledBuffer {
-		bufferPool.Put(b)
-	}
 }
 
 // validCookieName reports whether name is an RFC 6265 token, which net/http
