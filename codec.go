@@ -156,6 +156,35 @@ func sortEntries(dst []byte, base int, entries []entry, sc *sortScratch) {
 	}
 }
 
+// sorted collects the encoded entries of a map, which finish puts in
+// canonical order (see sortEntries): the bookkeeping the three map encoders
+// share.
+type sorted struct {
+	sc      *sortScratch
+	base    int
+	entries []entry
+}
+
+func startSorted(base int) sorted {
+	sc := scratchPool.Get().(*sortScratch)
+	return sorted{sc: sc, base: base, entries: sc.entries[:0]}
+}
+
+// add records an entry written at dst[start:end].
+func (s *sorted) add(start, end int) { s.entries = append(s.entries, entry{start: start, end: end}) }
+
+// finish sorts the entries in dst and returns the scratch space.
+func (s *sorted) finish(dst []byte) {
+	sortEntries(dst, s.base, s.entries, s.sc)
+	s.drop()
+}
+
+// drop returns the scratch space without sorting, after an error.
+func (s *sorted) drop() {
+	s.sc.entries = s.entries[:0]
+	scratchPool.Put(s.sc)
+}
+
 func appendMapAA(dst []byte, m map[any]any, depth int) ([]byte, error) {
 	dst = binary.AppendUvarint(dst, uint64(len(m)))
 	if len(m) == 0 {
@@ -164,25 +193,57 @@ func appendMapAA(dst []byte, m map[any]any, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return dst, errTooDeep
 	}
-	sc := scratchPool.Get().(*sortScratch)
-	defer scratchPool.Put(sc)
-	base := len(dst)
-	entries := sc.entries[:0]
+	so := startSorted(len(dst))
 	var err error
 	for k, v := range m {
-		e := entry{start: len(dst)}
+		start := len(dst)
 		if dst, err = appendItem(dst, k, depth+1); err != nil {
+			so.drop()
 			return dst, fmt.Errorf("redistore: key of type %T: %w", k, err)
 		}
 		if dst, err = appendItem(dst, v, depth+1); err != nil {
+			so.drop()
 			return dst, fmt.Errorf("redistore: value of type %T: %w", v, err)
 		}
-		e.end = len(dst)
-		entries = append(entries, e)
+		so.add(start, len(dst))
 	}
-	sortEntries(dst, base, entries, sc)
-	sc.entries = entries[:0]
+	so.finish(dst)
 	return dst, nil
+}
+
+func appendMapSA(dst []byte, m map[string]any, depth int) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(m)))
+	if len(m) == 0 {
+		return dst, nil
+	}
+	if depth > maxDepth {
+		return dst, errTooDeep
+	}
+	so := startSorted(len(dst))
+	var err error
+	for k, v := range m {
+		start := len(dst)
+		dst = appendString(dst, k)
+		if dst, err = appendItem(dst, v, depth+1); err != nil {
+			so.drop()
+			return dst, err
+		}
+		so.add(start, len(dst))
+	}
+	so.finish(dst)
+	return dst, nil
+}
+
+func appendMapSS(dst []byte, m map[string]string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(m)))
+	so := startSorted(len(dst))
+	for k, v := range m {
+		start := len(dst)
+		dst = appendString(appendString(dst, k), v)
+		so.add(start, len(dst))
+	}
+	so.finish(dst)
+	return dst
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -212,102 +273,135 @@ func appendItem(dst []byte, v any, depth int) ([]byte, error) {
 		dst = append(dst, tagBytes)
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		return append(dst, v...), nil
-	case int:
-		return appendZigzag(append(dst, tagInt), int64(v)), nil
-	case int8:
-		return appendZigzag(append(dst, tagInt8), int64(v)), nil
-	case int16:
-		return appendZigzag(append(dst, tagInt16), int64(v)), nil
-	case int32:
-		return appendZigzag(append(dst, tagInt32), int64(v)), nil
-	case int64:
-		return appendZigzag(append(dst, tagInt64), v), nil
-	case time.Duration:
-		return appendZigzag(append(dst, tagDuration), int64(v)), nil
-	case uint:
-		return binary.AppendUvarint(append(dst, tagUint), uint64(v)), nil
-	case uint8:
-		return binary.AppendUvarint(append(dst, tagUint8), uint64(v)), nil
-	case uint16:
-		return binary.AppendUvarint(append(dst, tagUint16), uint64(v)), nil
-	case uint32:
-		return binary.AppendUvarint(append(dst, tagUint32), uint64(v)), nil
-	case uint64:
-		return binary.AppendUvarint(append(dst, tagUint64), v), nil
-	case float32:
-		return binary.LittleEndian.AppendUint32(append(dst, tagFloat32), math.Float32bits(v)), nil
-	case float64:
-		return binary.LittleEndian.AppendUint64(append(dst, tagFloat64), math.Float64bits(v)), nil
 	case time.Time:
 		return appendTime(dst, v)
+	}
+	if out, ok := appendNumber(dst, v); ok {
+		return out, nil
+	}
+	if out, ok, err := appendSlice(dst, v, depth); ok {
+		return out, err
+	}
+	if out, ok, err := appendMap(dst, v, depth); ok {
+		return out, err
+	}
+	return appendGob(dst, v)
+}
+
+// appendNumber appends the integer and float kinds, and Duration.
+func appendNumber(dst []byte, v any) ([]byte, bool) {
+	switch v := v.(type) {
+	case int:
+		return appendZigzag(append(dst, tagInt), int64(v)), true
+	case int8:
+		return appendZigzag(append(dst, tagInt8), int64(v)), true
+	case int16:
+		return appendZigzag(append(dst, tagInt16), int64(v)), true
+	case int32:
+		return appendZigzag(append(dst, tagInt32), int64(v)), true
+	case int64:
+		return appendZigzag(append(dst, tagInt64), v), true
+	case time.Duration:
+		return appendZigzag(append(dst, tagDuration), int64(v)), true
+	case uint:
+		return binary.AppendUvarint(append(dst, tagUint), uint64(v)), true
+	case uint8:
+		return binary.AppendUvarint(append(dst, tagUint8), uint64(v)), true
+	case uint16:
+		return binary.AppendUvarint(append(dst, tagUint16), uint64(v)), true
+	case uint32:
+		return binary.AppendUvarint(append(dst, tagUint32), uint64(v)), true
+	case uint64:
+		return binary.AppendUvarint(append(dst, tagUint64), v), true
+	case float32:
+		return binary.LittleEndian.AppendUint32(append(dst, tagFloat32), math.Float32bits(v)), true
+	case float64:
+		return binary.LittleEndian.AppendUint64(append(dst, tagFloat64), math.Float64bits(v)), true
+	}
+	return dst, false
+}
+
+// appendSlice appends the slice kinds; a nil slice as a typed nil.
+func appendSlice(dst []byte, v any, depth int) ([]byte, bool, error) {
+	switch v := v.(type) {
 	case []string:
 		if v == nil {
-			return append(dst, tagTypedNil, tagStrings), nil
+			return append(dst, tagTypedNil, tagStrings), true, nil
 		}
 		dst = binary.AppendUvarint(append(dst, tagStrings), uint64(len(v)))
 		for _, s := range v {
 			dst = appendString(dst, s)
 		}
-		return dst, nil
+		return dst, true, nil
 	case []int:
 		if v == nil {
-			return append(dst, tagTypedNil, tagInts), nil
+			return append(dst, tagTypedNil, tagInts), true, nil
 		}
 		dst = binary.AppendUvarint(append(dst, tagInts), uint64(len(v)))
 		for _, x := range v {
 			dst = appendZigzag(dst, int64(x))
 		}
-		return dst, nil
+		return dst, true, nil
 	case []int64:
 		if v == nil {
-			return append(dst, tagTypedNil, tagInt64s), nil
+			return append(dst, tagTypedNil, tagInt64s), true, nil
 		}
 		dst = binary.AppendUvarint(append(dst, tagInt64s), uint64(len(v)))
 		for _, x := range v {
 			dst = appendZigzag(dst, x)
 		}
-		return dst, nil
+		return dst, true, nil
 	case []float64:
 		if v == nil {
-			return append(dst, tagTypedNil, tagFloat64s), nil
+			return append(dst, tagTypedNil, tagFloat64s), true, nil
 		}
 		dst = binary.AppendUvarint(append(dst, tagFloat64s), uint64(len(v)))
 		for _, x := range v {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
 		}
-		return dst, nil
+		return dst, true, nil
 	case []any:
 		if v == nil {
-			return append(dst, tagTypedNil, tagAnys), nil
+			return append(dst, tagTypedNil, tagAnys), true, nil
 		}
 		if depth > maxDepth {
-			return dst, errTooDeep
+			return dst, true, errTooDeep
 		}
 		dst = binary.AppendUvarint(append(dst, tagAnys), uint64(len(v)))
 		var err error
 		for _, x := range v {
 			if dst, err = appendItem(dst, x, depth+1); err != nil {
-				return dst, err
+				return dst, true, err
 			}
 		}
-		return dst, nil
+		return dst, true, nil
+	}
+	return dst, false, nil
+}
+
+// appendMap appends the map kinds; a nil map as a typed nil.
+func appendMap(dst []byte, v any, depth int) ([]byte, bool, error) {
+	var err error
+	switch v := v.(type) {
 	case map[string]string:
 		if v == nil {
-			return append(dst, tagTypedNil, tagMapSS), nil
+			return append(dst, tagTypedNil, tagMapSS), true, nil
 		}
-		return appendMapSS(append(dst, tagMapSS), v), nil
+		dst = appendMapSS(append(dst, tagMapSS), v)
 	case map[string]any:
 		if v == nil {
-			return append(dst, tagTypedNil, tagMapSA), nil
+			return append(dst, tagTypedNil, tagMapSA), true, nil
 		}
-		return appendMapSA(append(dst, tagMapSA), v, depth)
+		dst, err = appendMapSA(append(dst, tagMapSA), v, depth)
 	case map[any]any:
 		if v == nil {
-			return append(dst, tagTypedNil, tagMapAA), nil
+			return append(dst, tagTypedNil, tagMapAA), true, nil
 		}
-		return appendMapAA(append(dst, tagMapAA), v, depth)
+		dst, err = appendMapAA(append(dst, tagMapAA), v, depth)
+	default:
+		return dst, false, nil
 	}
-	return appendGob(dst, v)
+	return dst, true, err
 }
 
 // timeLen is the longest time.Time.MarshalBinary encoding.
@@ -370,51 +464,6 @@ func typedNil(tag byte) (any, bool) {
 		return map[any]any(nil), true
 	}
 	return nil, false
-}
-
-func appendMapSS(dst []byte, m map[string]string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(m)))
-	sc := scratchPool.Get().(*sortScratch)
-	base := len(dst)
-	entries := sc.entries[:0]
-	for k, v := range m {
-		e := entry{start: len(dst)}
-		dst = appendString(dst, k)
-		dst = appendString(dst, v)
-		e.end = len(dst)
-		entries = append(entries, e)
-	}
-	sortEntries(dst, base, entries, sc)
-	sc.entries = entries[:0]
-	scratchPool.Put(sc)
-	return dst
-}
-
-func appendMapSA(dst []byte, m map[string]any, depth int) ([]byte, error) {
-	dst = binary.AppendUvarint(dst, uint64(len(m)))
-	if len(m) == 0 {
-		return dst, nil
-	}
-	if depth > maxDepth {
-		return dst, errTooDeep
-	}
-	sc := scratchPool.Get().(*sortScratch)
-	defer scratchPool.Put(sc)
-	base := len(dst)
-	entries := sc.entries[:0]
-	var err error
-	for k, v := range m {
-		e := entry{start: len(dst)}
-		dst = appendString(dst, k)
-		if dst, err = appendItem(dst, v, depth+1); err != nil {
-			return dst, err
-		}
-		e.end = len(dst)
-		entries = append(entries, e)
-	}
-	sortEntries(dst, base, entries, sc)
-	sc.entries = entries[:0]
-	return dst, nil
 }
 
 func appendGob(dst []byte, v any) ([]byte, error) {
@@ -561,100 +610,144 @@ func (d *decoder) item(depth int) (any, error) {
 		s, err := d.str()
 		return []byte(s), err
 	case tagInt, tagInt8, tagInt16, tagInt32, tagInt64, tagDuration:
-		x, err := d.zigzag()
-		if err != nil {
-			return nil, err
-		}
-		switch tag {
-		case tagInt8:
-			if int64(int8(x)) != x {
-				return nil, d.fail("int8 out of range")
-			}
-			return int8(x), nil
-		case tagInt16:
-			if int64(int16(x)) != x {
-				return nil, d.fail("int16 out of range")
-			}
-			return int16(x), nil
-		case tagInt32:
-			if int64(int32(x)) != x {
-				return nil, d.fail("int32 out of range")
-			}
-			return int32(x), nil
-		case tagInt64:
-			return x, nil
-		case tagDuration:
-			return time.Duration(x), nil
-		}
-		if int64(int(x)) != x {
-			return nil, d.fail("int out of range")
-		}
-		return d.boxInt(int(x)), nil
+		return d.signed(tag)
 	case tagUint, tagUint8, tagUint16, tagUint32, tagUint64:
-		x, err := d.uvarint()
+		return d.unsigned(tag)
+	case tagFloat32, tagFloat64:
+		return d.float(tag)
+	case tagTime:
+		return d.time()
+	case tagTypedNil:
+		return d.typedNil()
+	case tagStrings, tagInts, tagInt64s, tagFloat64s, tagAnys:
+		return d.slice(tag, depth)
+	case tagMapSS, tagMapSA, tagMapAA:
+		return d.mapItem(tag, depth)
+	case tagGob:
+		s, err := d.str()
 		if err != nil {
 			return nil, err
 		}
-		switch tag {
-		case tagUint8:
-			if x > math.MaxUint8 {
-				return nil, d.fail("uint8 out of range")
-			}
-			return uint8(x), nil
-		case tagUint16:
-			if x > math.MaxUint16 {
-				return nil, d.fail("uint16 out of range")
-			}
-			return uint16(x), nil
-		case tagUint32:
-			if x > math.MaxUint32 {
-				return nil, d.fail("uint32 out of range")
-			}
-			return uint32(x), nil
-		case tagUint64:
-			return x, nil
+		return decodeGobItem(s)
+	}
+	return nil, d.fail("unknown tag %#x", tag)
+}
+
+// signed reads an item of a signed integer kind, checking its range.
+func (d *decoder) signed(tag byte) (any, error) {
+	x, err := d.zigzag()
+	if err != nil {
+		return nil, err
+	}
+	switch tag {
+	case tagInt8:
+		if int64(int8(x)) != x {
+			return nil, d.fail("int8 out of range")
 		}
-		if uint64(uint(x)) != x {
-			return nil, d.fail("uint out of range")
+		return int8(x), nil
+	case tagInt16:
+		if int64(int16(x)) != x {
+			return nil, d.fail("int16 out of range")
 		}
-		return uint(x), nil
-	case tagFloat32:
+		return int16(x), nil
+	case tagInt32:
+		if int64(int32(x)) != x {
+			return nil, d.fail("int32 out of range")
+		}
+		return int32(x), nil
+	case tagInt64:
+		return x, nil
+	case tagDuration:
+		return time.Duration(x), nil
+	}
+	if int64(int(x)) != x {
+		return nil, d.fail("int out of range")
+	}
+	return d.boxInt(int(x)), nil
+}
+
+// unsigned reads an item of an unsigned integer kind, checking its range.
+func (d *decoder) unsigned(tag byte) (any, error) {
+	x, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	switch tag {
+	case tagUint8:
+		if x > math.MaxUint8 {
+			return nil, d.fail("uint8 out of range")
+		}
+		return uint8(x), nil
+	case tagUint16:
+		if x > math.MaxUint16 {
+			return nil, d.fail("uint16 out of range")
+		}
+		return uint16(x), nil
+	case tagUint32:
+		if x > math.MaxUint32 {
+			return nil, d.fail("uint32 out of range")
+		}
+		return uint32(x), nil
+	case tagUint64:
+		return x, nil
+	}
+	if uint64(uint(x)) != x {
+		return nil, d.fail("uint out of range")
+	}
+	return uint(x), nil
+}
+
+func (d *decoder) float(tag byte) (any, error) {
+	if tag == tagFloat32 {
 		b, err := d.fixed(4)
 		if err != nil {
 			return nil, err
 		}
 		return math.Float32frombits(binary.LittleEndian.Uint32(stringBytes(b))), nil
-	case tagFloat64:
-		b, err := d.fixed(8)
-		if err != nil {
-			return nil, err
-		}
-		return math.Float64frombits(binary.LittleEndian.Uint64(stringBytes(b))), nil
-	case tagTime:
-		s, err := d.str()
-		if err != nil {
-			return nil, err
-		}
-		t, err := decodeTime(s)
-		if err != nil {
-			return nil, d.fail("time: %v", err)
-		}
-		return t, nil
-	case tagTypedNil:
-		b, err := d.fixed(1)
-		if err != nil {
-			return nil, err
-		}
-		v, ok := typedNil(b[0])
-		if !ok {
-			return nil, d.fail("typed nil of unknown tag %#x", b[0])
-		}
-		return v, nil
+	}
+	b, err := d.fixed(8)
+	if err != nil {
+		return nil, err
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(stringBytes(b))), nil
+}
+
+func (d *decoder) time() (any, error) {
+	s, err := d.str()
+	if err != nil {
+		return nil, err
+	}
+	t, err := decodeTime(s)
+	if err != nil {
+		return nil, d.fail("time: %v", err)
+	}
+	return t, nil
+}
+
+func (d *decoder) typedNil() (any, error) {
+	b, err := d.fixed(1)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := typedNil(b[0])
+	if !ok {
+		return nil, d.fail("typed nil of unknown tag %#x", b[0])
+	}
+	return v, nil
+}
+
+// slice reads the slice kinds.
+func (d *decoder) slice(tag byte, depth int) (any, error) {
+	size := 1
+	if tag == tagFloat64s {
+		size = 8
+	}
+	n, err := d.count(size)
+	if err != nil {
+		return nil, err
+	}
+	switch tag {
 	case tagStrings:
-		n, err := d.count(1)
-		if err != nil {
-			return nil, err
-		}
 		v := make([]string, n)
 		for j := range v {
 			if v[j], err = d.str(); err != nil {
@@ -662,33 +755,7 @@ func (d *decoder) item(depth int) (any, error) {
 			}
 		}
 		return v, nil
-	case tagInts, tagInt64s:
-		n, err := d.count(1)
-		if err != nil {
-			return nil, err
-		}
-		v := make([]int64, n)
-		for j := range v {
-			if v[j], err = d.zigzag(); err != nil {
-				return nil, err
-			}
-		}
-		if tag == tagInt64s {
-			return v, nil
-		}
-		ints := make([]int, n)
-		for j, x := range v {
-			if int64(int(x)) != x {
-				return nil, d.fail("int out of range")
-			}
-			ints[j] = int(x)
-		}
-		return ints, nil
 	case tagFloat64s:
-		n, err := d.count(8)
-		if err != nil {
-			return nil, err
-		}
 		v := make([]float64, n)
 		for j := range v {
 			b, _ := d.fixed(8) // count(8) guaranteed the room
@@ -696,10 +763,6 @@ func (d *decoder) item(depth int) (any, error) {
 		}
 		return v, nil
 	case tagAnys:
-		n, err := d.count(1)
-		if err != nil {
-			return nil, err
-		}
 		v := make([]any, n)
 		for j := range v {
 			if v[j], err = d.item(depth + 1); err != nil {
@@ -707,11 +770,40 @@ func (d *decoder) item(depth int) (any, error) {
 			}
 		}
 		return v, nil
-	case tagMapSS:
-		n, err := d.count(2)
-		if err != nil {
+	}
+	return d.integers(tag, n)
+}
+
+// integers reads the n elements of an []int64 or an []int.
+func (d *decoder) integers(tag byte, n int) (any, error) {
+	v := make([]int64, n)
+	var err error
+	for j := range v {
+		if v[j], err = d.zigzag(); err != nil {
 			return nil, err
 		}
+	}
+	if tag == tagInt64s {
+		return v, nil
+	}
+	ints := make([]int, n)
+	for j, x := range v {
+		if int64(int(x)) != x {
+			return nil, d.fail("int out of range")
+		}
+		ints[j] = int(x)
+	}
+	return ints, nil
+}
+
+// mapItem reads the map kinds.
+func (d *decoder) mapItem(tag byte, depth int) (any, error) {
+	n, err := d.count(2)
+	if err != nil {
+		return nil, err
+	}
+	switch tag {
+	case tagMapSS:
 		m := make(map[string]string, n)
 		for j := 0; j < n; j++ {
 			k, err := d.str()
@@ -724,10 +816,6 @@ func (d *decoder) item(depth int) (any, error) {
 		}
 		return m, nil
 	case tagMapSA:
-		n, err := d.count(2)
-		if err != nil {
-			return nil, err
-		}
 		m := make(map[string]any, n)
 		for j := 0; j < n; j++ {
 			k, err := d.str()
@@ -739,24 +827,12 @@ func (d *decoder) item(depth int) (any, error) {
 			}
 		}
 		return m, nil
-	case tagMapAA:
-		n, err := d.count(2)
-		if err != nil {
-			return nil, err
-		}
-		m := make(map[any]any, n)
-		if err := d.mapEntries(m, n, depth); err != nil {
-			return nil, err
-		}
-		return m, nil
-	case tagGob:
-		s, err := d.str()
-		if err != nil {
-			return nil, err
-		}
-		return decodeGobItem(s)
 	}
-	return nil, d.fail("unknown tag %#x", tag)
+	m := make(map[any]any, n)
+	if err := d.mapEntries(m, n, depth); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // hashable reports whether k can be a map key without a runtime panic.
