@@ -19,6 +19,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/redisession/redistore/internal/redistest"
+	"github.com/redisession/redistore/internal/topology"
 )
 
 // Each Redis installation the tests run on (redistest.Installs: the
@@ -296,7 +297,7 @@ func (tg *target) roundTripsToMove() int64 {
 // primaries returns a client for each primary of the target.
 func (tg *target) primaries(t testing.TB) []rueidis.Client {
 	t.Helper()
-	nodes, err := primaries(context.Background(), tg.client)
+	nodes, err := topology.Primaries(context.Background(), tg.client)
 	noErr(t, err)
 	return nodes
 }

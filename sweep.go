@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore/internal/topology"
 )
 
 // SweepStats reports what a Sweep did.
@@ -53,7 +55,7 @@ type BucketSource func(ctx context.Context, client rueidis.Client, prefix string
 // once; replicas are left out).
 func ScanBuckets() BucketSource {
 	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
-		nodes, err := primaries(ctx, client)
+		nodes, err := topology.Primaries(ctx, client)
 		if err != nil {
 			return err
 		}
@@ -120,33 +122,6 @@ func SampleBuckets(n int) BucketSource {
 		}
 		return nil
 	}
-}
-
-// primaries returns one client per primary: in Redis Cluster Nodes() lists
-// replicas too, which would be scanned twice and cannot take deletes.
-func primaries(ctx context.Context, client rueidis.Client) ([]rueidis.Client, error) {
-	nodes := client.Nodes()
-	if len(nodes) <= 1 {
-		out := make([]rueidis.Client, 0, 1)
-		for _, n := range nodes {
-			out = append(out, n)
-		}
-		if len(out) == 0 {
-			out = append(out, client)
-		}
-		return out, nil
-	}
-	var out []rueidis.Client
-	for addr, n := range nodes {
-		role, err := n.Do(ctx, n.B().Role().Build()).ToArray()
-		if err != nil || len(role) == 0 {
-			return nil, fmt.Errorf("ROLE on %s: %w", addr, err)
-		}
-		if r, _ := role[0].ToString(); r == "master" {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 // escapeGlob quotes the characters SCAN MATCH treats specially.

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/redisession/redistore"
+	"github.com/redisession/redistore/internal/topology"
 )
 
 var doctorCommand = &command{
@@ -39,28 +40,23 @@ func setupDoctor(fs *flag.FlagSet, _ *options) func(context.Context, *env, []str
 		if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
 			return fmt.Errorf("the server does not answer PING: %w", err)
 		}
-		d := &doctor{ctx: ctx, client: client, mode: cfg.Mode, prefix: cfg.KeyPrefix}
-		d.gather(store, *sample)
+		d := gather(ctx, client, store, cfg, *sample)
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted before the checks were done: %w", ctx.Err())
 		}
-		d.checkServer()
-		d.checkFieldExpiry()
-		d.checkListpackValue()
-		d.checkListpackEntries()
-		d.checkEviction()
-		d.checkPersistence()
-		d.checkDatabase()
-		d.checkPrefix()
+		findings := make([]finding, len(checks))
+		for i, check := range checks {
+			findings[i] = check(d)
+		}
 		failed := 0
-		for _, f := range d.findings {
+		for _, f := range findings {
 			fmt.Fprintf(e.stdout, "%-4s  %-25s  %s\n", f.status, f.check, f.msg)
 			if f.status == statusFail {
 				failed++
 			}
 		}
 		if failed > 0 {
-			return fmt.Errorf("%d of %d checks failed", failed, len(d.findings))
+			return fmt.Errorf("%d of %d checks failed", failed, len(findings))
 		}
 		return nil
 	}
@@ -76,12 +72,45 @@ type finding struct {
 	status, check, msg string
 }
 
-// doctor gathers what the server says once, then judges it check by check.
-type doctor struct {
-	ctx    context.Context
-	client rueidis.Client
-	mode   redistore.Mode
-	prefix string
+func judged(status, check, format string, args ...any) finding {
+	return finding{status, check, fmt.Sprintf(format, args...)}
+}
+
+// checks judge the facts, one finding each, in the order doctor prints them.
+var checks = []func(*facts) finding{
+	checkServer,
+	checkFieldExpiry,
+	checkListpackValue,
+	checkListpackEntries,
+	checkEviction,
+	checkPersistence,
+	checkDatabase,
+	checkPrefix,
+}
+
+// configNames are the settings the checks read, asked for once.
+var configNames = []string{
+	"hash-max-listpack-value", "hash-max-ziplist-value",
+	"hash-max-listpack-entries", "hash-max-ziplist-entries",
+	"maxmemory-policy", "save",
+}
+
+// configReply is what CONFIG GET said of one setting.
+type configReply struct {
+	value string
+	found bool
+	err   error
+}
+
+// facts is what doctor learns of the server and the store, gathered once;
+// the checks judge it without sending anything.
+type facts struct {
+	prefix  string
+	keyType string // the Redis type of the layout's keys (Store.KeyType)
+	mode    string // the store's mode, for messages
+
+	config         map[string]configReply
+	hexpire, hsetx bool // the server knows HEXPIRE, HSETEX
 
 	info    map[string]string // INFO server, memory, persistence and stats
 	infoErr error
@@ -102,18 +131,13 @@ type doctor struct {
 	dbsize    int64 // after the SCAN
 	churn     int64 // how much DBSIZE moved during the SCAN
 	dbsizeErr error
-
-	findings []finding
 }
 
-func (d *doctor) add(status, check, format string, args ...any) {
-	d.findings = append(d.findings, finding{status, check, fmt.Sprintf(format, args...)})
-}
-
-func (d *doctor) gather(store *redistore.Store, sample int) {
-	d.info = map[string]string{}
+// gather asks the server everything the checks need.
+func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, cfg redistore.Config, sample int) *facts {
+	d := &facts{prefix: cfg.KeyPrefix, keyType: store.KeyType(), mode: cfg.Mode.String(), info: map[string]string{}, config: map[string]configReply{}}
 	for _, section := range []string{"server", "memory", "persistence", "stats"} {
-		res, err := d.client.Do(d.ctx, d.client.B().Info().Section(section).Build()).ToString()
+		res, err := client.Do(ctx, client.B().Info().Section(section).Build()).ToString()
 		if err != nil {
 			d.infoErr = err
 			continue
@@ -124,11 +148,18 @@ func (d *doctor) gather(store *redistore.Store, sample int) {
 			}
 		}
 	}
-	d.stats, d.statsErr = store.Stats(d.ctx, sample)
-	before, _ := dbsize(d.ctx, d.client)
+	for _, name := range configNames {
+		m, err := client.Do(ctx, client.B().ConfigGet().Parameter(name).Build()).AsStrMap()
+		v, found := m[name]
+		d.config[name] = configReply{v, found && err == nil, err}
+	}
+	d.hexpire = hasCommand(ctx, client, d, "HEXPIRE", 7, 4, 9)
+	d.hsetx = hasCommand(ctx, client, d, "HSETEX", 8, 0, 9)
+	d.stats, d.statsErr = store.Stats(ctx, sample)
+	before, _ := dbsize(ctx, client)
 
 	var misnamed []string
-	d.scanErr = redistore.ScanBuckets()(d.ctx, d.client, d.prefix, func(keys []string) error {
+	d.scanErr = redistore.ScanBuckets()(ctx, client, d.prefix, func(keys []string) error {
 		d.underPrefix += len(keys)
 		for _, k := range keys {
 			if !store.OwnsKey(k) {
@@ -140,28 +171,29 @@ func (d *doctor) gather(store *redistore.Store, sample int) {
 		}
 		return nil
 	})
-	d.dbsize, d.dbsizeErr = dbsize(d.ctx, d.client)
+	d.dbsize, d.dbsizeErr = dbsize(ctx, client)
 	d.churn = max(d.dbsize-before, before-d.dbsize)
-	d.classify(misnamed)
+	d.classify(ctx, client, misnamed)
+	return d
 }
 
 // maxClassified bounds the misnamed keys whose TYPE the doctor asks.
 const maxClassified = 1000
 
 // classify sorts misnamed keys by whether they have the layout's type.
-func (d *doctor) classify(keys []string) {
+func (d *facts) classify(ctx context.Context, client rueidis.Client, keys []string) {
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 100)]
 		keys = keys[len(batch):]
 		cmds := make(rueidis.Commands, len(batch))
 		for i, k := range batch {
-			cmds[i] = d.client.B().Type().Key(k).Build()
+			cmds[i] = client.B().Type().Key(k).Build()
 		}
-		for i, res := range d.client.DoMulti(d.ctx, cmds...) {
+		for i, res := range client.DoMulti(ctx, cmds...) {
 			typ, err := res.ToString()
 			switch {
 			case err != nil || typ == "none": // gone, or unknown
-			case typ == d.layoutType():
+			case typ == d.keyType:
 				d.misnamedSame++
 				if d.exampleSame == "" {
 					d.exampleSame = batch[i]
@@ -176,53 +208,34 @@ func (d *doctor) classify(keys []string) {
 	}
 }
 
-// layoutType is the Redis type of the layout's keys.
-func (d *doctor) layoutType() string {
-	if d.mode == redistore.StringMode {
-		return "string"
-	}
-	return "hash"
-}
-
 // dbsize sums DBSIZE over the primaries (in Redis Cluster, Nodes lists
 // replicas too).
 func dbsize(ctx context.Context, client rueidis.Client) (int64, error) {
-	nodes := client.Nodes()
-	if len(nodes) <= 1 {
-		return client.Do(ctx, client.B().Dbsize().Build()).AsInt64()
+	nodes, err := topology.Primaries(ctx, client)
+	if err != nil {
+		return 0, err
 	}
 	var total int64
-	for addr, n := range nodes {
-		role, err := n.Do(ctx, n.B().Role().Build()).ToArray()
-		if err != nil || len(role) == 0 {
-			return 0, fmt.Errorf("ROLE on %s: %w", addr, err)
-		}
-		if r, _ := role[0].ToString(); r != "master" {
-			continue
-		}
+	for _, n := range nodes {
 		size, err := n.Do(ctx, n.B().Dbsize().Build()).AsInt64()
 		if err != nil {
-			return 0, fmt.Errorf("DBSIZE on %s: %w", addr, err)
+			return 0, fmt.Errorf("DBSIZE: %w", err)
 		}
 		total += size
 	}
 	return total, nil
 }
 
-// configGet reads one parameter with CONFIG GET. found is false when the
-// server does not know the parameter; err is set when it refuses CONFIG
-// (managed services, proxies, a renamed command).
-func (d *doctor) configGet(name string) (value string, found bool, err error) {
-	m, err := d.client.Do(d.ctx, d.client.B().ConfigGet().Parameter(name).Build()).AsStrMap()
-	if err != nil {
-		return "", false, err
-	}
-	value, found = m[name]
-	return value, found, nil
+// configGet returns what CONFIG GET said of a setting: found is false when
+// the server does not know it; err is set when it refuses CONFIG (managed
+// services, proxies, a renamed command).
+func (d *facts) configGet(name string) (value string, found bool, err error) {
+	r := d.config[name]
+	return r.value, r.found, r.err
 }
 
 // configInt reads the first of names the server knows, as a number.
-func (d *doctor) configInt(names ...string) (name string, value int, err error) {
+func (d *facts) configInt(names ...string) (name string, value int, err error) {
 	for _, name := range names {
 		v, found, err := d.configGet(name)
 		if err != nil {
@@ -258,7 +271,7 @@ func why(err error) string {
 }
 
 // serverName returns "Redis" or "Valkey" and the version INFO reports.
-func (d *doctor) serverName() (name, version string) {
+func (d *facts) serverName() (name, version string) {
 	if strings.EqualFold(d.info["server_name"], "valkey") || d.info["valkey_version"] != "" {
 		v := d.info["valkey_version"]
 		if v == "" {
@@ -284,33 +297,30 @@ func versionAtLeast(v string, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
-func (d *doctor) checkServer() {
+func checkServer(d *facts) finding {
 	const check = "server"
 	name, version := d.serverName()
 	if version == "" {
 		if d.infoErr != nil {
-			d.add(statusWarn, check, "could not read the version (INFO: %s): redistore needs Redis 6 or later", why(d.infoErr))
-		} else {
-			d.add(statusWarn, check, "INFO server names no version: redistore needs Redis 6 or later, or a server compatible with it")
+			return judged(statusWarn, check, "could not read the version (INFO: %s): redistore needs Redis 6 or later", why(d.infoErr))
 		}
-		return
+		return judged(statusWarn, check, "INFO server names no version: redistore needs Redis 6 or later, or a server compatible with it")
 	}
 	desc := name + " " + version
 	if m := d.info["redis_mode"]; m != "" {
 		desc += ", " + m
 	}
 	if name == "Redis" && !versionAtLeast(version, 6, 0) {
-		d.add(statusWarn, check, "%s: redistore needs Redis 6 or later; upgrade the server", desc)
-		return
+		return judged(statusWarn, check, "%s: redistore needs Redis 6 or later; upgrade the server", desc)
 	}
-	d.add(statusOK, check, "%s", desc)
+	return judged(statusOK, check, "%s", desc)
 }
 
 // hasCommand asks the server whether it knows a command, and falls back on
 // its version when COMMAND INFO is refused: the Redis and Valkey versions
 // that brought it.
-func (d *doctor) hasCommand(cmd string, redisMajor, redisMinor, valkeyMajor int) bool {
-	arr, err := d.client.Do(d.ctx, d.client.B().CommandInfo().CommandName(cmd).Build()).ToArray()
+func hasCommand(ctx context.Context, client rueidis.Client, d *facts, cmd string, redisMajor, redisMinor, valkeyMajor int) bool {
+	arr, err := client.Do(ctx, client.B().CommandInfo().CommandName(cmd).Build()).ToArray()
 	if err == nil && len(arr) == 1 {
 		return !arr[0].IsNil()
 	}
@@ -321,23 +331,15 @@ func (d *doctor) hasCommand(cmd string, redisMajor, redisMinor, valkeyMajor int)
 	return versionAtLeast(version, redisMajor, redisMinor)
 }
 
-// hasHexpire reports hash-field TTLs (Redis 7.4+, Valkey 9+).
-func (d *doctor) hasHexpire() bool { return d.hasCommand("HEXPIRE", 7, 4, 9) }
-
-// hasHsetex reports HSETEX, which sets a field and its TTL in one command
-// (Redis 8.0+, Valkey 9+).
-func (d *doctor) hasHsetex() bool { return d.hasCommand("HSETEX", 8, 0, 9) }
-
-func (d *doctor) checkFieldExpiry() {
+func checkFieldExpiry(d *facts) finding {
 	const check = "field expiry"
-	if d.mode == redistore.StringMode {
-		d.add(statusOK, check, "not needed in StringMode: Redis expires each session's key")
-		return
+	if d.keyType != "hash" {
+		return judged(statusOK, check, "not needed in StringMode: Redis expires each session's key")
 	}
 	var msg string
-	if d.hasHexpire() {
+	if d.hexpire {
 		msg = "HEXPIRE available: with FieldTTL Auto (the default) each session's field gets a TTL and Redis removes expired sessions from their buckets itself; buckets with field TTLs are listpackex, kept compact by the same hash-max-listpack-value"
-		if d.hasHsetex() {
+		if d.hsetx {
 			msg += "; writes set the field and its TTL in one HSETEX"
 		}
 		if n := d.stats.Encodings["listpackex"]; d.statsErr == nil && d.stats.Sampled > 0 && n == 0 && d.stats.Encodings["listpack"] > 0 {
@@ -347,11 +349,10 @@ func (d *doctor) checkFieldExpiry() {
 		msg = "no HEXPIRE (it needs Redis 7.4+ or Valkey 9+): an expired session stays in its bucket, never served, until a write to the bucket or a sweep removes it; run `redistore sweep` from cron, hourly say"
 	}
 	if d.statsErr == nil && d.stats.Sampled > 0 && d.stats.Expired > 0.25 {
-		d.add(statusWarn, check, "%.0f%% of the sampled sessions have expired and are still stored: run `redistore sweep` (and from cron); %s",
+		return judged(statusWarn, check, "%.0f%% of the sampled sessions have expired and are still stored: run `redistore sweep` (and from cron); %s",
 			100*d.stats.Expired, msg)
-		return
 	}
-	d.add(statusOK, check, "%s", msg)
+	return judged(statusOK, check, "%s", msg)
 }
 
 // listpackFor suggests a hash-max-listpack-value for values of up to n
@@ -364,11 +365,10 @@ func listpackFor(n int) int {
 	return v
 }
 
-func (d *doctor) checkListpackValue() {
+func checkListpackValue(d *facts) finding {
 	const check = "hash-max-listpack-value"
-	if d.mode == redistore.StringMode {
-		d.add(statusOK, check, "not used in StringMode")
-		return
+	if d.keyType != "hash" {
+		return judged(statusOK, check, "not used in StringMode")
 	}
 	largest, sampled := d.stats.MaxValueBytes, d.stats.Sampled
 	if d.statsErr != nil {
@@ -378,12 +378,10 @@ func (d *doctor) checkListpackValue() {
 	name, limit, err := d.configInt("hash-max-listpack-value", "hash-max-ziplist-value")
 	if err != nil {
 		if largest > 0 {
-			d.add(statusWarn, check, "could not read it (%s): make sure it is at least %d, above the largest sampled session value (%d B), or buckets become hashtables and HashMode saves no memory",
+			return judged(statusWarn, check, "could not read it (%s): make sure it is at least %d, above the largest sampled session value (%d B), or buckets become hashtables and HashMode saves no memory",
 				why(err), listpackFor(largest), largest)
-		} else {
-			d.add(statusWarn, check, "could not read it (%s): make sure it is above your largest session value (1024 suits most), or buckets become hashtables and HashMode saves no memory", why(err))
 		}
-		return
+		return judged(statusWarn, check, "could not read it (%s): make sure it is above your largest session value (1024 suits most), or buckets become hashtables and HashMode saves no memory", why(err))
 	}
 	already := ""
 	if hashtables > 0 {
@@ -391,26 +389,25 @@ func (d *doctor) checkListpackValue() {
 	}
 	switch {
 	case d.statsErr != nil:
-		d.add(statusWarn, check, "%s is %d; could not sample the session values to compare it with (%s): it should be above the largest (1024 suits most)", name, limit, why(d.statsErr))
+		return judged(statusWarn, check, "%s is %d; could not sample the session values to compare it with (%s): it should be above the largest (1024 suits most)", name, limit, why(d.statsErr))
 	case largest == 0:
-		d.add(statusOK, check, "%s is %d; no sessions sampled to compare it with (most sessions are longer than 64 B; 1024 suits most)", name, limit)
+		return judged(statusOK, check, "%s is %d; no sessions sampled to compare it with (most sessions are longer than 64 B; 1024 suits most)", name, limit)
 	case largest > limit:
 		cost := ""
 		if listpackFor(largest) > 8192 {
 			cost = " (listpacks this large make each write to a bucket move more memory; StringMode may suit sessions this big)"
 		}
-		d.add(statusWarn, check, "%s is %d, but sampled session values reach %d B (%.0f B on average): a bucket holding a longer value turns from a listpack into a hashtable, and HashMode's memory saving is lost%s. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf (or CONFIG REWRITE) so that a restart keeps it%s",
+		return judged(statusWarn, check, "%s is %d, but sampled session values reach %d B (%.0f B on average): a bucket holding a longer value turns from a listpack into a hashtable, and HashMode's memory saving is lost%s. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf (or CONFIG REWRITE) so that a restart keeps it%s",
 			name, limit, largest, d.stats.ValueBytes, already, name, listpackFor(largest), cost)
 	default:
-		d.add(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks (listpackex with field TTLs)%s", name, limit, largest, already)
+		return judged(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks (listpackex with field TTLs)%s", name, limit, largest, already)
 	}
 }
 
-func (d *doctor) checkListpackEntries() {
+func checkListpackEntries(d *facts) finding {
 	const check = "hash-max-listpack-entries"
-	if d.mode == redistore.StringMode {
-		d.add(statusOK, check, "not used in StringMode")
-		return
+	if d.keyType != "hash" {
+		return judged(statusOK, check, "not used in StringMode")
 	}
 	fullest, bounded := 0, true // the lower bound of the top histogram bar
 	if d.statsErr == nil && len(d.stats.PerBucket) > 0 {
@@ -427,97 +424,87 @@ func (d *doctor) checkListpackEntries() {
 	name, limit, err := d.configInt("hash-max-listpack-entries", "hash-max-ziplist-entries")
 	if err != nil {
 		if fullest <= 512 && bounded {
-			d.add(statusOK, check, "could not read it (%s); the fullest buckets hold up to %s sessions, within the default 512", why(err), span)
-		} else {
-			d.add(statusWarn, check, "could not read it (%s); the fullest buckets hold %s sessions: make sure it is above that, or they are hashtables", why(err), span)
+			return judged(statusOK, check, "could not read it (%s); the fullest buckets hold up to %s sessions, within the default 512", why(err), span)
 		}
-		return
+		return judged(statusWarn, check, "could not read it (%s); the fullest buckets hold %s sessions: make sure it is above that, or they are hashtables", why(err), span)
 	}
 	if fullest > limit {
 		suggest := 512
 		for suggest < 2*fullest {
 			suggest *= 2
 		}
-		d.add(statusWarn, check, "%s is %d, but the fullest buckets hold up to %s sessions: those are hashtables and save no memory. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf; or spread sessions over more buckets (Config.Buckets and --buckets; a change logs everyone out)",
+		return judged(statusWarn, check, "%s is %d, but the fullest buckets hold up to %s sessions: those are hashtables and save no memory. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf; or spread sessions over more buckets (Config.Buckets and --buckets; a change logs everyone out)",
 			name, limit, span, name, suggest)
-		return
 	}
 	if d.statsErr == nil && d.stats.Keys > 0 {
 		if avg := float64(d.stats.Sessions) / float64(d.stats.Keys); avg >= 0.75*float64(limit) {
-			d.add(statusWarn, check, "%s is %d, and buckets hold %.0f sessions on average: as sessions grow the buckets become hashtables and save no memory. Use more buckets (Config.Buckets and --buckets; a change logs everyone out), or raise %s",
+			return judged(statusWarn, check, "%s is %d, and buckets hold %.0f sessions on average: as sessions grow the buckets become hashtables and save no memory. Use more buckets (Config.Buckets and --buckets; a change logs everyone out), or raise %s",
 				name, limit, avg, name)
-			return
 		}
 	}
-	d.add(statusOK, check, "%s is %d; the fullest buckets hold up to %s sessions", name, limit, span)
+	return judged(statusOK, check, "%s is %d; the fullest buckets hold up to %s sessions", name, limit, span)
 }
 
-func (d *doctor) checkEviction() {
+func checkEviction(d *facts) finding {
 	const check = "maxmemory-policy"
 	policy, maxmemory := d.info["maxmemory_policy"], d.info["maxmemory"]
 	if policy == "" {
 		v, found, err := d.configGet("maxmemory-policy")
 		switch {
 		case err != nil:
-			d.add(statusWarn, check, "could not read it (%s): noeviction, with enough maxmemory, is what sessions need", why(err))
-			return
+			return judged(statusWarn, check, "could not read it (%s): noeviction, with enough maxmemory, is what sessions need", why(err))
 		case !found:
-			d.add(statusWarn, check, "the server reports no eviction policy: noeviction, with enough maxmemory, is what sessions need")
-			return
+			return judged(statusWarn, check, "the server reports no eviction policy: noeviction, with enough maxmemory, is what sessions need")
 		}
 		policy = v
 	}
 	switch {
 	case strings.HasPrefix(policy, "allkeys-"):
-		d.add(statusWarn, check, "%s evicts any key when memory is full, live sessions included, silently: users are logged out. Run: redis-cli CONFIG SET maxmemory-policy noeviction, give Redis enough maxmemory, and put both in redis.conf; a full Redis then refuses writes (Save returns ErrUnavailable) instead of dropping sessions", policy)
+		return judged(statusWarn, check, "%s evicts any key when memory is full, live sessions included, silently: users are logged out. Run: redis-cli CONFIG SET maxmemory-policy noeviction, give Redis enough maxmemory, and put both in redis.conf; a full Redis then refuses writes (Save returns ErrUnavailable) instead of dropping sessions", policy)
 	case strings.HasPrefix(policy, "volatile-"):
 		what := "the sessions"
-		if d.mode == redistore.HashMode {
+		if d.keyType == "hash" {
 			what = "whole buckets of sessions at once"
 		}
-		d.add(statusOK, check, "%s: every session has a TTL, so when memory is full this evicts %s too, and users are logged out; noeviction with enough maxmemory is preferable, so that a full Redis refuses writes instead", policy, what)
+		return judged(statusOK, check, "%s: every session has a TTL, so when memory is full this evicts %s too, and users are logged out; noeviction with enough maxmemory is preferable, so that a full Redis refuses writes instead", policy, what)
 	case policy == "noeviction":
 		note := ""
 		if maxmemory == "0" {
 			note = "; maxmemory is not set, so watch the host's memory"
 		}
-		d.add(statusOK, check, "noeviction: a full Redis refuses writes (Save returns ErrUnavailable) rather than drop sessions%s", note)
+		return judged(statusOK, check, "noeviction: a full Redis refuses writes (Save returns ErrUnavailable) rather than drop sessions%s", note)
 	default:
-		d.add(statusWarn, check, "%s is a policy this check does not know: make sure it never evicts sessions (noeviction does not)", policy)
+		return judged(statusWarn, check, "%s is a policy this check does not know: make sure it never evicts sessions (noeviction does not)", policy)
 	}
 }
 
-func (d *doctor) checkPersistence() {
+func checkPersistence(d *facts) finding {
 	const check = "persistence"
 	if d.info["aof_enabled"] == "1" {
 		if s := d.info["aof_last_write_status"]; s != "" && s != "ok" {
-			d.add(statusWarn, check, "AOF is on, but its last write failed (aof_last_write_status:%s): check the disk and the server's log", s)
-			return
+			return judged(statusWarn, check, "AOF is on, but its last write failed (aof_last_write_status:%s): check the disk and the server's log", s)
 		}
-		d.add(statusOK, check, "AOF is on: sessions survive a restart")
-		return
+		return judged(statusOK, check, "AOF is on: sessions survive a restart")
 	}
 	save, found, err := d.configGet("save")
 	switch {
 	case err == nil && found && strings.TrimSpace(save) != "":
 		if s := d.info["rdb_last_bgsave_status"]; s != "" && s != "ok" {
-			d.add(statusWarn, check, "RDB snapshots are on (save %q), but the last one failed (rdb_last_bgsave_status:%s): check the disk and the server's log", save, s)
-			return
+			return judged(statusWarn, check, "RDB snapshots are on (save %q), but the last one failed (rdb_last_bgsave_status:%s): check the disk and the server's log", save, s)
 		}
-		d.add(statusOK, check, "RDB snapshots are on (save %q)%s: a restart loses at most the sessions written since the last one", save, d.lastSave())
+		return judged(statusOK, check, "RDB snapshots are on (save %q)%s: a restart loses at most the sessions written since the last one", save, d.lastSave())
 	case err == nil:
-		d.add(statusWarn, check, "neither AOF nor RDB snapshots are on: a restart loses every session and logs everyone out. Run: redis-cli CONFIG SET appendonly yes (or CONFIG SET save \"3600 1 300 100 60 10000\"), and put it in redis.conf")
+		return judged(statusWarn, check, "neither AOF nor RDB snapshots are on: a restart loses every session and logs everyone out. Run: redis-cli CONFIG SET appendonly yes (or CONFIG SET save \"3600 1 300 100 60 10000\"), and put it in redis.conf")
 	default:
 		if n, _ := strconv.Atoi(d.info["rdb_saves"]); n > 0 {
-			d.add(statusOK, check, "AOF is off and the save configuration could not be read (%s), but the server has taken %d RDB snapshots since it started%s", why(err), n, d.lastSave())
-			return
+			return judged(statusOK, check, "AOF is off and the save configuration could not be read (%s), but the server has taken %d RDB snapshots since it started%s", why(err), n, d.lastSave())
 		}
-		d.add(statusWarn, check, "AOF is off and the save configuration could not be read (%s): make sure RDB snapshots or AOF are on, or a restart logs everyone out", why(err))
+		return judged(statusWarn, check, "AOF is off and the save configuration could not be read (%s): make sure RDB snapshots or AOF are on, or a restart logs everyone out", why(err))
 	}
 }
 
 // lastSave describes when the last RDB snapshot was taken.
-func (d *doctor) lastSave() string {
+func (d *facts) lastSave() string {
 	sec, err := strconv.ParseInt(d.info["rdb_last_save_time"], 10, 64)
 	if err != nil || sec <= 0 {
 		return ""
@@ -529,15 +516,14 @@ func (d *doctor) lastSave() string {
 	return fmt.Sprintf(", the last %v ago", ago)
 }
 
-func (d *doctor) checkDatabase() {
+func checkDatabase(d *facts) finding {
 	const check = "database"
 	if d.dbsizeErr != nil || d.scanErr != nil {
 		err := d.dbsizeErr
 		if err == nil {
 			err = d.scanErr
 		}
-		d.add(statusWarn, check, "could not count the keys (%s)", why(err))
-		return
+		return judged(statusWarn, check, "could not count the keys (%s)", why(err))
 	}
 	others := int(d.dbsize) - d.underPrefix
 	// DBSIZE and SCAN are not one snapshot: allow for the keys written and
@@ -546,63 +532,59 @@ func (d *doctor) checkDatabase() {
 	stale, _ := strconv.ParseFloat(d.info["expired_stale_perc"], 64)
 	slack := int(d.churn) + int(math.Ceil(float64(d.dbsize)*stale/100))
 	if others <= slack {
-		d.add(statusOK, check, "%d keys, all under %s: the database is the sessions' own", d.dbsize, strconv.Quote(d.prefix))
-		return
+		return judged(statusOK, check, "%d keys, all under %s: the database is the sessions' own", d.dbsize, strconv.Quote(d.prefix))
 	}
-	d.add(statusWarn, check, "%d of the %d keys %s not under %s: other applications share the database, so their FLUSHDB or an allkeys eviction takes the sessions with it, and every sweep and stats SCANs their keys too. Give the sessions a database (redis://host/1) or a server of their own",
+	return judged(statusWarn, check, "%d of the %d keys %s not under %s: other applications share the database, so their FLUSHDB or an allkeys eviction takes the sessions with it, and every sweep and stats SCANs their keys too. Give the sessions a database (redis://host/1) or a server of their own",
 		others, d.dbsize, isAre(others), strconv.Quote(d.prefix))
 }
 
-func (d *doctor) checkPrefix() {
+func checkPrefix(d *facts) finding {
 	const check = "key prefix"
 	if d.scanErr != nil {
-		d.add(statusWarn, check, "could not list the keys under %s (%s)", strconv.Quote(d.prefix), why(d.scanErr))
-		return
+		return judged(statusWarn, check, "could not list the keys under %s (%s)", strconv.Quote(d.prefix), why(d.scanErr))
 	}
 	layout := "buckets"
-	if d.mode == redistore.StringMode {
+	if d.keyType != "hash" {
 		layout = "sessions"
 	}
 	if d.statsErr != nil && d.misnamed == 0 {
-		d.add(statusWarn, check, "%d keys under %s, all named like %s; could not check their types (%s)", d.underPrefix, strconv.Quote(d.prefix), layout, why(d.statsErr))
-		return
+		return judged(statusWarn, check, "%d keys under %s, all named like %s; could not check their types (%s)", d.underPrefix, strconv.Quote(d.prefix), layout, why(d.statsErr))
 	}
 	otherTypes := d.stats.OtherKeys
 	if d.statsErr != nil {
 		otherTypes = d.misnamedOther
 	}
 	if otherTypes == 0 && d.misnamedSame == 0 {
-		d.add(statusOK, check, "%d keys under %s, all %s of a %s-mode store", d.underPrefix, strconv.Quote(d.prefix), layout, d.mode)
-		return
+		return judged(statusOK, check, "%d keys under %s, all %s of a %s-mode store", d.underPrefix, strconv.Quote(d.prefix), layout, d.mode)
 	}
 	var parts []string
 	if n := otherTypes; n > 0 {
-		part := fmt.Sprintf("%d %s not of type %s", n, isAre(n), d.layoutType())
+		part := fmt.Sprintf("%d %s not of type %s", n, isAre(n), d.keyType)
 		if d.exampleOther != "" {
 			part += " (e.g. " + quoteShort(d.exampleOther) + ")"
 		}
 		parts = append(parts, part)
 	}
 	if n := d.misnamedSame; n > 0 {
-		noun := d.layoutType()
+		noun := d.keyType
 		if n != 1 {
 			noun += map[string]string{"hash": "es", "string": "s"}[noun]
 		}
 		parts = append(parts, fmt.Sprintf("%d %s not named like its %s (e.g. %s)", n, noun, layout, quoteShort(d.exampleSame)))
 	}
 	risk := "the store and the other writer can break each other's keys (a session saved where another type sits fails with WRONGTYPE)"
-	if d.mode == redistore.HashMode && d.misnamedSame > 0 {
+	if d.keyType == "hash" && d.misnamedSame > 0 {
 		risk = "sweep deletes the fields of any hash there whose values look expired"
 	}
 	hint := ""
 	if d.stats.Keys == 0 && d.stats.OtherKeys > 0 {
 		other := "string"
-		if d.mode == redistore.StringMode {
+		if d.keyType != "hash" {
 			other = "hash"
 		}
 		hint = fmt.Sprintf(" (is the store in %s mode? try --mode %s)", other, other)
 	}
-	d.add(statusFail, check, "keys under %s that are not this %s-mode store's (with the default key generators): %s%s. KeyPrefix must be the sessions' alone: %s. Move those keys, or give the store a prefix of its own",
+	return judged(statusFail, check, "keys under %s that are not this %s-mode store's (with the default key generators): %s%s. KeyPrefix must be the sessions' alone: %s. Move those keys, or give the store a prefix of its own",
 		strconv.Quote(d.prefix), d.mode, strings.Join(parts, ", "), hint, risk)
 }
 

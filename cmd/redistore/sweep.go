@@ -48,11 +48,10 @@ func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 			if *sample > 0 {
 				cfg.SweepBuckets = redistore.SampleBuckets(*sample)
 			}
-			if show && cfg.Mode == redistore.HashMode {
-				bar = &progressBar{w: e.stderr, start: time.Now(), total: *sample}
-				if *sample == 0 {
-					bar.count(ctx, cfg.Client, cfg.KeyPrefix)
-				}
+			if show {
+				// The bar counts the keys first, on a full sweep: only when
+				// the layout has buckets to sweep does Sweep call the source.
+				bar = &progressBar{w: e.stderr, start: time.Now(), total: *sample, countFirst: *sample == 0}
 				cfg.SweepBuckets = bar.wrap(cfg.SweepBuckets)
 			}
 		})
@@ -79,6 +78,9 @@ type progressBar struct {
 	start time.Time
 	last  time.Time // of the last redraw
 	drawn bool
+	// countFirst: count the keys under the prefix before the sweep starts
+	// (a full sweep, whose total is not known yet).
+	countFirst bool
 }
 
 // redrawEvery keeps the terminal from being flooded.
@@ -103,6 +105,9 @@ func (p *progressBar) count(ctx context.Context, client rueidis.Client, prefix s
 // batches.
 func (p *progressBar) wrap(src redistore.BucketSource) redistore.BucketSource {
 	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
+		if p.countFirst {
+			p.count(ctx, client, prefix)
+		}
 		return src(ctx, client, prefix, func(keys []string) error {
 			for i := range keys {
 				if err := yield(keys[i : i+1]); err != nil {
