@@ -119,7 +119,8 @@ func (is *installServers) cluster(t testing.TB) *redistest.Cluster {
 	return is.cl
 }
 
-// target is a Redis server a test runs against: miniredis, or the real one.
+// target is a Redis server a test runs against: miniredis, a real
+// redis-server, or a Redis Cluster (of one of the installations).
 type target struct {
 	name    string
 	client  rueidis.Client

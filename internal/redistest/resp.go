@@ -19,7 +19,12 @@ import (
 // the first of them. It is for test setup (CONFIG SET, DEBUG SLEEP) and
 // inspection, not for data.
 func Do(addr string, args ...string) (any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return DoWithin(addr, 5*time.Second, args...)
+}
+
+// DoWithin is Do, giving up after timeout.
+func DoWithin(addr string, timeout time.Duration, args ...string) (any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
