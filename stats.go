@@ -318,7 +318,7 @@ func (st Stats) String() string {
 		if st.BytesPerSession > 0 {
 			out += fmt.Sprintf("; %.0f B of Redis memory per session", st.BytesPerSession)
 		}
-		if st.Mode == HashMode {
+		if len(st.PerBucket) > 0 { // buckets keep expired sessions a while
 			out += fmt.Sprintf("; %.1f%% expired, awaiting removal", 100*st.Expired)
 		}
 		out += "\n"
