@@ -133,11 +133,11 @@ func TestRedisFailures(t *testing.T) {
 			slept := make(chan error, 1)
 			go func() { _, err := redistest.Do(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
 			// DEBUG SLEEP must reach the server first: wait until a PING goes
-		// unanswered.
-		waitFor(t, time.Second, "DEBUG SLEEP to block the server", func() bool {
-			_, err := redistest.DoWithin(srv.Addr, 50*time.Millisecond, "PING")
-			return err != nil
-		})
+			// unanswered.
+			waitFor(t, time.Second, "DEBUG SLEEP to block the server", func() bool {
+				_, err := redistest.DoWithin(srv.Addr, 50*time.Millisecond, "PING")
+				return err != nil
+			})
 			getErr, saveErr, took := request(s, b)
 			if !errors.Is(getErr, ErrUnavailable) || !errors.Is(saveErr, ErrUnavailable) {
 				t.Fatalf("errors %v / %v, want ErrUnavailable", getErr, saveErr)
