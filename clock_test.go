@@ -83,7 +83,7 @@ func TestServerClockDistrustsSlowReplies(t *testing.T) {
 }
 
 // TestReadsAskForTimeOnlyWhenTheEstimateIsOld checks on the real server that
-// a HashMode read is a lone HMGET (the session and the bucket marker) while the store knows the server's clock from
+// a HashMode read is a lone HGET while the store knows the server's clock from
 // a recent reply, and carries a TIME when it does not.
 func TestReadsAskForTimeOnlyWhenTheEstimateIsOld(t *testing.T) {
 	t.Parallel()
@@ -103,12 +103,12 @@ func TestReadsAskForTimeOnlyWhenTheEstimateIsOld(t *testing.T) {
 		}
 		commands()
 		b.get(t, s, "sid")
-		equal(t, "commands of a read with a fresh estimate", commands(), "HMGET")
+		equal(t, "commands of a read with a fresh estimate", commands(), "HGET")
 
 		ageClock(s.clock, s.clock.refresh)
 		b.get(t, s, "sid")
 		got := commands()
-		if !strings.Contains(got, "TIME") || !strings.Contains(got, "HMGET") {
+		if !strings.Contains(got, "TIME") || !strings.Contains(got, "HGET") {
 			t.Fatalf("commands of a read with an old estimate: %s", got)
 		}
 	})

@@ -116,7 +116,20 @@ var (
 	// ErrUnknownFormat: a value in Redis was written by a newer release or by
 	// an application Serializer this store is not configured with.
 	ErrUnknownFormat = errors.New("redistore: stored session has an unknown format")
+	// ErrEnded: Save of a session loaded from Redis found it gone: logged
+	// out, given a new ID or revoked by another request, or expired, while
+	// this request held it. Save wrote nothing and set no cookie; the
+	// session is not brought back.
+	ErrEnded = errors.New("redistore: the session ended while the request held it")
+	// ErrConflict: Save of a loaded session found it changed by other
+	// requests so many times in a row (MaxMergeAttempts) that it could not
+	// merge its own changes in; it wrote nothing.
+	ErrConflict = errors.New("redistore: the session kept changing under concurrent requests")
 )
+
+// MaxMergeAttempts bounds how many times Save merges its changes into a
+// session that other requests changed meanwhile, before ErrConflict.
+const MaxMergeAttempts = 8
 
 // redisError classifies a failed Redis call: a key of the wrong type is
 // data that is not a session (ErrCorrupt); anything else means Redis could

@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -37,16 +36,10 @@ type hashLayout struct {
 	// noClean turns the cleaning off, for the benchmark that measures it.
 	noClean bool
 	clock   *serverClock
-	// plain is -1 once the server refused the plain write (PEXPIREAT NX
-	// and GT need Redis 7.0): every write then goes through the script.
-	plain atomic.Int32
-	// hsetex is -1 once the server refused HSETEX (Redis 8.0): plain
-	// writes with field TTLs then send HSET and HEXPIRE (Redis 7.4).
-	hsetex atomic.Int32
 }
 
-// reserve: the expiry goes in front of the envelope; the plain write sends
-// it from here, the script computes its own.
+// reserve: the expiry goes in front of the envelope; the scripts compute
+// it on the server.
 func (b *hashLayout) reserve() int { return expiryLen }
 
 func (b *hashLayout) mode() Mode      { return HashMode }
@@ -329,37 +322,61 @@ end
 
 var luaPutCode = strings.NewReplacer("CLEAN_LIMIT", strconv.Itoa(cleanLimit), "CLEAN_CHUNK", strconv.Itoa(cleanChunk)).Replace(luaPut)
 
+// luaGet is the check before a conditional write or a renewal, inlined:
+// with the locals key, field, now and op, it reads the session and returns
+// {0} when it is gone or expired (the session ended), and for op 'c' {2,
+// ..., stored value} when it is not the expected ARGV value, at index
+// EXPECT. It leaves v holding the stored value.
+const luaGet = `
+local v
+if op ~= 'w' then
+	if field == '' then v = redis.call('GET', key) else v = redis.call('HGET', key, field) end
+	if not v then return {0, 0, time[1], time[2]} end
+	if field ~= '' then
+		if #v < 4 then return {0, 0, time[1], time[2]} end
+		local a, b, c, d = string.byte(v, 1, 4)
+		if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0, time[1], time[2]} end
+	end
+	if op == 'c' and v ~= ARGV[EXPECT] then return {2, 0, time[1], time[2], v} end
+end
+`
+
 // writeScript stores or renews a session; one script, so that the first
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
-// seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5] the
-// envelope. Without ARGV[5] it renews the expiry of a live session and
-// leaves a missing or expired one alone: a renewal never resurrects a
-// session. It returns {written (0 or 1), used (see luaPut)}.
+// seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5]
+// the operation, ARGV[6] the envelope, ARGV[7] the expected stored value.
+// The operations: 'w' writes (a new session); 'c' writes only if the stored
+// value is still ARGV[7] (a loaded session: else it answers what is there
+// now, so that the caller can merge); 't' renews the expiry of the stored
+// session, keeping its value. Neither 'c' nor 't' brings back a session
+// that is gone or expired. It returns {status, used (see luaPut), server
+// seconds, microseconds[, stored value]}: status 1 written, 0 ended, 2
+// changed since it was loaded.
 var writeScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local native, doclean = ARGV[3] == '1', ARGV[4] == '1'
-local body = ARGV[5]
-if not body then
-	local v = redis.call('HGET', key, field)
-	if not v or #v < 4 then return {0, 0, time[1], time[2]} end
-	local a, b, c, d = string.byte(v, 1, 4)
-	if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0, time[1], time[2]} end
-	body = string.sub(v, 5)
-end
+local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
+local body = ARGV[6]
+` + strings.Replace(luaGet, "EXPECT", "7", 1) + `
+if op == 't' then body = string.sub(v, 5) end
 ` + luaPutCode + `
 return {1, used, time[1], time[2]}
 `)
 
 // replaceHashScript moves a session to a new ID. KEYS[1] old bucket (or,
 // with an empty old field, the boj/redistore key), KEYS[2] new bucket;
-// ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds,
-// ARGV[4] field TTL flag, ARGV[5] clean flag, ARGV[6] envelope.
+// ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds, ARGV[4]
+// field TTL flag, ARGV[5] clean flag, ARGV[6] envelope, ARGV[7] 'c' to move
+// only if the old session's stored value is still ARGV[8], else 'w'. It
+// answers as writeScript.
 var replaceHashScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
-local key, field, ttl = KEYS[2], ARGV[2], tonumber(ARGV[3])
+local key, field, op = KEYS[1], ARGV[1], ARGV[7]
+` + strings.Replace(luaGet, "EXPECT", "8", 1) + `
+key, field = KEYS[2], ARGV[2]
+local ttl = tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
 local body = ARGV[6]
 ` + luaPutCode + `
@@ -390,8 +407,10 @@ func (b *hashLayout) flags() (native, clean string) {
 	return native, clean
 }
 
-// exec runs a write script and checks its reply, learning from it whether
-// the server has field TTLs and what its clock says.
+// exec runs a write script and reads its answer, learning from it whether
+// the server has field TTLs and what its clock says. A session that ended
+// is ErrEnded; one that changed since it was loaded is a *conflict with the
+// value stored now.
 func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
 	sent := b.clock.local()
 	v, err := script.Exec(ctx, b.c, keys, args).ToArray()
@@ -399,7 +418,7 @@ func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args [
 	if err != nil {
 		return err
 	}
-	if len(v) != 4 {
+	if len(v) < 4 {
 		return fmt.Errorf("write script returned %d values", len(v))
 	}
 	switch used, _ := v[1].AsInt64(); used {
@@ -410,151 +429,75 @@ func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args [
 	}
 	sec, err1 := v[2].AsInt64()
 	usec, err2 := v[3].AsInt64()
+	now := time.Unix(sec, usec*1000)
 	if err1 == nil && err2 == nil {
-		b.clock.observe(time.Unix(sec, usec*1000), sent, received)
+		b.clock.observe(now, sent, received)
+	}
+	switch status, _ := v[0].AsInt64(); status {
+	case 0:
+		return ErrEnded
+	case 2:
+		if len(v) == 5 {
+			if cur, err := v[4].ToString(); err == nil && len(cur) >= expiryLen {
+				return &conflict{current: hashStored(cur, now)}
+			}
+		}
+		return fmt.Errorf("write script answered a conflict without the stored value")
 	}
 	return nil
 }
 
-// save writes a session. When the store knows the server's clock and the
-// bucket needs no cleaning (its marker, read with the session, lies in the
-// future; or Redis expires fields itself), the write is plain commands in one
-// MULTI/EXEC, several times cheaper for Redis than the script; otherwise, and
-// for new sessions, the script writes and cleans. A write that would put
-// this session's expiry below where it was goes through the script too, in
-// a bucket with a marker: the marker may have to come down with it, which
-// only the script can do atomically.
+// hashStored describes a stored HashMode value read at the server time now.
+func hashStored(v string, now time.Time) stored {
+	exp := expiryOf(v)
+	return stored{raw: v, envelope: v[expiryLen:], found: true, expiry: exp.Unix(), left: exp.Sub(now)}
+}
+
+// save writes a session: a new one unconditionally, a loaded one (prev)
+// only if what is stored is still what was loaded.
 func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
-	if now, ok := b.clock.now(); ok && b.plain.Load() >= 0 && prev.found {
-		native := b.fieldTTL != FieldTTLOff && b.native.Load() == 1
-		exp := now.Unix() + ttl
-		lowers := prev.due >= 0 && exp < prev.expiry
-		if !lowers && (native || (prev.due > now.Unix() && !b.noClean)) {
-			hsetex := native && b.hsetex.Load() >= 0
-			err := b.plainWrite(ctx, loc, value, exp, ttl, native, hsetex)
-			if err == nil || !isSyntaxError(err) {
-				return err
-			}
-			if hsetex {
-				b.hsetex.Store(-1) // Redis 7.4: HSET and HEXPIRE
-				if err = b.plainWrite(ctx, loc, value, exp, ttl, native, false); err == nil || !isSyntaxError(err) {
-					return err
-				}
-			}
-			b.plain.Store(-1) // an old server: use the script from now on
-		}
-	}
 	native, clean := b.flags()
-	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:])})
-}
-
-// slack is how much longer than its sessions a bucket's TTL is made to last:
-// a sixteenth of their lifetime, at most an hour, so that the script, which
-// extends the TTL only when it falls short, seldom has to.
-func slack(ttl int64) int64 { return min((ttl+1)/16, 3600) }
-
-// plainWrite is the MULTI/EXEC form of luaPut for a session that was just
-// read from a bucket that needs no cleaning, with the expiry exp computed
-// from the store's estimate of the server's clock. The bucket's deadline is
-// set in absolute time from the same exp, so that it is at least one
-// second past the session's expiry whatever the estimate's error: PEXPIREAT
-// NX for a bucket that has no TTL (deleted meanwhile, and created again by
-// the HSET), GT to push it out. With native, the field gets its TTL too, a
-// second past the expiry as the script gives it (exp is at most
-// maxClockUncertainty ahead of the server's clock, so the field still
-// outlives it): in the same command with hsetex (HSETEX, Redis 8.0), else
-// with HEXPIRE (7.4). Then the bucket needs no TTL of its own: Redis removes
-// it with its last field. So a native write leaves out the NX, and a bucket
-// it creates has none; GT still pushes out a TTL that another write set (a
-// FieldTTLOff application server's, in a mixed fleet).
-func (b *hashLayout) plainWrite(ctx context.Context, loc location, value []byte, exp, ttl int64, native, hsetex bool) error {
-	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
-	until := (exp + 1 + slack(ttl)) * 1000
-	cmds := make(rueidis.Commands, 0, 6)
-	cmds = append(cmds, b.c.B().Multi().Build())
-	switch {
-	case hsetex:
-		cmds = append(cmds, b.c.B().Hsetex().Key(loc.key).Ex(ttl+1).Fields().Numfields(1).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
-	case native:
-		cmds = append(cmds,
-			b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build(),
-			b.c.B().Hexpire().Key(loc.key).Seconds(ttl+1).Fields().Numfields(1).Field(loc.field).Build())
-	default:
-		cmds = append(cmds, b.c.B().Hset().Key(loc.key).FieldValue().FieldValue(loc.field, bytesToString(value)).Build())
+	op, expect := "w", ""
+	if prev.found {
+		op, expect = "c", prev.raw
 	}
-	if !native {
-		cmds = append(cmds, b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Nx().Build())
-	}
-	cmds = append(cmds,
-		b.c.B().Pexpireat().Key(loc.key).MillisecondsTimestamp(until).Gt().Build(),
-		b.c.B().Exec().Build())
-	for _, r := range b.c.DoMulti(ctx, cmds...) {
-		if err := r.Error(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// isSyntaxError reports a reply saying the server does not know a command
-// or an option (an older Redis), as opposed to a failure to run it.
-func isSyntaxError(err error) bool {
-	re, ok := rueidis.IsRedisErr(err)
-	if !ok {
-		return false
-	}
-	msg := strings.TrimPrefix(re.Error(), "ERR ")
-	for _, p := range []string{"EXECABORT", "unknown command", "Unsupported option", "syntax error", "wrong number of arguments"} {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
+	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, op, bytesToString(value[expiryLen:]), expect})
 }
 
 func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	native, clean := b.flags()
-	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean})
+	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t"})
 }
 
-func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
+func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
-		return replaceInSteps(ctx, b, old, loc, value, ttl)
+		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
 	native, clean := b.flags()
+	op := "w"
+	if prevOld.found {
+		op = "c"
+	}
 	return b.exec(ctx, replaceHashScript, []string{old.key, loc.key},
-		[]string{old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:])})
+		[]string{old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:]), op, prevOld.raw})
 }
 
 func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
-	res, now := readWithClock(ctx, b.c, b.clock, b.c.B().Hmget().Key(loc.key).Field(loc.field, "").Build())
-	reply, err := res.ToArray()
+	res, now := readWithClock(ctx, b.c, b.clock, b.c.B().Hget().Key(loc.key).Field(loc.field).Build())
+	v, err := res.ToString()
 	if err != nil {
-		return stored{}, err
-	}
-	if len(reply) != 2 {
-		return stored{}, fmt.Errorf("HMGET returned %d values", len(reply))
-	}
-	st := stored{due: -1}
-	if m, err := reply[1].ToString(); err == nil && len(m) >= expiryLen {
-		st.due = expiryOf(m).Unix() // 0 while a chunked cleaning pass runs
-	}
-	v, err := reply[0].ToString()
-	if err != nil {
-		if reply[0].IsNil() {
-			return st, nil
+		if rueidis.IsRedisNil(err) {
+			return stored{}, nil
 		}
 		return stored{}, err
 	}
 	if len(v) < expiryLen {
 		return stored{}, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
 	}
-	exp := expiryOf(v)
-	st.expiry, st.left = exp.Unix(), exp.Sub(now)
+	st := hashStored(v, now)
 	if st.left <= 0 {
-		return st, nil
+		return stored{}, nil
 	}
-	st.envelope, st.found = v[expiryLen:], true
 	return st, nil
 }
 
@@ -578,6 +521,27 @@ if redis.call('HLEN', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], '') == 1 
 	redis.call('DEL', KEYS[1])
 end
 `
+
+// removeIfScript deletes a session if its stored value is still ARGV[2]:
+// KEYS[1] bucket (or a key of its own with an empty field), ARGV[1] field.
+// It answers as writeScript.
+var removeIfScript = rueidis.NewLuaScript(`
+local time = redis.call('TIME')
+local now = tonumber(time[1])
+local key, field, op = KEYS[1], ARGV[1], 'c'
+` + strings.Replace(luaGet, "EXPECT", "2", 1) + `
+if field == '' then
+	redis.call('DEL', KEYS[1])
+else
+	redis.call('HDEL', KEYS[1], field)
+	` + luaDropEmpty + `
+end
+return {1, 0, time[1], time[2]}
+`)
+
+func (b *hashLayout) removeIf(ctx context.Context, loc location, prev stored) error {
+	return b.exec(ctx, removeIfScript, []string{loc.key}, []string{loc.field, prev.raw})
+}
 
 func (b *hashLayout) remove(ctx context.Context, loc location) error {
 	return removeScript.Exec(ctx, b.c, []string{loc.key}, []string{loc.field}).Error()

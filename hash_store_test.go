@@ -355,104 +355,28 @@ func writeCommands(t *testing.T, cc *countingClient, s *Store, b *browser, chang
 	return strings.Join(names, ",")
 }
 
-func TestHashModeWritesPlainlyWhenNoCleaningIsDue(t *testing.T) {
+// TestAWriteIsOneCommand: a loaded session's write, conditional on the
+// session being as loaded, is one script, with field TTLs or without, and a
+// read is one HGET.
+func TestAWriteIsOneCommand(t *testing.T) {
 	t.Parallel()
 	forEachReal(t, func(t *testing.T, tg *target) {
-		cc := &countingClient{Client: tg.client}
-		s := newStore(t, tg, Config{Client: cc, FieldTTL: FieldTTLOff})
-		b := newBrowser()
-		sess, r := b.get(t, s, "sid")
-		sess.Values["n"] = 0
-		b.save(t, s, r, sess) // a new session: the script, which sets the marker
-
-		for i := 1; i <= 3; i++ {
-			equal(t, "an existing session's write", writeCommands(t, cc, s, b, i), "EXEC,HSET,MULTI,PEXPIREAT")
-		}
-		loc, _ := s.locate(sess.ID)
-		checkBucket(t, tg, loc.key)
-
-		// A marker in the past: the write must clean, so it is the script.
-		tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x01")
-		got := writeCommands(t, cc, s, b, 4)
-		if !strings.Contains(got, "EVALSHA") {
-			t.Fatalf("a write into a bucket due for cleaning sent %s", got)
-		}
-		checkBucket(t, tg, loc.key)
-	})
-}
-
-// TestHashModeWritesPlainlyWithFieldTTLs: where the server has field TTLs,
-// a loaded session's write is one MULTI/EXEC that sets the field, its TTL
-// and the bucket's deadline: HSETEX on Redis 8.0, HSET and HEXPIRE on 7.4
-// (stood for here by an 8.0 with HSETEX renamed away).
-func TestHashModeWritesPlainlyWithFieldTTLs(t *testing.T) {
-	t.Parallel()
-	forEachInstall(t, func(t *testing.T, in redistest.Install) {
-		if !in.AtLeast(8, 0) {
-			t.Skipf("redis-server %s has no HSETEX (8.0+)", in.Version)
-		}
-		for _, tt := range []struct {
-			name, want string
-			args       []string
-		}{
-			{"HSETEX", "EXEC,HSETEX,MULTI,PEXPIREAT", nil},
-			{"without HSETEX, HSET and HEXPIRE", "EXEC,HEXPIRE,HSET,MULTI,PEXPIREAT", []string{"--rename-command", "HSETEX", ""}},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				t.Parallel()
-				srv := in.StartT(t, tt.args...)
-				c, err := NewClient("redis://" + srv.Addr)
-				noErr(t, err)
-				t.Cleanup(c.Close)
-				tg := &target{client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
-				cc := &countingClient{Client: c}
-				s := newStore(t, tg, Config{Client: cc, FieldTTL: FieldTTLOn})
-				s.Options.MaxAge = 600
+		for _, ft := range []FieldTTL{FieldTTLOff, FieldTTLAuto} {
+			t.Run(ft.String(), func(t *testing.T) {
+				tg := &target{client: tg.client, install: tg.install, prefix: randomPrefix()}
+				cc := &countingClient{Client: tg.client}
+				s := newStore(t, tg, Config{Client: cc, FieldTTL: ft})
 				b := newBrowser()
 				sess, r := b.get(t, s, "sid")
 				sess.Values["n"] = 0
-				b.save(t, s, r, sess)         // a new session: the script
-				writeCommands(t, cc, s, b, 1) // learns what the server lacks, if anything
-				for i := 2; i <= 4; i++ {
-					equal(t, "an existing session's write", writeCommands(t, cc, s, b, i), tt.want)
+				b.save(t, s, r, sess)
+				for i := 1; i <= 3; i++ {
+					equal(t, "a loaded session's write", writeCommands(t, cc, s, b, i), "EVALSHA")
 				}
 				loc, _ := s.locate(sess.ID)
-				ttl, err := tg.do(t, "HTTL", loc.key, "FIELDS", "1", loc.field).AsIntSlice()
-				noErr(t, err)
-				if len(ttl) != 1 || ttl[0] < 600 || ttl[0] > 601 {
-					t.Fatalf("HTTL %v, want 601", ttl)
-				}
 				checkBucket(t, tg, loc.key)
-				got, _ := b.get(t, s, "sid")
-				equal(t, "n", got.Values["n"], any(4))
 			})
 		}
-	})
-}
-
-func TestHashModeWritesOnAServerWithoutExpireOptions(t *testing.T) {
-	t.Parallel()
-	// PEXPIREAT renamed away stands for a server that refuses its NX and
-	// GT options (before Redis 7.0): writes fall back to the script, once
-	// and for all.
-	forEachInstall(t, func(t *testing.T, in redistest.Install) {
-		srv := in.StartT(t, "--rename-command", "PEXPIREAT", "")
-		c, err := NewClient("redis://" + srv.Addr)
-		noErr(t, err)
-		defer c.Close()
-		tg := &target{client: c, addr: srv.Addr, prefix: randomPrefix()}
-		cc := &countingClient{Client: c}
-		s := newStore(t, tg, Config{Client: cc})
-		b := newBrowser()
-		sess, r := b.get(t, s, "sid")
-		sess.Values["n"] = 0
-		b.save(t, s, r, sess)
-		for i := 1; i <= 3; i++ {
-			writeCommands(t, cc, s, b, i)
-			got, _ := b.get(t, s, "sid")
-			equal(t, "n", got.Values["n"], any(i))
-		}
-		equal(t, "plain writes given up", hashLayoutOf(s).plain.Load(), int32(-1))
 	})
 }
 
@@ -470,7 +394,16 @@ type bucketState struct {
 func readBucket(t testing.TB, tg *target, key string) bucketState {
 	t.Helper()
 	st := bucketState{now: tg.now(), marker: -1, earliest: -1, latest: -1}
-	all, err := tg.do(t, "HGETALL", key).AsStrMap()
+	// One MULTI, so that the bucket cannot expire between the two reads.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := tg.client
+	res := c.DoMulti(ctx, c.B().Multi().Build(), c.B().Hgetall().Key(key).Build(), c.B().Pexpiretime().Key(key).Build(), c.B().Exec().Build())
+	replies, err := res[3].ToArray()
+	noErr(t, err)
+	all, err := replies[0].AsStrMap()
+	noErr(t, err)
+	ms, err := replies[1].AsInt64()
 	noErr(t, err)
 	for f, v := range all {
 		if len(v) < expiryLen {
@@ -487,7 +420,6 @@ func readBucket(t testing.TB, tg *target, key string) bucketState {
 		}
 		st.latest = max(st.latest, e)
 	}
-	ms := tg.do(t, "PEXPIRETIME", key).IntMust(t)
 	switch {
 	case ms == -2 && st.sessions == 0:
 	case ms == -1 && allFieldTTLs(t, tg, key, all):
@@ -611,7 +543,7 @@ func frequentChanges(t *testing.T, tg *target, ft FieldTTL) {
 // TestPlainWriteNeverRaisesTheMarker: a session loaded while the marker was
 // high, saved after a shorter-lived session came into the bucket, must not
 // put the marker back above that session's expiry.
-func TestPlainWriteNeverRaisesTheMarker(t *testing.T) {
+func TestWritesNeverRaiseTheMarker(t *testing.T) {
 	t.Parallel()
 	miniAndReal(t, func(t *testing.T, tg *target) {
 		{

@@ -3,6 +3,7 @@ package redistore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -32,18 +33,25 @@ type layout interface {
 	// load returns what is stored at loc.
 	load(ctx context.Context, loc location) (stored, error)
 	// save stores a value for ttl (whole seconds, at least 1): the envelope
-	// behind reserve() bytes that the layout fills in. prev is what a load
-	// of the same session found, if anything.
+	// behind reserve() bytes that the layout fills in. A new session (prev
+	// not found) is written as it is; a loaded one only if what is stored
+	// is still prev: else save writes nothing and returns ErrEnded when the
+	// session is gone or expired, or a *conflict holding what is stored now.
 	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error
-	// touch extends a stored session to ttl from now, if it still exists.
+	// touch extends a stored session to ttl from now, keeping its value; a
+	// session that is gone or expired stays so, and touch returns ErrEnded.
 	touch(ctx context.Context, loc location, ttl int64) error
 	// remove deletes a session; a location with an empty field in HashMode
 	// names a key of its own (a boj/redistore session being moved).
 	remove(ctx context.Context, loc location) error
+	// removeIf deletes the session at loc if what is stored there is still
+	// prev, answering as save does.
+	removeIf(ctx context.Context, loc location, prev stored) error
 	// replace stores value at loc and deletes the session at old, in one
 	// atomic step where both live on one server (in Redis Cluster they are
-	// on different nodes: loc is written first, then old deleted).
-	replace(ctx context.Context, old, loc location, value []byte, ttl int64) error
+	// on different nodes: see replaceInSteps). With prevOld found, only if
+	// what is stored at old is still prevOld, answering as save does.
+	replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored) error
 	// reserve is how many bytes save and replace want before the envelope.
 	reserve() int
 
@@ -77,15 +85,18 @@ type location struct {
 
 // stored is what a load found.
 type stored struct {
-	envelope string        // the session's envelope
+	raw      string        // the stored value, as it is in Redis
+	envelope string        // the session's envelope, in raw
 	left     time.Duration // how long the server keeps it from now
 	found    bool          // false for a missing or expired session
-	// due is HashMode's cleaning marker of the bucket: a time at or before
-	// the earliest expiry in it (Unix seconds), or -1 when it has none.
-	due int64
-	// expiry is the session's stored expiry (Unix seconds).
-	expiry int64
+	expiry   int64         // the session's stored expiry (Unix seconds)
 }
+
+// conflict is what a conditional write of a loaded session returns when the
+// session changed since: current is what is stored now.
+type conflict struct{ current stored }
+
+func (c *conflict) Error() string { return "redistore: the session changed since it was loaded" }
 
 // peeked is what a layout's peek found.
 type peeked struct {
@@ -178,13 +189,26 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 	return time.Unix(sec, usec*1000), nil
 }
 
-// replaceInSteps writes the new session before deleting the old one, so
-// that a failure in between leaves the user logged in rather than out.
-func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64) error {
+// replaceInSteps moves a session where old and loc live on different nodes
+// (Redis Cluster): it writes the new session first, so that a failure in
+// between leaves the user logged in rather than out, then deletes the old
+// one if it is still prevOld. When it is not (ended or changed), the new
+// session is deleted again, and the answer is removeIf's.
+func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64, prevOld stored) error {
 	if err := l.save(ctx, loc, value, ttl, stored{}); err != nil {
 		return err
 	}
-	return l.remove(ctx, old)
+	if !prevOld.found {
+		return l.remove(ctx, old)
+	}
+	err := l.removeIf(ctx, old, prevOld)
+	var c *conflict
+	if errors.Is(err, ErrEnded) || errors.As(err, &c) {
+		if undo := l.remove(ctx, loc); undo != nil {
+			return undo
+		}
+	}
+	return err
 }
 
 // itoa formats a script argument.

@@ -57,6 +57,7 @@ type sessionState struct {
 	cookie  string   // a cookie value for id from the current key pair
 
 	legacyKey string // the boj/redistore key the session was read from
+	legacyRaw string // and the value there, as read
 
 	// incompressible: the stored envelope says LZ4 did not help; Save does
 	// not try again at a similar size.
@@ -268,6 +269,11 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		return err
 	}
 
+	if session.ID == "" && st.id != "" {
+		// A cleared ID is a new ID: the old session goes, as with
+		// RegenerateID, rather than stay alive beside the new one.
+		session.ID, regenerate = st.id, true
+	}
 	old := s.leaving(st, session, regenerate)
 	if regenerate || session.ID == "" {
 		session.ID = newID()
@@ -300,11 +306,15 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 	loc := location{key: st.legacyKey} // a legacy session: its new ID was never stored
 	st.legacyKey = ""
 	if loc.key == "" {
-		if session.ID == "" {
+		id := session.ID
+		if id == "" {
+			id = st.id // cleared by the application: still this session
+		}
+		if id == "" {
 			return nil
 		}
 		var err error
-		if loc, err = s.locate(session.ID); err != nil {
+		if loc, err = s.locate(id); err != nil {
 			return err
 		}
 	}
@@ -353,9 +363,39 @@ func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sess
 
 // write stores the session if it changed, or renews its expiry if that is
 // due, using buf as scratch. With old set it always writes, and deletes the
-// session at old in the same step. written reports whether a command may have
-// referenced buf.
+// session at old in the same step. A session that was loaded is written
+// only if it is still as loaded; when another request changed it meanwhile,
+// write merges this request's changes into what is stored now and tries
+// again (see merge), up to MaxMergeAttempts times. written reports whether
+// a command may have referenced buf.
 func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte) (written bool, err error) {
+	ttl := int64(opts.MaxAge)
+	if ttl == 0 {
+		ttl = s.browserTTL
+	}
+	ttl = min(ttl, maxTTL)
+	for attempt := 1; ; attempt++ {
+		var c *conflict
+		w, err := s.writeOnce(ctx, st, session, loc, old, ttl, buf)
+		written = written || w
+		switch {
+		case errors.Is(err, ErrEnded):
+			return written, err
+		case !errors.As(err, &c):
+			return written, err
+		case attempt == MaxMergeAttempts:
+			return written, fmt.Errorf("%w: %d attempts to merge this request's changes failed", ErrConflict, attempt)
+		case st.legacyKey != "":
+			return written, fmt.Errorf("%w: the boj/redistore session changed while it was moved", ErrConflict)
+		}
+		if err := s.merge(st, session, c.current); err != nil {
+			return written, err
+		}
+	}
+}
+
+// writeOnce is one attempt of write.
+func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte) (written bool, err error) {
 	b, err := s.serializer.Encode((*buf)[:0], session.Values)
 	if err != nil {
 		if s.codec == codecCustom {
@@ -368,24 +408,8 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		return false, fmt.Errorf("%w: %d bytes serialized, MaxLength is %d", ErrTooLarge, len(b), s.maxLength)
 	}
 	payload := b[:len(b):len(b)]
-	ttl := int64(opts.MaxAge)
-	if ttl == 0 {
-		ttl = s.browserTTL
-	}
-	ttl = min(ttl, maxTTL)
-	full := time.Duration(ttl) * time.Second
-
 	if st.loaded.found && st.id == session.ID && st.codec == s.codec && st.payload == bytesToString(payload) {
-		behind := full - st.loaded.left
-		window := min(s.touchInterval, full/10)
-		if behind >= 0 && behind < window {
-			return false, nil
-		}
-		if err := s.layout.touch(ctx, loc, ttl); err != nil {
-			return false, redisError("renewing session", err)
-		}
-		st.loaded.left = full
-		return false, nil
+		return false, s.renew(ctx, st, loc, ttl)
 	}
 
 	// The value goes into the same buffer, after the payload: the bytes the
@@ -397,21 +421,47 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	b = appendEnvelope(b, payload, s.codec, s.minCompress, skipLZ4)
 	*buf = b
 	value := b[len(payload):]
+	var prev stored // the session as loaded, where it lived: written only if still so
+	switch {
+	case old != nil && st.legacyKey != "":
+		prev = stored{raw: st.legacyRaw, found: true}
+	case old != nil || st.id == session.ID && st.loc == loc:
+		prev = st.loaded
+	}
 	if old != nil {
-		err = s.layout.replace(ctx, *old, loc, value, ttl)
+		err = s.layout.replace(ctx, *old, loc, value, ttl, prev)
 	} else {
-		var prev stored
-		if st.id == session.ID && st.loc == loc {
-			prev = st.loaded
-		}
 		err = s.layout.save(ctx, loc, value, ttl, prev)
 	}
-	if err != nil {
+	var c *conflict
+	if err != nil && !errors.Is(err, ErrEnded) && !errors.As(err, &c) {
 		return true, redisError("saving session", err)
 	}
-	// buf goes back to the pool; a second Save in this request writes again.
-	st.loaded.found = false
-	return true, nil
+	if err == nil {
+		// buf goes back to the pool; a second Save in this request writes
+		// again, unconditionally.
+		st.loaded.found = false
+	}
+	return true, err
+}
+
+// renew renews the expiry of a session that did not change, if that is due
+// (see Config.TouchInterval).
+func (s *Store) renew(ctx context.Context, st *sessionState, loc location, ttl int64) error {
+	full := time.Duration(ttl) * time.Second
+	behind := full - st.loaded.left
+	window := min(s.touchInterval, full/10)
+	if behind >= 0 && behind < window {
+		return nil
+	}
+	if err := s.layout.touch(ctx, loc, ttl); err != nil {
+		if errors.Is(err, ErrEnded) {
+			return err
+		}
+		return redisError("renewing session", err)
+	}
+	st.loaded.left = full
+	return nil
 }
 
 // callContext bounds one Redis call.

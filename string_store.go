@@ -52,17 +52,21 @@ func (b *stringLayout) load(ctx context.Context, loc location) (stored, error) {
 	v, err := b.c.Do(ctx, b.c.B().Get().Key(loc.key).Build()).ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
-			return stored{due: -1}, nil
+			return stored{}, nil
 		}
 		return stored{}, err
 	}
 	if len(v) < expiryLen {
 		return stored{}, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
 	}
-	// Redis holds the key, so the session is alive, whatever a clock a
-	// second off says.
-	left := max(expiryOf(v).Sub(b.now()), 0)
-	return stored{envelope: v[expiryLen:], left: left, found: true, due: -1}, nil
+	return b.stored(v), nil
+}
+
+// stored describes a stored value. Redis holds the key, so the session is
+// alive, whatever a clock a second off says.
+func (b *stringLayout) stored(v string) stored {
+	exp := expiryOf(v)
+	return stored{raw: v, envelope: v[expiryLen:], left: max(exp.Sub(b.now()), 0), found: true, expiry: exp.Unix()}
 }
 
 // putExpiry writes the expiry of a session saved now for ttl seconds into
@@ -71,24 +75,71 @@ func (b *stringLayout) putExpiry(value []byte, ttl int64) {
 	binary.BigEndian.PutUint32(value[:expiryLen], uint32(b.now().Unix()+ttl))
 }
 
-func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, _ stored) error {
+// casStringScript is the conditional write of a loaded session and its
+// conditional delete: KEYS[1] key, ARGV[1] the expected value; ARGV[2]
+// TTL in seconds and ARGV[3] the new value, or no ARGV[2] to delete. It
+// returns {1} done, {0} gone, or {2, stored value}.
+var casStringScript = rueidis.NewLuaScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return {0} end
+if v ~= ARGV[1] then return {2, v} end
+if ARGV[2] then
+	redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+else
+	redis.call('DEL', KEYS[1])
+end
+return {1}
+`)
+
+// answer reads what casStringScript, touchStringScript and
+// replaceStringScript return.
+func (b *stringLayout) answer(res rueidis.RedisResult) error {
+	v, err := res.ToArray()
+	if err != nil {
+		return err
+	}
+	if len(v) == 0 {
+		return fmt.Errorf("script returned nothing")
+	}
+	switch status, _ := v[0].AsInt64(); status {
+	case 0:
+		return ErrEnded
+	case 2:
+		if len(v) == 2 {
+			if cur, err := v[1].ToString(); err == nil && len(cur) >= expiryLen {
+				return &conflict{current: b.stored(cur)}
+			}
+		}
+		return fmt.Errorf("script answered a conflict without the stored value")
+	}
+	return nil
+}
+
+func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
 	b.putExpiry(value, ttl)
-	return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
+	if !prev.found {
+		return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
+	}
+	return b.answer(casStringScript.Exec(ctx, b.c, []string{loc.key}, []string{prev.raw, itoa(ttl), bytesToString(value)}))
+}
+
+func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {
+	return b.answer(casStringScript.Exec(ctx, b.c, []string{loc.key}, []string{prev.raw}))
 }
 
 // touchStringScript renews a live session: KEYS[1] key, ARGV[1] TTL in
 // seconds, ARGV[2] the new 4-byte expiry. A missing key stays missing.
 var touchStringScript = rueidis.NewLuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 redis.call('SETRANGE', KEYS[1], 0, ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
+return {1}
 `)
 
 func (b *stringLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	var exp [expiryLen]byte
 	b.putExpiry(exp[:], ttl)
-	return touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(exp[:])}).Error()
+	return b.answer(touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(exp[:])}))
 }
 
 func (b *stringLayout) remove(ctx context.Context, loc location) error {
@@ -96,19 +147,29 @@ func (b *stringLayout) remove(ctx context.Context, loc location) error {
 }
 
 // replaceStringScript: KEYS[1] old key, KEYS[2] new key, ARGV[1] TTL in
-// seconds, ARGV[2] value.
+// seconds, ARGV[2] value, ARGV[3] the old key's expected value, or none to
+// move it whatever it holds. It answers as casStringScript.
 var replaceStringScript = rueidis.NewLuaScript(`
+if ARGV[3] then
+	local v = redis.call('GET', KEYS[1])
+	if not v then return {0} end
+	if v ~= ARGV[3] then return {2, v} end
+end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('DEL', KEYS[1])
-return 1
+return {1}
 `)
 
-func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64) error {
+func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
-		return replaceInSteps(ctx, b, old, loc, value, ttl)
+		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
 	b.putExpiry(value, ttl)
-	return replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, []string{itoa(ttl), bytesToString(value)}).Error()
+	args := []string{itoa(ttl), bytesToString(value)}
+	if prevOld.found {
+		args = append(args, prevOld.raw)
+	}
+	return b.answer(replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, args))
 }
 
 // peek: Redis's TTL, not the stored expiry, ends a StringMode session.

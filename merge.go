@@ -1,0 +1,46 @@
+package redistore
+
+import (
+	"reflect"
+
+	"github.com/gorilla/sessions"
+)
+
+// merge applies this request's changes to what another request stored
+// meanwhile (current), so that concurrent requests keep each other's
+// changes. The changes are what session.Values holds relative to what this
+// request loaded, key by key: a key set or changed here takes this
+// request's value, a key deleted here is deleted, and every other key keeps
+// the value stored now. session.Values becomes the merged values, and
+// current becomes what the next attempt expects to find.
+func (s *Store) merge(st *sessionState, session *sessions.Session, current stored) error {
+	loaded := map[any]any{}
+	if err := s.decode(st.codec, st.payload, loaded); err != nil {
+		return err
+	}
+	codec, payload, flags, err := openEnvelope(current.envelope, s.maxLength)
+	if err != nil {
+		return err
+	}
+	now := map[any]any{}
+	if err := s.decode(codec, payload, now); err != nil {
+		return err
+	}
+	for k, v := range session.Values {
+		if was, ok := loaded[k]; !ok || !reflect.DeepEqual(was, v) {
+			now[k] = v
+		}
+	}
+	for k := range loaded {
+		if _, ok := session.Values[k]; !ok {
+			delete(now, k)
+		}
+	}
+	clear(session.Values)
+	for k, v := range now {
+		session.Values[k] = v
+	}
+	st.payload, st.codec, st.incompressible = payload, codec, flags&flagIncompressible != 0
+	st.loaded = current
+	return nil
+}
