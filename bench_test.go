@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/rueidis"
@@ -103,26 +105,40 @@ func benchTarget(b *testing.B) *target {
 }
 
 // BenchmarkStore measures the store's own requests, one at a time and in
-// parallel: Get alone, Get + Save of a changed session, and Get + Save of an
-// unchanged one.
+// parallel, each goroutine with a 1 KB session of its own: Get alone, Get +
+// Save of a changed session, and Get + Save of an unchanged one.
+// server-µs/request is the redis-server's CPU time (INFO cpu) per request,
+// on the real server.
 func BenchmarkStore(b *testing.B) {
 	tg := benchTarget(b)
 	for _, mode := range []Mode{HashMode, StringMode} {
 		s := newStore(b, tg, Config{Mode: mode})
-		br := newBrowser()
-		sess, r := br.get(b, s, "sid")
-		for k, v := range sessionValues(1024) {
-			sess.Values[k] = v
+		var cookies sync.Map // goroutine's first cookie, so they do not share a session
+		cookieFor := func(slot *http.Cookie) *http.Cookie {
+			if slot != nil {
+				return slot
+			}
+			br := newBrowser()
+			sess, r := br.get(b, s, "sid")
+			for k, v := range sessionValues(1024) {
+				sess.Values[k] = v
+			}
+			br.save(b, s, r, sess)
+			c := br.cookies["sid"]
+			cookies.Store(c.Value, c)
+			return c
 		}
-		br.save(b, s, r, sess)
-		cookie := br.cookies["sid"]
-
 		run := func(name string, save, change bool) {
 			b.Run(mode.String()+"/"+name, func(b *testing.B) {
 				b.ReportAllocs()
+				cpu0 := 0.0
+				if tg.mini == nil {
+					cpu0 = serverCPU(b, tg)
+				}
 				b.RunParallel(func(pb *testing.PB) {
 					n := 0
 					w := httptest.NewRecorder()
+					cookie := cookieFor(nil)
 					for pb.Next() {
 						r := httptest.NewRequest("GET", "/", nil)
 						r.AddCookie(cookie)
@@ -143,6 +159,9 @@ func BenchmarkStore(b *testing.B) {
 						}
 					}
 				})
+				if tg.mini == nil {
+					b.ReportMetric((serverCPU(b, tg)-cpu0)*1e6/float64(b.N), "server-µs/request")
+				}
 			})
 		}
 		run("get", false, false)
