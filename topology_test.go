@@ -2,7 +2,9 @@ package redistore
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,6 +185,82 @@ func TestClusterFailoverLosesNoSession(t *testing.T) {
 	})
 }
 
+// TestClusterFailoverMergesSharedSession: requests sharing one session,
+// each incrementing its own key, keep merging through a CLUSTER FAILOVER
+// of the session's primary: every count ends at its last acknowledged
+// value (or one more, where the failover cut off a Save's reply).
+func TestClusterFailoverMergesSharedSession(t *testing.T) {
+	t.Parallel()
+	skipSlow(t)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		cl := in.StartClusterT(t, 3, 1)
+		addrs := cl.Addrs()
+		c, err := NewClient("redis://"+addrs[0], func(o *rueidis.ClientOption) { o.InitAddress = addrs })
+		noErr(t, err)
+		defer c.Close()
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, KeyPrefix: randomPrefix(), Timeout: 2 * time.Second})
+				noErr(t, err)
+				owner := newBrowser()
+				sess, r := owner.get(t, s, "sid")
+				sess.Values["start"] = true
+				owner.save(t, s, r, sess)
+				const workers = 8
+				acked := make([]atomic.Int64, workers)
+				var merged, failed atomic.Int64
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := 0; i < workers; i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						b := cookieJar(owner.cookies["sid"])
+						key := fmt.Sprint("w", i)
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							r := b.request()
+							sess, err := s.Get(r, "sid")
+							if err != nil || sess.IsNew {
+								failed.Add(1)
+								time.Sleep(5 * time.Millisecond)
+								continue
+							}
+							n, _ := sess.Values[key].(int)
+							sess.Values[key] = n + 1
+							if err := s.Save(r, httptest.NewRecorder(), sess); err != nil {
+								failed.Add(1)
+								continue
+							}
+							merged.Add(1)
+							acked[i].Store(int64(n + 1))
+						}
+					}()
+				}
+				time.Sleep(500 * time.Millisecond)
+				loc, _ := s.locate(sess.ID)
+				replica := replicaOf(t, cl, loc.key)
+				noErr(t, cl.Failover(replica))
+				time.Sleep(500 * time.Millisecond)
+				close(stop)
+				wg.Wait()
+				got, _ := owner.get(t, s, "sid")
+				for i := range acked {
+					n, _ := got.Values[fmt.Sprint("w", i)].(int)
+					if a := acked[i].Load(); int64(n) < a || int64(n) > a+1 {
+						t.Errorf("w%d is %d, its last acknowledged increment %d", i, n, a)
+					}
+				}
+				t.Logf("%d saves merged into one session across the failover, %d requests failed", merged.Load(), failed.Load())
+			})
+		}
+	})
+}
+
 // TestSentinelFailover kills the primary that three sentinels watch, under
 // load: saves fail until a sentinel promotes the replica and the client
 // follows, and then work again. Sentinels notice after
@@ -239,4 +317,24 @@ func skipSlow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a failover takes seconds of real time; run without -short")
 	}
+}
+
+// replicaOf returns a replica of the primary that serves key.
+func replicaOf(t *testing.T, cl *redistest.Cluster, key string) *redistest.Server {
+	t.Helper()
+	owner := ""
+	for _, p := range cl.Primaries() {
+		if _, err := redistest.Do(p.Addr, "EXISTS", key); err == nil {
+			owner = strconv.Itoa(p.Port)
+			break
+		}
+	}
+	for _, r := range cl.Replicas() {
+		info, err := redistest.Info(r.Addr, "replication")
+		if err == nil && info["master_port"] == owner {
+			return r
+		}
+	}
+	t.Fatalf("no replica of the primary serving %q", key)
+	return nil
 }
