@@ -260,9 +260,9 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		opts = s.Options
 	}
 	st := s.stateOf(r, session)
-	ctx, cancel := s.callContext(r.Context())
-	defer cancel()
 	if opts.MaxAge < 0 {
+		ctx, cancel := s.callContext(r.Context())
+		defer cancel()
 		err := s.logout(ctx, st, session)
 		// The cookie goes whatever happened: the user asked to be logged out.
 		http.SetCookie(w, sessions.NewCookie(name, "", opts))
@@ -286,7 +286,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		}
 	}
 	buf := getBuffer()
-	written, err := s.write(ctx, st, session, loc, old, opts, buf)
+	written, err := s.write(r.Context(), st, session, loc, old, opts, buf)
 	if err == nil || !written {
 		// After a failed write the client may still hold buf in its pipeline:
 		// leave it to the garbage collector.
@@ -376,7 +376,11 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 	ttl = min(ttl, maxTTL)
 	for attempt := 1; ; attempt++ {
 		var c *conflict
-		w, err := s.writeOnce(ctx, st, session, loc, old, ttl, buf)
+		// Each attempt has its own deadline: merges under contention are
+		// more calls, not slower ones.
+		actx, cancel := s.callContext(ctx)
+		w, err := s.writeOnce(actx, st, session, loc, old, ttl, buf)
+		cancel()
 		written = written || w
 		switch {
 		case errors.Is(err, ErrEnded):
