@@ -237,8 +237,12 @@ const (
 //     them in a bucket of up to cleanLimit, else one HSCAN chunk, resuming
 //     where the last write stopped; when a pass is complete the marker is
 //     the earliest expiry it saw;
-//   - the bucket's TTL is made to last at least one second past the
-//     session's expiry plus a sixteenth of its lifetime (at most an hour).
+//   - when the bucket's TTL would end less than a second after the
+//     session's expiry, it is pushed out to that plus a sixteenth of the
+//     session's lifetime (at most an hour), so that a bucket written often
+//     is given a new TTL about once per sixteenth, not on every write.
+//
+// With markread set the marker was read already, into m, by luaGet.
 const luaPut = `
 local exp = now + ttl
 local expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
@@ -250,7 +254,7 @@ if native then
 	if type(r) == 'table' and r.err then used = -1 else used = 1 end
 end
 if doclean then
-	local m = redis.call('HGET', key, '')
+	if not markread then m = redis.call('HGET', key, '') end
 	local dueAt, low, cursor
 	if m and #m >= 4 then
 		local a, b, c, d = string.byte(m, 1, 4)
@@ -313,24 +317,31 @@ if doclean then
 		end
 	end
 end
-local keep = (ttl + 1) * 1000
-keep = keep + math.min(math.floor(keep / 16), 3600000)
-if redis.call('PTTL', key) < keep then
-	redis.call('PEXPIRE', key, keep)
+local need = (ttl + 1) * 1000
+if redis.call('PTTL', key) < need then
+	redis.call('PEXPIRE', key, need + math.min(math.floor(need / 16), 3600000))
 end
 `
 
 var luaPutCode = strings.NewReplacer("CLEAN_LIMIT", strconv.Itoa(cleanLimit), "CLEAN_CHUNK", strconv.Itoa(cleanChunk)).Replace(luaPut)
 
 // luaGet is the check before a conditional write or a renewal, inlined:
-// with the locals key, field, now and op, it reads the session and returns
-// {0} when it is gone or expired (the session ended), and for op 'c' {2,
-// ..., stored value} when it is not the expected ARGV value, at index
-// EXPECT. It leaves v holding the stored value.
+// with the locals key, field, now, op and markread, it reads the session
+// and returns {0} when it is gone or expired (the session ended), and for op
+// 'c' {2, ..., stored value} when it is not the expected ARGV value, at
+// index EXPECT. It leaves v holding the stored value and, with markread
+// set, m the bucket's cleaning marker, read by the same HMGET.
 const luaGet = `
-local v
+local v, m
 if op ~= 'w' then
-	if field == '' then v = redis.call('GET', key) else v = redis.call('HGET', key, field) end
+	if field == '' then
+		v = redis.call('GET', key)
+	elseif markread then
+		local r = redis.call('HMGET', key, field, '')
+		v, m = r[1], r[2]
+	else
+		v = redis.call('HGET', key, field)
+	end
 	if not v then return {0, 0, time[1], time[2]} end
 	if field ~= '' then
 		if #v < 4 then return {0, 0, time[1], time[2]} end
@@ -357,7 +368,7 @@ local time = redis.call('TIME')
 local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
-local body = ARGV[6]
+local body, markread = ARGV[6], doclean and op ~= 'w'
 ` + strings.Replace(luaGet, "EXPECT", "7", 1) + `
 if op == 't' then body = string.sub(v, 5) end
 ` + luaPutCode + `
@@ -373,7 +384,7 @@ return {1, used, time[1], time[2]}
 var replaceHashScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
-local key, field, op = KEYS[1], ARGV[1], ARGV[7]
+local key, field, op, markread = KEYS[1], ARGV[1], ARGV[7], false
 ` + strings.Replace(luaGet, "EXPECT", "8", 1) + `
 key, field = KEYS[2], ARGV[2]
 local ttl = tonumber(ARGV[3])
@@ -528,7 +539,7 @@ end
 var removeIfScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
-local key, field, op = KEYS[1], ARGV[1], 'c'
+local key, field, op, markread = KEYS[1], ARGV[1], 'c', false
 ` + strings.Replace(luaGet, "EXPECT", "2", 1) + `
 if field == '' then
 	redis.call('DEL', KEYS[1])

@@ -3,6 +3,7 @@ package redistore
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/http/httptest"
 	"sort"
 	"strconv"
@@ -374,6 +375,47 @@ func TestAWriteIsOneCommand(t *testing.T) {
 					equal(t, "a loaded session's write", writeCommands(t, cc, s, b, i), "EVALSHA")
 				}
 				loc, _ := s.locate(sess.ID)
+				checkBucket(t, tg, loc.key)
+			})
+		}
+	})
+}
+
+// TestFrequentWritesLeaveTheBucketTTLAlone: a write gives its bucket a new
+// TTL only when the one it has would end less than a second after the
+// session's expiry, so that a bucket written often is not given one on every
+// write; a longer MaxAge still pushes it out.
+func TestFrequentWritesLeaveTheBucketTTLAlone(t *testing.T) {
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		for _, ft := range []FieldTTL{FieldTTLOff, FieldTTLAuto} {
+			t.Run(ft.String(), func(t *testing.T) {
+				tg := &target{client: tg.client, install: tg.install, prefix: randomPrefix()}
+				s := newStore(t, tg, Config{FieldTTL: ft})
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Options.MaxAge = 3600
+				sess.Values["n"] = 0
+				b.save(t, s, r, sess)
+				loc, _ := s.locate(sess.ID)
+				deadline := func() int64 { return tg.do(t, "PEXPIRETIME", loc.key).IntMust(t) }
+				first := deadline()
+				for i := 1; i <= 3; i++ {
+					time.Sleep(5 * time.Millisecond)
+					sess, r := b.get(t, s, "sid")
+					sess.Options.MaxAge = 3600
+					sess.Values["n"] = i
+					b.save(t, s, r, sess)
+					equal(t, fmt.Sprint("bucket deadline after write ", i), deadline(), first)
+					checkBucket(t, tg, loc.key)
+				}
+				sess, r = b.get(t, s, "sid")
+				sess.Options.MaxAge = 7200
+				sess.Values["n"] = "longer"
+				b.save(t, s, r, sess)
+				if d := deadline(); d < first+3600*1000 {
+					t.Fatalf("MaxAge 7200 left the bucket's deadline at %d, %d ms after MaxAge 3600's", d, d-first)
+				}
 				checkBucket(t, tg, loc.key)
 			})
 		}
