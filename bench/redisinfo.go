@@ -61,11 +61,12 @@ type serverStats struct {
 	calls  map[string]int64 // commandstats: command -> calls
 	netIn  int64
 	netOut int64
-	size   int // bytes of the INFO reply that produced it
+	cpu    float64 // used_cpu_user + used_cpu_sys, seconds
+	size   int     // bytes of the INFO reply that produced it
 }
 
 func readServerStats(addr string) (serverStats, error) {
-	f, size, err := info(addr, "commandstats", "stats")
+	f, size, err := info(addr, "commandstats", "stats", "cpu")
 	if err != nil {
 		return serverStats{}, err
 	}
@@ -83,6 +84,9 @@ func readServerStats(addr string) (serverStats, error) {
 	}
 	st.netIn, _ = strconv.ParseInt(f["total_net_input_bytes"], 10, 64)
 	st.netOut, _ = strconv.ParseInt(f["total_net_output_bytes"], 10, 64)
+	user, _ := strconv.ParseFloat(f["used_cpu_user"], 64)
+	sys, _ := strconv.ParseFloat(f["used_cpu_sys"], 64)
+	st.cpu = user + sys
 	return st, nil
 }
 
@@ -92,10 +96,11 @@ type commandDelta struct {
 	calls  map[string]int64
 	netIn  int64
 	netOut int64
+	cpu    float64 // seconds
 }
 
 func deltaStats(before, after serverStats) commandDelta {
-	d := commandDelta{calls: make(map[string]int64)}
+	d := commandDelta{calls: make(map[string]int64), cpu: after.cpu - before.cpu}
 	for k, v := range after.calls {
 		if k == "info" {
 			continue
@@ -107,7 +112,7 @@ func deltaStats(before, after serverStats) commandDelta {
 	// The first INFO's reply went out after its snapshot, and the second
 	// INFO's request came in before its own.
 	d.netOut = max(0, after.netOut-before.netOut-int64(before.size))
-	d.netIn = max(0, after.netIn-before.netIn-int64(len(respCommand("INFO", "commandstats", "stats"))))
+	d.netIn = max(0, after.netIn-before.netIn-int64(len(respCommand("INFO", "commandstats", "stats", "cpu"))))
 	return d
 }
 

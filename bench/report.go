@@ -83,7 +83,10 @@ func renderThroughput(b *strings.Builder, cfg *config, tp *throughputResults) {
 	p("round, so it need not equal the ratio of the median ops/s shown. Allocations are\n")
 	p("`runtime.MemStats` deltas (Mallocs, TotalAlloc) per request, harness included; Redis commands\n")
 	p("and bytes are `INFO commandstats` / `INFO stats` deltas per request, commands run inside Lua\n")
-	p("scripts included, the INFO calls excluded. `spread` is (max - min) / median of the runs' ops/s.\n\n")
+	p("scripts included, the INFO calls excluded. `bench CPU` is this program's CPU time (getrusage)\n")
+	p("per request, harness included, and `server CPU` redis-server's (`INFO cpu`): on a machine\n")
+	p("whose cores both share, their sum is what a request costs. `spread` is (max - min) / median\n")
+	p("of the runs' ops/s.\n\n")
 	p("The contenders, all with their default settings:\n\n")
 	for _, name := range cfg.contenders {
 		p("- **%s**: %s\n", contenderLabels[name], contenderNotes(cfg, name))
@@ -122,8 +125,8 @@ func renderThroughput(b *strings.Builder, cfg *config, tp *throughputResults) {
 		w, _ := workloadByName(wname)
 		for _, size := range cfg.sizes {
 			p("## %s, %s sessions\n\n", capitalize(w.label), sizeLabel(size))
-			p("| contender | conc | ops/s | vs boj | spread | p50 | p99 | allocs/req | alloc/req | Redis cmds/req | Redis bytes/req |\n")
-			p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			p("| contender | conc | ops/s | vs boj | spread | p50 | p99 | bench CPU/req | server CPU/req | allocs/req | alloc/req | Redis cmds/req | Redis bytes/req |\n")
+			p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range cfg.conc {
 				for _, name := range cfg.contenders {
 					k := cellKey{w.name, size, c, name}
@@ -132,9 +135,9 @@ func renderThroughput(b *strings.Builder, cfg *config, tp *throughputResults) {
 						continue
 					}
 					m := cr.med
-					p("| %s | %d | %s | %s | %.0f%% | %s | %s | %.0f | %s | %s | %s |\n",
+					p("| %s | %d | %s | %s | %.0f%% | %s | %s | %s | %s | %.0f | %s | %s | %s |\n",
 						contenderLabels[name], c, fmtInt(m.opsPerSec), fmtRatio(tp.ratio(k)), 100*cr.spread,
-						fmtDur(m.p50), fmtDur(m.p99), m.allocs, fmtBytes(m.bytes), trimFloat(m.cmds), fmtBytes(m.netBytes))
+						fmtDur(m.p50), fmtDur(m.p99), fmtMicros(m.clientCPU), fmtMicros(m.serverCPU), m.allocs, fmtBytes(m.bytes), trimFloat(m.cmds), fmtBytes(m.netBytes))
 				}
 			}
 			p("\n")
@@ -304,3 +307,6 @@ func abs(n int) int {
 	}
 	return n
 }
+
+// fmtMicros prints seconds as microseconds: "41.2 µs".
+func fmtMicros(sec float64) string { return fmt.Sprintf("%.1f µs", sec*1e6) }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -104,6 +105,8 @@ type runStats struct {
 	cmds      float64            // Redis commands per request
 	calls     map[string]float64 // the same, by command
 	netBytes  float64            // bytes to and from Redis per request
+	clientCPU float64            // this process's CPU time per request, seconds
+	serverCPU float64            // redis-server's CPU time per request, seconds
 }
 
 type workerState struct {
@@ -127,6 +130,7 @@ func runOnce(c *contender, w workload, p *payload, jars []*jar, d time.Duration,
 	}
 	var before serverStats
 	var m0, m1 runtime.MemStats
+	var cpu0 float64
 	if measure {
 		runtime.GC()
 		var err error
@@ -134,6 +138,7 @@ func runOnce(c *contender, w workload, p *payload, jars []*jar, d time.Duration,
 			return runStats{}, err
 		}
 		runtime.ReadMemStats(&m0)
+		cpu0 = processCPU()
 	}
 
 	var ready, done sync.WaitGroup
@@ -186,6 +191,7 @@ func runOnce(c *contender, w workload, p *payload, jars []*jar, d time.Duration,
 	if !measure {
 		return rs, nil
 	}
+	cpu1 := processCPU()
 	runtime.ReadMemStats(&m1)
 	after, err := readServerStats(addr)
 	if err != nil {
@@ -210,6 +216,8 @@ func runOnce(c *contender, w workload, p *payload, jars []*jar, d time.Duration,
 		rs.calls[k] = float64(v) / ops
 	}
 	rs.netBytes = float64(delta.netIn+delta.netOut) / ops
+	rs.clientCPU = (cpu1 - cpu0) / ops
+	rs.serverCPU = delta.cpu / ops
 	return rs, nil
 }
 
@@ -259,6 +267,8 @@ func (cr *cellResult) summarize() {
 	m.bytes = pick(func(r runStats) float64 { return r.bytes })
 	m.cmds = pick(func(r runStats) float64 { return r.cmds })
 	m.netBytes = pick(func(r runStats) float64 { return r.netBytes })
+	m.clientCPU = pick(func(r runStats) float64 { return r.clientCPU })
+	m.serverCPU = pick(func(r runStats) float64 { return r.serverCPU })
 	names := map[string]bool{}
 	for _, r := range cr.runs {
 		m.ops += r.ops
@@ -403,4 +413,15 @@ func logCell(cfg *config, res *throughputResults, w workload, size, conc int, co
 		}
 	}
 	fmt.Fprintln(cfg.log)
+}
+
+// processCPU is the CPU time this process has used, user and system, in
+// seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }
