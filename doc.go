@@ -64,6 +64,17 @@
 // rewrite a session that did not change; it renews the expiry once it has
 // slipped by Config.TouchInterval (at most a tenth of MaxAge).
 //
+// # Concurrent requests and ended sessions
+//
+// A Save of a session that Get loaded writes only if that session is still
+// stored as it was loaded, checked by the server in the same step as the
+// write. If another request changed it meanwhile, Save merges this request's
+// changes (compared key by key with what it loaded) into what is stored now
+// and tries again, up to MaxMergeAttempts times, then returns ErrConflict. If
+// the session ended meanwhile (logged out, given a new ID, revoked, expired),
+// Save writes nothing, sets no cookie and returns ErrEnded: a request in
+// flight cannot bring an ended session back.
+//
 // # Values
 //
 // CompactSerializer, the default, stores the common types (strings, numbers,
@@ -82,6 +93,7 @@
 //
 // # Failures
 //
-// Every Redis call is bounded by Config.Timeout inside the request's context:
-// with Redis down or stalled, Get and Save return ErrUnavailable within it.
+// Every Redis call is bounded by Config.Timeout inside the request's context
+// (each attempt of a Save that merges is a call of its own): with Redis down
+// or stalled, Get and Save return ErrUnavailable within it.
 package redistore

@@ -178,10 +178,11 @@ func contenderNotes(cfg *config, name string) string {
 	switch name {
 	case "hash":
 		return "`redistore.New(redistore.Config{Client, KeyPairs})`, sessions in 65536 hashes, " +
-			"HMGET of the field and the bucket's cleaning marker to load, MULTI/HSET/EXPIRE/EXEC to save " +
-			"(a Lua script for new sessions and when the bucket has expired sessions to remove), compact serializer, LZ4 from 400 bytes."
+			"HGET of the field to load; to save, one Lua script that writes only if the session is still as loaded " +
+			"(and cleans the bucket when a session in it has expired), compact serializer, LZ4 from 400 bytes."
 	case "string":
-		return "the same with `Mode: redistore.StringMode`: one key per session, GET to load, SET EX to save."
+		return "the same with `Mode: redistore.StringMode`: one key per session, GET to load, a Lua script " +
+			"(GET, compare, SET EX) to save."
 	case "boj":
 		return fmt.Sprintf("`NewRediStore(%d, \"tcp\", addr, \"\", \"\", keyPairs...)`: redigo pool (MaxIdle %d, "+
 			"PING on every borrow), gob, SETEX; `SetMaxLength(65536)` because its default limit, 4096 bytes, "+
