@@ -257,10 +257,7 @@ func TestConcurrentCountersStayExact(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode})
-		owner := newBrowser()
-		sess, r := owner.get(t, s, "sid")
-		sess.Values["start"] = true
-		owner.save(t, s, r, sess)
+		owner := startedSession(t, s)
 		cookie := owner.cookies["sid"]
 		const workers, increments = 12, 25
 		var conflicts atomic.Int64
@@ -315,10 +312,7 @@ func TestSimultaneousSavesAllMerge(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode})
-		owner := newBrowser()
-		sess, r := owner.get(t, s, "sid")
-		sess.Values["start"] = true
-		owner.save(t, s, r, sess)
+		owner := startedSession(t, s)
 		for round := 0; round < 5; round++ {
 			var ready, wg sync.WaitGroup
 			gate := make(chan struct{})
@@ -354,4 +348,15 @@ func TestSimultaneousSavesAllMerge(t *testing.T) {
 		got, _ := owner.get(t, s, "sid")
 		equal(t, "values", len(got.Values), 1+5*MaxMergeAttempts)
 	})
+}
+
+// startedSession returns a browser holding the cookie of a saved session
+// {"start": true}, for tests of requests that share it.
+func startedSession(t testing.TB, s *Store) *browser {
+	t.Helper()
+	owner := newBrowser()
+	sess, r := owner.get(t, s, "sid")
+	sess.Values["start"] = true
+	owner.save(t, s, r, sess)
+	return owner
 }

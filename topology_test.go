@@ -154,34 +154,23 @@ func lost(t testing.TB, s *Store, writers []*writer) int {
 func TestClusterFailoverLosesNoSession(t *testing.T) {
 	t.Parallel()
 	skipSlow(t)
-	forEachInstall(t, func(t *testing.T, in redistest.Install) {
-		cl := in.StartClusterT(t, 3, 1)
-		addrs := cl.Addrs()
-		c, err := NewClient("redis://"+addrs[0], func(o *rueidis.ClientOption) { o.InitAddress = addrs })
-		noErr(t, err)
-		defer c.Close()
-		for _, mode := range []Mode{HashMode, StringMode} {
-			t.Run(mode.String(), func(t *testing.T) {
-				s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, KeyPrefix: randomPrefix(), Timeout: 2 * time.Second})
-				noErr(t, err)
-				l := startLoad(t, s, 16)
-				time.Sleep(500 * time.Millisecond)
-				replica := cl.Replicas()[0]
-				start := time.Now()
-				noErr(t, cl.Failover(replica))
-				t.Logf("CLUSTER FAILOVER on %s took %v", replica.Addr, time.Since(start))
-				l.mark()
-				time.Sleep(500 * time.Millisecond)
-				failed, regressed := l.finish()
-				if l.okSince.Load() == 0 {
-					t.Fatal("no Save succeeded after the failover")
-				}
-				t.Logf("%d saves acknowledged, %d requests failed", l.ok.Load(), failed)
-				// A coordinated failover waits for the replica to catch up.
-				equal(t, "reads that found less than an acknowledged save", regressed, 0)
-				equal(t, "sessions that lost an acknowledged save", lost(t, s, l.writers), 0)
-			})
+	forEachClusterMode(t, func(t *testing.T, cl *redistest.Cluster, s *Store) {
+		l := startLoad(t, s, 16)
+		time.Sleep(500 * time.Millisecond)
+		replica := cl.Replicas()[0]
+		start := time.Now()
+		noErr(t, cl.Failover(replica))
+		t.Logf("CLUSTER FAILOVER on %s took %v", replica.Addr, time.Since(start))
+		l.mark()
+		time.Sleep(500 * time.Millisecond)
+		failed, regressed := l.finish()
+		if l.okSince.Load() == 0 {
+			t.Fatal("no Save succeeded after the failover")
 		}
+		t.Logf("%d saves acknowledged, %d requests failed", l.ok.Load(), failed)
+		// A coordinated failover waits for the replica to catch up.
+		equal(t, "reads that found less than an acknowledged save", regressed, 0)
+		equal(t, "sessions that lost an acknowledged save", lost(t, s, l.writers), 0)
 	})
 }
 
@@ -192,72 +181,59 @@ func TestClusterFailoverLosesNoSession(t *testing.T) {
 func TestClusterFailoverMergesSharedSession(t *testing.T) {
 	t.Parallel()
 	skipSlow(t)
-	forEachInstall(t, func(t *testing.T, in redistest.Install) {
-		cl := in.StartClusterT(t, 3, 1)
-		addrs := cl.Addrs()
-		c, err := NewClient("redis://"+addrs[0], func(o *rueidis.ClientOption) { o.InitAddress = addrs })
-		noErr(t, err)
-		defer c.Close()
-		for _, mode := range []Mode{HashMode, StringMode} {
-			t.Run(mode.String(), func(t *testing.T) {
-				s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, KeyPrefix: randomPrefix(), Timeout: 2 * time.Second})
-				noErr(t, err)
-				owner := newBrowser()
-				sess, r := owner.get(t, s, "sid")
-				sess.Values["start"] = true
-				owner.save(t, s, r, sess)
-				const workers = 8
-				acked := make([]atomic.Int64, workers)
-				var merged, failed atomic.Int64
-				stop := make(chan struct{})
-				var wg sync.WaitGroup
-				for i := 0; i < workers; i++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						b := cookieJar(owner.cookies["sid"])
-						key := fmt.Sprint("w", i)
-						for {
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							r := b.request()
-							sess, err := s.Get(r, "sid")
-							if err != nil || sess.IsNew {
-								failed.Add(1)
-								time.Sleep(5 * time.Millisecond)
-								continue
-							}
-							n, _ := sess.Values[key].(int)
-							sess.Values[key] = n + 1
-							if err := s.Save(r, httptest.NewRecorder(), sess); err != nil {
-								failed.Add(1)
-								continue
-							}
-							merged.Add(1)
-							acked[i].Store(int64(n + 1))
-						}
-					}()
-				}
-				time.Sleep(500 * time.Millisecond)
-				loc, _ := s.locate(sess.ID)
-				replica := replicaOf(t, cl, loc.key)
-				noErr(t, cl.Failover(replica))
-				time.Sleep(500 * time.Millisecond)
-				close(stop)
-				wg.Wait()
-				got, _ := owner.get(t, s, "sid")
-				for i := range acked {
-					n, _ := got.Values[fmt.Sprint("w", i)].(int)
-					if a := acked[i].Load(); int64(n) < a || int64(n) > a+1 {
-						t.Errorf("w%d is %d, its last acknowledged increment %d", i, n, a)
+	forEachClusterMode(t, func(t *testing.T, cl *redistest.Cluster, s *Store) {
+		owner := startedSession(t, s)
+		const workers = 8
+		acked := make([]atomic.Int64, workers)
+		var merged, failed atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < workers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b := cookieJar(owner.cookies["sid"])
+				key := fmt.Sprint("w", i)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
 					}
+					r := b.request()
+					sess, err := s.Get(r, "sid")
+					if err != nil || sess.IsNew {
+						failed.Add(1)
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					n, _ := sess.Values[key].(int)
+					sess.Values[key] = n + 1
+					if err := s.Save(r, httptest.NewRecorder(), sess); err != nil {
+						failed.Add(1)
+						continue
+					}
+					merged.Add(1)
+					acked[i].Store(int64(n + 1))
 				}
-				t.Logf("%d saves merged into one session across the failover, %d requests failed", merged.Load(), failed.Load())
-			})
+			}()
 		}
+		time.Sleep(500 * time.Millisecond)
+		shared, _ := owner.get(t, s, "sid")
+		loc, _ := s.locate(shared.ID)
+		replica := replicaOf(t, cl, loc.key)
+		noErr(t, cl.Failover(replica))
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		got, _ := owner.get(t, s, "sid")
+		for i := range acked {
+			n, _ := got.Values[fmt.Sprint("w", i)].(int)
+			if a := acked[i].Load(); int64(n) < a || int64(n) > a+1 {
+				t.Errorf("w%d is %d, its last acknowledged increment %d", i, n, a)
+			}
+		}
+		t.Logf("%d saves merged into one session across the failover, %d requests failed", merged.Load(), failed.Load())
 	})
 }
 
@@ -337,4 +313,24 @@ func replicaOf(t *testing.T, cl *redistest.Cluster, key string) *redistest.Serve
 	}
 	t.Fatalf("no replica of the primary serving %q", key)
 	return nil
+}
+
+// forEachClusterMode runs fn on a cluster of 3 primaries with a replica
+// each, for every installation, with a store of each mode under a prefix of
+// its own.
+func forEachClusterMode(t *testing.T, fn func(t *testing.T, cl *redistest.Cluster, s *Store)) {
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		cl := in.StartClusterT(t, 3, 1)
+		addrs := cl.Addrs()
+		c, err := NewClient("redis://"+addrs[0], func(o *rueidis.ClientOption) { o.InitAddress = addrs })
+		noErr(t, err)
+		defer c.Close()
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, KeyPrefix: randomPrefix(), Timeout: 2 * time.Second})
+				noErr(t, err)
+				fn(t, cl, s)
+			})
+		}
+	})
 }
