@@ -1,6 +1,7 @@
 package redistore
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -119,10 +120,22 @@ func (run *invariantRun) step() {
 		sess.Values["n"] = m.n
 		err = s.Save(r, w, sess)
 	}
+	after := tg.now().Unix()
+	if errors.Is(err, ErrEnded) && action != "logout" && after+1 >= m.lo {
+		// It expired while the request held it (MaxAge 1 runs out between
+		// a Get and its Save): nothing written, no cookie, dead from now.
+		if len(w.Result().Cookies()) != 0 {
+			run.fail("%s: a Save of a session that had ended set a cookie", action)
+		}
+		m.alive = false
+		run.dead = append(run.dead, deadCookie{cookieJar(old), m.hi + 1})
+		run.counts["ended in flight"]++
+		run.check()
+		return
+	}
 	if err != nil {
 		run.fail("%s: Save: %v", action, err)
 	}
-	after := tg.now().Unix()
 	run.touch(sess.ID)
 	m.b.keep(t, w)
 	switch action {
