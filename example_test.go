@@ -1,6 +1,8 @@
 package redistore_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -277,4 +279,43 @@ func ExampleStore_RegenerateID() {
 	// Output:
 	// new=true user=<nil> cart=<nil>
 	// new=false user=alice cart=3
+}
+
+// A support tool ends one session by its ID; a request that had loaded the
+// session before cannot save it back.
+func ExampleStore_Delete() {
+	client, mr := miniClient()
+	defer mr.Close()
+	defer client.Close()
+	store, err := redistore.New(redistore.Config{
+		Client:   client,
+		KeyPairs: [][]byte{[]byte("a 32-byte hash key, from secrets")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cookie := visit(store, nil, map[string]any{"user": "alice"})
+	id, err := store.SessionID("session", cookie.Value)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(cookie)
+	inFlight, _ := store.Get(r, "session") // loaded before the Delete
+
+	if err := store.Delete(context.Background(), id); err != nil {
+		log.Fatal(err)
+	}
+	inFlight.Values["user"] = "mallory"
+	err = store.Save(r, httptest.NewRecorder(), inFlight)
+	fmt.Println("late save ended:", errors.Is(err, redistore.ErrEnded))
+
+	r = httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(cookie)
+	s, _ := store.Get(r, "session")
+	fmt.Printf("new=%v user=%v\n", s.IsNew, s.Values["user"])
+	// Output:
+	// late save ended: true
+	// new=true user=<nil>
 }

@@ -75,6 +75,24 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	return info, nil
 }
 
+// Delete ends one session by its ID, for support and admin tools: it is
+// removed from Redis, its cookie opens nothing any more, and a request that
+// had loaded it before cannot save it back (its Save returns ErrEnded). A
+// malformed ID is ErrInvalidID; an ID the store does not hold (never
+// issued, ended already) is not an error.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	loc, err := s.locate(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	if err := s.layout.remove(ctx, loc); err != nil {
+		return redisError("deleting session", err)
+	}
+	return nil
+}
+
 // SessionID returns the session ID in a cookie value the store issued under
 // the given cookie name, checked as New checks it. It lets support tools go
 // from a cookie to a session without loading it.
