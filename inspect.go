@@ -60,19 +60,14 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	now := p.now
 	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
-	codec, payload, _, err := openEnvelope(env, s.maxLength)
-	if err != nil {
-		return info, err
-	}
-	info.Codec = codecNames[codec]
-	info.Compressed = env[0]&flagLZ4 != 0
-	info.SerializedBytes = len(payload)
-	values := map[any]any{}
-	if err := s.decode(codec, payload, values); err != nil {
-		return info, err
+	values, codec, payload, _, err := s.openValues(env, nil)
+	if codec != 0 {
+		info.Codec = codecNames[codec]
+		info.Compressed = env[0]&flagLZ4 != 0
+		info.SerializedBytes = len(payload)
 	}
 	info.Values = values
-	return info, nil
+	return info, err
 }
 
 // Delete ends one session by its ID, for support and admin tools: it is

@@ -18,12 +18,8 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 	if err := s.decode(st.codec, st.payload, loaded); err != nil {
 		return err
 	}
-	codec, payload, flags, err := openEnvelope(current.envelope, s.maxLength)
+	now, codec, payload, flags, err := s.openValues(current.envelope, nil)
 	if err != nil {
-		return err
-	}
-	now := map[any]any{}
-	if err := s.decode(codec, payload, now); err != nil {
 		return err
 	}
 	for k, v := range session.Values {

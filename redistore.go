@@ -160,22 +160,39 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 }
 
 // open decodes a stored envelope into session.Values, leaving them empty
-// when it cannot.
+// on error.
 func (s *Store) open(env string, session *sessions.Session) (codec byte, payload string, flags byte, err error) {
-	codec, payload, flags, err = openEnvelope(env, s.maxLength)
-	if err == nil {
-		if codec == codecCompact {
-			// Size the map once instead of growing it entry by entry.
-			if n, k := uvarintString(payload); k > 0 && n <= uint64(len(payload)/2) {
-				session.Values = make(map[any]any, n)
-			}
-		}
-		err = s.decode(codec, payload, session.Values)
-	}
+	values, codec, payload, flags, err := s.openValues(env, session.Values)
 	if err != nil {
 		clear(session.Values)
+		return codec, payload, flags, err
 	}
-	return codec, payload, flags, err
+	session.Values = values
+	return codec, payload, flags, nil
+}
+
+// openValues checks a stored envelope and decodes its values into into (or
+// a new map, sized once where the payload gives its length, or when into is
+// nil). On a decode error it still returns what the envelope said.
+func (s *Store) openValues(env string, into map[any]any) (values map[any]any, codec byte, payload string, flags byte, err error) {
+	codec, payload, flags, err = openEnvelope(env, s.maxLength)
+	if err != nil {
+		return nil, 0, "", 0, err
+	}
+	values = into
+	if codec == codecCompact {
+		// Size the map once instead of growing it entry by entry.
+		if n, k := uvarintString(payload); k > 0 && n <= uint64(len(payload)/2) {
+			values = make(map[any]any, n)
+		}
+	}
+	if values == nil {
+		values = map[any]any{}
+	}
+	if err := s.decode(codec, payload, values); err != nil {
+		return nil, codec, payload, flags, err
+	}
+	return values, codec, payload, flags, nil
 }
 
 // decode decodes a payload with the serializer that wrote it.
