@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -87,14 +88,21 @@ func (a *app) save(w http.ResponseWriter, r *http.Request, s *sessions.Session) 
 	return a.check(w, r, a.store.Save(r, w, s))
 }
 
-// check answers 500 and returns false when saving failed.
+// check returns false, having answered, when saving failed: a session that
+// ended while this request held it (a logout in another tab) saved nothing
+// and sends the browser back to the start; any other failure is a 500.
 func (a *app) check(w http.ResponseWriter, r *http.Request, err error) bool {
-	if err != nil {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, redistore.ErrEnded):
+		a.logger.Info("not saving: the session ended while the request held it", "path", r.URL.Path)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	default:
 		a.logger.Error("saving session", "path", r.URL.Path, "err", err)
 		http.Error(w, "The session could not be saved. Please try again.", http.StatusInternalServerError)
-		return false
 	}
-	return true
+	return false
 }
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {

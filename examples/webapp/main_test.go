@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -318,6 +319,28 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		err := run(context.Background(), args, func(string) string { return "" }, io.Discard)
 		if err == nil {
 			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// TestSessionEndedInFlightStartsOver: a Save refused because the session
+// ended meanwhile (ErrEnded) sends the browser back to the start; another
+// failure is a 500.
+func TestSessionEndedInFlightStartsOver(t *testing.T) {
+	a := &app{logger: slog.New(slog.DiscardHandler)}
+	for _, c := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("saving: %w", redistore.ErrEnded), http.StatusSeeOther},
+		{redistore.ErrUnavailable, http.StatusInternalServerError},
+	} {
+		w := httptest.NewRecorder()
+		if a.check(w, httptest.NewRequest("GET", "/", nil), c.err) {
+			t.Fatalf("check(%v) reported success", c.err)
+		}
+		if w.Code != c.code {
+			t.Fatalf("check(%v): status %d, want %d", c.err, w.Code, c.code)
 		}
 	}
 }
