@@ -214,6 +214,17 @@ type Config struct {
 	// DefaultTouchInterval; a negative value renews the expiry on every Save.
 	TouchInterval time.Duration
 
+	// UserKey names the Values key that holds the signed-in user's ID (a
+	// string or an integer). When set, Save keeps an index of each user's
+	// sessions, so that UserSessions lists them and DeleteUserSessions ends
+	// them ("log out everywhere"). Empty means no index.
+	UserKey string
+
+	// MaxLifetime ends a session this long after it began, however often it
+	// is saved (OWASP's absolute timeout); RegenerateID keeps its start.
+	// Zero means no limit. It is rounded down to whole seconds.
+	MaxLifetime time.Duration
+
 	// Legacy, when set, reads sessions written by boj/redistore and moves
 	// them into this store as they are saved (see Legacy).
 	Legacy *Legacy
@@ -266,6 +277,11 @@ func New(cfg Config) (*Store, error) {
 		codecs:        codecs,
 		sweepSource:   cfg.SweepBuckets,
 		clock:         newServerClock(),
+		userKey:       cfg.UserKey,
+		maxLifetime:   int64(cfg.MaxLifetime / time.Second),
+	}
+	if cfg.MaxLifetime < 0 || cfg.MaxLifetime > 0 && s.maxLifetime == 0 {
+		return nil, fmt.Errorf("redistore: Config.MaxLifetime is %v: use at least a second, or 0 for no limit", cfg.MaxLifetime)
 	}
 	if s.sweepSource == nil {
 		s.sweepSource = ScanBuckets()

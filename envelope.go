@@ -13,20 +13,70 @@ import (
 //
 //	byte 0   high nibble: format version (1); low nibble: flags
 //	         (bit 0: payload is LZ4-compressed; bit 1: compression was tried
-//	         and did not make it shorter; bits 2-3 must be 0)
+//	         and did not make it shorter; bit 2: a metadata block follows
+//	         the header; bit 3 must be 0)
 //	byte 1   codec that produced the serialized session (codec* constants)
+//	[meta]   with bit 2: the block's length as an unsigned varint, then the
+//	         block: the session's start (Unix seconds, 0 unknown) and the
+//	         deadline its user index entry was last given (Unix seconds, 0
+//	         none), both unsigned varints; a reader ignores bytes after the
+//	         fields it knows, so that later releases can add fields
 //	rest     the serialized session, or, when compressed, its length as an
 //	         unsigned varint followed by one LZ4 block
 //
 // A reader refuses versions, flags and codecs it does not know rather than
 // guess, so a value written by a later release fails loudly, not silently.
+// The metadata block is written only by stores with Config.MaxLifetime or
+// Config.UserKey set, so that other stores write exactly what releases
+// without it read.
 const (
 	envelopeVersion    = 1
 	flagLZ4            = 1 << 0
 	flagIncompressible = 1 << 1
-	knownFlags         = flagLZ4 | flagIncompressible
+	flagMeta           = 1 << 2
+	knownFlags         = flagLZ4 | flagIncompressible | flagMeta
 	headerLen          = 2
+	maxMetaLen         = 64
 )
+
+// envMeta is what the metadata block holds.
+type envMeta struct {
+	start      int64 // when the session began (Unix seconds); 0: unknown
+	indexUntil int64 // the deadline of its user index entry (Unix seconds); 0: none
+}
+
+func (m envMeta) empty() bool { return m == envMeta{} }
+
+// appendMeta appends the metadata block of m after a header.
+func appendMeta(dst []byte, m envMeta) []byte {
+	var block [2 * binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(block[:], uint64(max(m.start, 0)))
+	n += binary.PutUvarint(block[n:], uint64(max(m.indexUntil, 0)))
+	dst = binary.AppendUvarint(dst, uint64(n))
+	return append(dst, block[:n]...)
+}
+
+// readMeta reads a metadata block from the front of body and returns the
+// rest.
+func readMeta(body string) (envMeta, string, error) {
+	n, k := uvarintString(body)
+	if k <= 0 || n > maxMetaLen || uint64(len(body)-k) < n {
+		return envMeta{}, "", fmt.Errorf("%w: bad metadata block", ErrCorrupt)
+	}
+	block, rest := body[k:k+int(n)], body[k+int(n):]
+	var m envMeta
+	for _, f := range []*int64{&m.start, &m.indexUntil} {
+		if block == "" {
+			break
+		}
+		v, k := uvarintString(block)
+		if k <= 0 || v > 1<<40 {
+			return envMeta{}, "", fmt.Errorf("%w: bad metadata field", ErrCorrupt)
+		}
+		*f, block = int64(v), block[k:]
+	}
+	return m, rest, nil
+}
 
 // Codec identifiers (byte 1 of the envelope). Values below 0x80 belong to this
 // package; 0x80 marks a serializer supplied by the application.
@@ -47,14 +97,32 @@ var compressorPool = sync.Pool{New: func() any { return new(lz4.Compressor) }}
 // envelope said compression did not help, at about this size) it does not
 // try again.
 func appendEnvelope(dst, payload []byte, codec byte, minCompress int, incompressible bool) []byte {
+	return appendEnvelopeMeta(dst, payload, codec, minCompress, incompressible, envMeta{})
+}
+
+// appendEnvelopeMeta is appendEnvelope with a metadata block, unless m is
+// empty.
+func appendEnvelopeMeta(dst, payload []byte, codec byte, minCompress int, incompressible bool, m envMeta) []byte {
+	var metaFlag byte
+	if !m.empty() {
+		metaFlag = flagMeta
+	}
+	header := func(dst []byte, flags byte) []byte {
+		dst = append(dst, envelopeVersion<<4|flags|metaFlag, codec)
+		if metaFlag != 0 {
+			dst = appendMeta(dst, m)
+		}
+		return dst
+	}
 	worth := minCompress >= 0 && len(payload) >= minCompress && len(payload) > 0
 	if worth && !incompressible {
 		start := len(dst)
-		dst = append(dst, envelopeVersion<<4|flagLZ4, codec)
+		dst = header(dst, flagLZ4)
+		plainLen := len(dst) - start + len(payload)
 		dst = binary.AppendUvarint(dst, uint64(len(payload)))
 		// Room for anything strictly shorter than the plain envelope; LZ4
 		// returns 0 when the block does not fit, i.e. is not worth it.
-		room := headerLen + len(payload) - (len(dst) - start) - 1
+		room := plainLen - (len(dst) - start) - 1
 		if room > 0 {
 			dst = grow(dst, room)
 			c := compressorPool.Get().(*lz4.Compressor)
@@ -70,7 +138,7 @@ func appendEnvelope(dst, payload []byte, codec byte, minCompress int, incompress
 	if worth {
 		flags = flagIncompressible
 	}
-	dst = append(dst, envelopeVersion<<4|flags, codec)
+	dst = header(dst, flags)
 	return append(dst, payload...)
 }
 
@@ -89,40 +157,54 @@ func grow(b []byte, n int) []byte {
 // a compressed one is decompressed into a new buffer of exactly its recorded
 // length, which must not exceed maxLength.
 func openEnvelope(v string, maxLength int) (codec byte, payload string, flags byte, err error) {
+	codec, payload, flags, _, err = openEnvelopeMeta(v, maxLength)
+	return codec, payload, flags, err
+}
+
+// openEnvelopeMeta is openEnvelope that also returns the metadata block
+// (empty when there is none). The flags it returns never have flagMeta.
+func openEnvelopeMeta(v string, maxLength int) (codec byte, payload string, flags byte, m envMeta, err error) {
+	fail := func(err error) (byte, string, byte, envMeta, error) { return 0, "", 0, envMeta{}, err }
 	if len(v) < headerLen {
-		return 0, "", 0, fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v))
+		return fail(fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v)))
 	}
 	version, flags := v[0]>>4, v[0]&0x0f
 	if version != envelopeVersion || flags&^knownFlags != 0 {
-		return 0, "", 0, fmt.Errorf("%w: envelope version %d flags %#x (this release reads version %d)", ErrUnknownFormat, version, flags, envelopeVersion)
+		return fail(fmt.Errorf("%w: envelope version %d flags %#x (this release reads version %d)", ErrUnknownFormat, version, flags, envelopeVersion))
 	}
-	if flags == knownFlags {
-		return 0, "", 0, fmt.Errorf("%w: envelope says both compressed and incompressible", ErrCorrupt)
+	if flags&(flagLZ4|flagIncompressible) == flagLZ4|flagIncompressible {
+		return fail(fmt.Errorf("%w: envelope says both compressed and incompressible", ErrCorrupt))
 	}
 	codec = v[1]
 	body := v[headerLen:]
+	if flags&flagMeta != 0 {
+		if m, body, err = readMeta(body); err != nil {
+			return fail(err)
+		}
+		flags &^= flagMeta
+	}
 	if flags&flagLZ4 == 0 {
 		if len(body) > maxLength {
-			return 0, "", 0, fmt.Errorf("%w: stored session is %d bytes, over MaxLength %d", ErrTooLarge, len(body), maxLength)
+			return fail(fmt.Errorf("%w: stored session is %d bytes, over MaxLength %d", ErrTooLarge, len(body), maxLength))
 		}
-		return codec, body, flags, nil
+		return codec, body, flags, m, nil
 	}
 	size, n := uvarintString(body)
 	if n <= 0 {
-		return 0, "", 0, fmt.Errorf("%w: bad compressed length", ErrCorrupt)
+		return fail(fmt.Errorf("%w: bad compressed length", ErrCorrupt))
 	}
 	if size > uint64(maxLength) {
-		return 0, "", 0, fmt.Errorf("%w: compressed session expands to %d bytes, over MaxLength %d", ErrTooLarge, size, maxLength)
+		return fail(fmt.Errorf("%w: compressed session expands to %d bytes, over MaxLength %d", ErrTooLarge, size, maxLength))
 	}
 	out := make([]byte, size)
-	m, err := lz4.UncompressBlock(stringBytes(body[n:]), out)
+	got, err := lz4.UncompressBlock(stringBytes(body[n:]), out)
 	if err != nil {
-		return 0, "", 0, fmt.Errorf("%w: lz4: %w", ErrCorrupt, err)
+		return fail(fmt.Errorf("%w: lz4: %w", ErrCorrupt, err))
 	}
-	if uint64(m) != size {
-		return 0, "", 0, fmt.Errorf("%w: lz4 block holds %d bytes, header says %d", ErrCorrupt, m, size)
+	if uint64(got) != size {
+		return fail(fmt.Errorf("%w: lz4 block holds %d bytes, header says %d", ErrCorrupt, got, size))
 	}
-	return codec, bytesToString(out), flags, nil
+	return codec, bytesToString(out), flags, m, nil
 }
 
 // uvarintString is binary.Uvarint over a string.

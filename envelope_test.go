@@ -20,14 +20,18 @@ var envelopeGolden = []struct {
 	hex     string
 	codec   byte
 	payload string
+	meta    envMeta
 }{
-	{"plain compact", "1001" + hex.EncodeToString([]byte("hello")), codecCompact, "hello"},
-	{"plain gob", "1002" + "0d7f", codecGob, "\x0d\x7f"},
-	{"plain json", "1003" + hex.EncodeToString([]byte(`{"a":1}`)), codecJSON, `{"a":1}`},
-	{"application serializer", "1080" + "00", codecCustom, "\x00"},
-	{"empty payload", "1001", codecCompact, ""},
-	{"compression tried, not worth it", "1201" + hex.EncodeToString([]byte("xyz")), codecCompact, "xyz"},
-	{"lz4", "1101" + "f403" + "1f610100ffd2000200b06161616161616161616161", codecCompact, strings.Repeat("a", 500)},
+	{"plain compact", "1001" + hex.EncodeToString([]byte("hello")), codecCompact, "hello", envMeta{}},
+	{"plain gob", "1002" + "0d7f", codecGob, "\x0d\x7f", envMeta{}},
+	{"plain json", "1003" + hex.EncodeToString([]byte(`{"a":1}`)), codecJSON, `{"a":1}`, envMeta{}},
+	{"application serializer", "1080" + "00", codecCustom, "\x00", envMeta{}},
+	{"empty payload", "1001", codecCompact, "", envMeta{}},
+	{"compression tried, not worth it", "1201" + hex.EncodeToString([]byte("xyz")), codecCompact, "xyz", envMeta{}},
+	{"lz4", "1101" + "f403" + "1f610100ffd2000200b06161616161616161616161", codecCompact, strings.Repeat("a", 500), envMeta{}},
+	{"metadata", "1401" + "0a80e2cfaa06bc85d5aa06" + hex.EncodeToString([]byte("hello")), codecCompact, "hello", envMeta{start: 1700000000, indexUntil: 1700086460}},
+	{"metadata with fields of a later release", "1601" + "0880e2cfaa06000701" + "78797a", codecCompact, "xyz", envMeta{start: 1700000000}},
+	{"metadata and lz4", "1501" + "0680e2cfaa0600" + "f403" + "1f610100ffd2000200b06161616161616161616161", codecCompact, strings.Repeat("a", 500), envMeta{start: 1700000000}},
 }
 
 func TestEnvelopeGoldenVectors(t *testing.T) {
@@ -36,10 +40,11 @@ func TestEnvelopeGoldenVectors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := hex.DecodeString(tt.hex)
 			noErr(t, err)
-			codec, payload, _, err := openEnvelope(string(b), DefaultMaxLength)
+			codec, payload, _, meta, err := openEnvelopeMeta(string(b), DefaultMaxLength)
 			noErr(t, err)
 			equal(t, "codec", codec, tt.codec)
 			equal(t, "payload", payload, tt.payload)
+			equal(t, "meta", meta, tt.meta)
 		})
 	}
 }
@@ -88,6 +93,27 @@ func bomb(n int) string {
 	return string(append(env, dst[:m]...))
 }
 
+func TestEnvelopeMetadataRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, m := range []envMeta{{start: 1}, {start: 1700000000, indexUntil: 1800000000}, {indexUntil: 5}} {
+		for _, payload := range []string{"", "short", strings.Repeat("abc", 400), randomText(1000)} {
+			env := appendEnvelopeMeta([]byte("pre"), []byte(payload), codecCompact, 400, false, m)
+			codec, got, flags, meta, err := openEnvelopeMeta(string(env[3:]), DefaultMaxLength)
+			noErr(t, err)
+			equal(t, "codec", codec, codecCompact)
+			equal(t, "payload", got, payload)
+			equal(t, "meta", meta, m)
+			if flags&flagMeta != 0 {
+				t.Fatalf("flags %#x still have flagMeta", flags)
+			}
+		}
+	}
+	// Without metadata the envelope is byte for byte what releases without
+	// it write.
+	plain := appendEnvelope(nil, []byte("hello"), codecCompact, 400, false)
+	equal(t, "envelope", string(appendEnvelopeMeta(nil, []byte("hello"), codecCompact, 400, false, envMeta{})), string(plain))
+}
+
 func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	lz := func(size uint64, block string) string {
@@ -103,7 +129,11 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 		{"one byte", "\x10", ErrCorrupt},
 		{"a future version", "\x20\x01abc", ErrUnknownFormat},
 		{"version zero", "\x00\x01abc", ErrUnknownFormat},
-		{"unknown flags", "\x14\x01abc", ErrUnknownFormat},
+		{"unknown flags", "\x18\x01abc", ErrUnknownFormat},
+		{"no metadata block", "\x14\x01", ErrCorrupt},
+		{"a metadata block past the end", "\x14\x01\x09\x01\x02", ErrCorrupt},
+		{"a metadata block over its limit", "\x14\x01\x41" + strings.Repeat("\x01", 65), ErrCorrupt},
+		{"a metadata field cut short", "\x14\x01\x01\x80abc", ErrCorrupt},
 		{"compressed and incompressible at once", "\x13\x01abc", ErrCorrupt},
 		{"boj/redistore's raw gob", "\x0d\x7f\x04\x01\x02\xff\x80", ErrUnknownFormat},
 		{"JSON", `{"a":1}`, ErrUnknownFormat},
@@ -162,7 +192,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 	}
 	f.Add([]byte(bomb(3000)))
 	f.Fuzz(func(t *testing.T, env []byte) {
-		codec, payload, _, err := openEnvelope(string(env), 4096)
+		codec, payload, _, meta, err := openEnvelopeMeta(string(env), 4096)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownFormat) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error %v matches no sentinel", err)
@@ -173,9 +203,9 @@ func FuzzOpenEnvelope(f *testing.F) {
 			t.Fatalf("payload of %d bytes over MaxLength", len(payload))
 		}
 		// An envelope that opens can be written again and opens the same.
-		again := appendEnvelope(nil, []byte(payload), codec, 0, false)
-		codec2, payload2, _, err := openEnvelope(string(again), 4096)
-		if err != nil || codec2 != codec || payload2 != payload {
+		again := appendEnvelopeMeta(nil, []byte(payload), codec, 0, false, meta)
+		codec2, payload2, _, meta2, err := openEnvelopeMeta(string(again), 4096)
+		if err != nil || codec2 != codec || payload2 != payload || meta2 != meta {
 			t.Fatalf("re-sealed envelope differs: %v", err)
 		}
 	})

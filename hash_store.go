@@ -73,7 +73,7 @@ func (b *hashLayout) ownsKey(key string) bool {
 	if !underPrefix(key, b.prefix) {
 		return false
 	}
-	return b.bucketGen != nil || len(key) == len(b.prefix)+b.buckets.width
+	return b.bucketGen != nil && !isIndexKey(key, b.prefix) || len(key) == len(b.prefix)+b.buckets.width
 }
 
 // defaultBucketGen is the bucket generator the fast path of locate inlines.
@@ -355,7 +355,8 @@ end
 // writeScript stores or renews a session; one script, so that the first
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
 // seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5]
-// the operation, ARGV[6] the envelope, ARGV[7] the expected stored value.
+// the operation, ARGV[6] the envelope, ARGV[7] the expected stored value;
+// KEYS[2] and ARGV[8..10] the index step (luaIndex), when set.
 // The operations: 'w' writes (a new session); 'c' writes only if the stored
 // value is still ARGV[7] (a loaded session: else it answers what is there
 // now, so that the caller can merge); 't' renews the expiry of the stored
@@ -371,7 +372,7 @@ local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
 local body, markread = ARGV[6], doclean and op ~= 'w'
 ` + strings.Replace(luaGet, "EXPECT", "7", 1) + `
 if op == 't' then body = string.sub(v, 5) end
-` + luaPutCode + `
+` + luaIndex(2, 8) + luaPutCode + `
 return {1, used, time[1], time[2]}
 `)
 
@@ -379,8 +380,9 @@ return {1, used, time[1], time[2]}
 // with an empty old field, the boj/redistore key), KEYS[2] new bucket;
 // ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds, ARGV[4]
 // field TTL flag, ARGV[5] clean flag, ARGV[6] envelope, ARGV[7] 'c' to move
-// only if the old session's stored value is still ARGV[8], else 'w'. It
-// answers as writeScript.
+// only if the old session's stored value is still ARGV[8], else 'w';
+// KEYS[3] and ARGV[9..11] the index step (luaIndex), when set. It answers
+// as writeScript.
 var replaceHashScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
@@ -390,7 +392,7 @@ key, field = KEYS[2], ARGV[2]
 local ttl = tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
 local body = ARGV[6]
-` + luaPutCode + `
+` + luaIndex(3, 9) + luaPutCode + `
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
 else
@@ -466,13 +468,13 @@ func hashStored(v string, now time.Time) stored {
 
 // save writes a session: a new one unconditionally, a loaded one (prev)
 // only if what is stored is still what was loaded.
-func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
+func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) error {
 	native, clean := b.flags()
 	op, expect := "w", ""
 	if prev.found {
 		op, expect = "c", prev.raw
 	}
-	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, op, bytesToString(value[expiryLen:]), expect})
+	return b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(value[expiryLen:]), expect))
 }
 
 func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
@@ -480,7 +482,7 @@ func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t"})
 }
 
-func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored) error {
+func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
@@ -489,8 +491,8 @@ func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byt
 	if prevOld.found {
 		op = "c"
 	}
-	return b.exec(ctx, replaceHashScript, []string{old.key, loc.key},
-		[]string{old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:]), op, prevOld.raw})
+	return b.exec(ctx, replaceHashScript, ix.keys(old.key, loc.key),
+		ix.args(old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:]), op, prevOld.raw))
 }
 
 func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {

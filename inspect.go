@@ -26,6 +26,9 @@ type SessionInfo struct {
 	Compressed      bool
 	StoredBytes     int
 	SerializedBytes int
+	// Started is when the session began, where the store records it
+	// (Config.MaxLifetime or Config.UserKey set when it was written).
+	Started time.Time
 	// Values are the session's values, when they could be decoded.
 	Values map[any]any
 }
@@ -60,11 +63,14 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	now := p.now
 	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
-	values, codec, payload, _, err := s.openValues(env, nil)
-	if codec != 0 {
-		info.Codec = codecNames[codec]
+	values, o, err := s.openValues(env, nil)
+	if o.codec != 0 {
+		info.Codec = codecNames[o.codec]
 		info.Compressed = env[0]&flagLZ4 != 0
-		info.SerializedBytes = len(payload)
+		info.SerializedBytes = len(o.payload)
+	}
+	if o.meta.start != 0 {
+		info.Started = time.Unix(o.meta.start, 0)
 	}
 	info.Values = values
 	return info, err
@@ -82,8 +88,24 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
+	user := ""
+	if s.userKey != "" {
+		// Whose it was, to take it off that user's list as well.
+		got, err := s.layout.load(ctx, loc)
+		if err != nil {
+			return redisError("loading session", err)
+		}
+		if got.found {
+			if values, _, err := s.openValues(got.envelope, nil); err == nil {
+				user, _ = s.userOf(values)
+			}
+		}
+	}
 	if err := s.layout.remove(ctx, loc); err != nil {
 		return redisError("deleting session", err)
+	}
+	if user != "" {
+		s.dropEntries(ctx, []indexEntry{{s.indexKey(user), rawField(id)}})
 	}
 	return nil
 }

@@ -148,6 +148,8 @@ func checkKey(prefix, name string, gen func(string) (string, error), id string, 
 		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key of %d bytes (at most %d)", len(k), maxKeyLength)}
 	case prefixed && !underPrefix(k, prefix):
 		return "", &keyError{gen: name, reason: fmt.Sprintf("returned a key outside KeyPrefix %q", prefix)}
+	case prefixed && isIndexKey(k, prefix):
+		return "", &keyError{gen: name, reason: "returned a key shaped like a user index key (KeyPrefix + \"user:\" + 32 hex digits)"}
 	}
 	return k, nil
 }
@@ -183,8 +185,8 @@ func (e *keyError) Unwrap() []error {
 
 // OwnsKey reports whether key has the shape of this store's keys: under
 // KeyPrefix and, with the default key generators, exactly as long as a
-// bucket (HashMode) or a session key (StringMode). Sweep and the redistore
-// command leave other keys alone.
+// bucket (HashMode) or a session key (StringMode); never a user index key
+// (see IsIndexKey). Sweep and the redistore command leave other keys alone.
 func (s *Store) OwnsKey(key string) bool { return s.layout.ownsKey(key) }
 
 // KeyType is the Redis type of the keys OwnsKey accepts: "hash" in HashMode,

@@ -37,7 +37,9 @@ type layout interface {
 	// not found) is written as it is; a loaded one only if what is stored
 	// is still prev: else save writes nothing and returns ErrEnded when the
 	// session is gone or expired, or a *conflict holding what is stored now.
-	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error
+	// With ix set, the same script runs the index step (luaIndex) after its
+	// checks and before it writes.
+	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) error
 	// touch extends a stored session to ttl from now, keeping its value; a
 	// session that is gone or expired stays so, and touch returns ErrEnded.
 	touch(ctx context.Context, loc location, ttl int64) error
@@ -50,8 +52,9 @@ type layout interface {
 	// replace stores value at loc and deletes the session at old, in one
 	// atomic step where both live on one server (in Redis Cluster they are
 	// on different nodes: see replaceInSteps). With prevOld found, only if
-	// what is stored at old is still prevOld, answering as save does.
-	replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored) error
+	// what is stored at old is still prevOld, answering as save does; ix
+	// as in save (never in Redis Cluster).
+	replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error
 	// reserve is how many bytes save and replace want before the envelope.
 	reserve() int
 
@@ -195,7 +198,7 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 // one if it is still prevOld. When it is not (ended or changed), the new
 // session is deleted again, and the answer is removeIf's.
 func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64, prevOld stored) error {
-	if err := l.save(ctx, loc, value, ttl, stored{}); err != nil {
+	if err := l.save(ctx, loc, value, ttl, stored{}, nil); err != nil {
 		return err
 	}
 	if !prevOld.found {

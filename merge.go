@@ -18,7 +18,7 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 	if err := s.decode(st.codec, st.payload, loaded); err != nil {
 		return err
 	}
-	now, codec, payload, flags, err := s.openValues(current.envelope, nil)
+	now, o, err := s.openValues(current.envelope, nil)
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,12 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 	for k, v := range now {
 		session.Values[k] = v
 	}
-	st.payload, st.codec, st.incompressible = payload, codec, flags&flagIncompressible != 0
+	start := st.meta.start
+	st.opened(o)
+	if start != 0 && (st.meta.start == 0 || start < st.meta.start) {
+		st.meta.start = start // the session began when it began, whoever wrote last
+	}
+	st.user, _ = s.userOf(now)
 	st.loaded = current
 	return nil
 }

@@ -39,6 +39,8 @@ type Store struct {
 	sweepSource   BucketSource
 	legacy        *Legacy
 	clock         *serverClock
+	userKey       string
+	maxLifetime   int64 // seconds; 0: none
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -54,6 +56,8 @@ type sessionState struct {
 	loc     location // where id lives
 	payload string   // serialized Values as stored (with loaded.found)
 	codec   byte     // codec of payload
+	meta    envMeta  // the metadata of the stored session, or of the last write
+	user    string   // its user (Config.UserKey), as stored
 	cookie  string   // a cookie value for id from the current key pair
 
 	legacyKey string // the boj/redistore key the session was read from
@@ -66,6 +70,12 @@ type sessionState struct {
 	// payload and codec describe the stored session, left how long it had
 	// when loaded or last touched.
 	loaded stored
+}
+
+// opened records what a stored envelope said.
+func (st *sessionState) opened(o opened) {
+	st.payload, st.codec, st.meta = o.payload, o.codec, o.meta
+	st.incompressible = o.flags&flagIncompressible != 0
 }
 
 // stateKey finds a Store's sessionStates in a request's context.
@@ -142,14 +152,19 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	if !got.found {
 		return session, nil
 	}
-	codec, payload, flags, err := s.open(got.envelope, session)
+	o, err := s.open(got.envelope, session)
 	if err != nil {
 		return session, err
 	}
+	if s.maxLifetime > 0 && o.meta.start != 0 && time.Now().Unix() >= o.meta.start+s.maxLifetime {
+		clear(session.Values) // past MaxLifetime (lowered since it was written): ended
+		return session, nil
+	}
 	session.ID = id
 	session.IsNew = false
-	st := &sessionState{session: session, id: id, loc: loc, payload: payload, codec: codec,
-		incompressible: flags&flagIncompressible != 0}
+	st := &sessionState{session: session, id: id, loc: loc}
+	st.opened(o)
+	st.user, _ = s.userOf(session.Values)
 	got.envelope = ""
 	st.loaded = got
 	if current {
@@ -159,40 +174,50 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	return session, nil
 }
 
+// opened is what a stored envelope says besides the values.
+type opened struct {
+	codec   byte    // codec of payload
+	payload string  // the serialized values
+	flags   byte    // the envelope's flags, flagMeta aside
+	meta    envMeta // its metadata block
+}
+
 // open decodes a stored envelope into session.Values, leaving them empty
 // on error.
-func (s *Store) open(env string, session *sessions.Session) (codec byte, payload string, flags byte, err error) {
-	values, codec, payload, flags, err := s.openValues(env, session.Values)
+func (s *Store) open(env string, session *sessions.Session) (opened, error) {
+	values, o, err := s.openValues(env, session.Values)
 	if err != nil {
 		clear(session.Values)
-		return codec, payload, flags, err
+		return o, err
 	}
 	session.Values = values
-	return codec, payload, flags, nil
+	return o, nil
 }
 
 // openValues checks a stored envelope and decodes its values into into (or
 // a new map, sized once where the payload gives its length, or when into is
 // nil). On a decode error it still returns what the envelope said.
-func (s *Store) openValues(env string, into map[any]any) (values map[any]any, codec byte, payload string, flags byte, err error) {
-	codec, payload, flags, err = openEnvelope(env, s.maxLength)
+func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, error) {
+	var o opened
+	var err error
+	o.codec, o.payload, o.flags, o.meta, err = openEnvelopeMeta(env, s.maxLength)
 	if err != nil {
-		return nil, 0, "", 0, err
+		return nil, opened{}, err
 	}
-	values = into
-	if codec == codecCompact {
+	values := into
+	if o.codec == codecCompact {
 		// Size the map once instead of growing it entry by entry.
-		if n, k := uvarintString(payload); k > 0 && n <= uint64(len(payload)/2) {
+		if n, k := uvarintString(o.payload); k > 0 && n <= uint64(len(o.payload)/2) {
 			values = make(map[any]any, n)
 		}
 	}
 	if values == nil {
 		values = map[any]any{}
 	}
-	if err := s.decode(codec, payload, values); err != nil {
-		return nil, codec, payload, flags, err
+	if err := s.decode(o.codec, o.payload, values); err != nil {
+		return nil, o, err
 	}
-	return values, codec, payload, flags, nil
+	return values, o, nil
 }
 
 // decode decodes a payload with the serializer that wrote it.
@@ -303,7 +328,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		}
 	}
 	buf := getBuffer()
-	written, err := s.write(r.Context(), st, session, loc, old, opts, buf)
+	written, ttl, err := s.write(r.Context(), st, session, loc, old, opts, buf)
 	if err == nil || !written {
 		// After a failed write the client may still hold buf in its pipeline:
 		// leave it to the garbage collector.
@@ -313,6 +338,12 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		return err
 	}
 	st.legacyKey = ""
+	if s.maxLifetime > 0 && int64(opts.MaxAge) > ttl {
+		// The cookie never outlasts the session's lifetime.
+		clamped := *opts
+		clamped.MaxAge = int(ttl)
+		opts = &clamped
+	}
 	return s.setCookie(w, st, session, loc, opts)
 }
 
@@ -338,6 +369,18 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 	if err := s.layout.remove(ctx, loc); err != nil {
 		return redisError("deleting session", err)
 	}
+	user := st.user
+	if st.id == "" {
+		user, _ = s.userOf(session.Values)
+	}
+	if user != "" {
+		id := session.ID
+		if st.id != "" {
+			id = st.id
+		}
+		s.dropEntries(ctx, []indexEntry{{s.indexKey(user), rawField(id)}})
+	}
+	st.user = ""
 	return nil
 }
 
@@ -385,7 +428,7 @@ func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sess
 // write merges this request's changes into what is stored now and tries
 // again (see merge), up to MaxMergeAttempts times. written reports whether
 // a command may have referenced buf.
-func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte) (written bool, err error) {
+func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte) (written bool, kept int64, err error) {
 	ttl := int64(opts.MaxAge)
 	if ttl == 0 {
 		ttl = s.browserTTL
@@ -396,41 +439,55 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		// Each attempt has its own deadline: merges under contention are
 		// more calls, not slower ones.
 		actx, cancel := s.callContext(ctx)
-		w, err := s.writeOnce(actx, st, session, loc, old, ttl, buf)
+		w, kept, err := s.writeOnce(actx, st, session, loc, old, ttl, buf)
 		cancel()
 		written = written || w
 		switch {
+		case err == nil:
+			return written, kept, nil
 		case errors.Is(err, ErrEnded):
-			return written, err
+			return written, 0, err
 		case !errors.As(err, &c):
-			return written, err
+			return written, 0, err
 		case attempt == MaxMergeAttempts:
-			return written, fmt.Errorf("%w: %d attempts to merge this request's changes failed", ErrConflict, attempt)
+			return written, 0, fmt.Errorf("%w: %d attempts to merge this request's changes failed", ErrConflict, attempt)
 		case st.legacyKey != "":
-			return written, fmt.Errorf("%w: the boj/redistore session changed while it was moved", ErrConflict)
+			return written, 0, fmt.Errorf("%w: the boj/redistore session changed while it was moved", ErrConflict)
 		}
 		if err := s.merge(st, session, c.current); err != nil {
-			return written, err
+			return written, 0, err
 		}
 	}
 }
 
-// writeOnce is one attempt of write.
-func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte) (written bool, err error) {
+// writeOnce is one attempt of write; kept is how long the session is kept.
+func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte) (written bool, kept int64, err error) {
+	user, err := s.userOf(session.Values)
+	if err != nil {
+		return false, 0, err
+	}
+	p, err := s.plan(st, session, user, ttl)
+	if errors.Is(err, errLifetimeOver) {
+		return false, 0, s.endLifetime(ctx, st)
+	}
 	b, err := s.serializer.Encode((*buf)[:0], session.Values)
 	if err != nil {
 		if s.codec == codecCustom {
-			return false, fmt.Errorf("redistore: Serializer: %w", err)
+			return false, 0, fmt.Errorf("redistore: Serializer: %w", err)
 		}
-		return false, err
+		return false, 0, err
 	}
 	*buf = b
 	if len(b) > s.maxLength {
-		return false, fmt.Errorf("%w: %d bytes serialized, MaxLength is %d", ErrTooLarge, len(b), s.maxLength)
+		return false, 0, fmt.Errorf("%w: %d bytes serialized, MaxLength is %d", ErrTooLarge, len(b), s.maxLength)
 	}
 	payload := b[:len(b):len(b)]
-	if st.loaded.found && st.id == session.ID && st.codec == s.codec && st.payload == bytesToString(payload) {
-		return false, s.renew(ctx, st, loc, ttl)
+	if !p.full && st.loaded.found && st.id == session.ID && st.codec == s.codec && st.payload == bytesToString(payload) {
+		return false, p.ttl, s.renew(ctx, st, loc, p.ttl)
+	}
+	ix, err := s.beforeWrite(ctx, p.ix)
+	if err != nil {
+		return false, 0, err
 	}
 
 	// The value goes into the same buffer, after the payload: the bytes the
@@ -439,7 +496,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 	skipLZ4 := st.incompressible && st.id == session.ID && len(payload) >= n/2 && len(payload) <= 2*n
 	var reserved [expiryLen]byte
 	b = append(b, reserved[:s.layout.reserve()]...)
-	b = appendEnvelope(b, payload, s.codec, s.minCompress, skipLZ4)
+	b = appendEnvelopeMeta(b, payload, s.codec, s.minCompress, skipLZ4, p.meta)
 	*buf = b
 	value := b[len(payload):]
 	var prev stored // the session as loaded, where it lived: written only if still so
@@ -450,20 +507,41 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 		prev = st.loaded
 	}
 	if old != nil {
-		err = s.layout.replace(ctx, *old, loc, value, ttl, prev)
+		err = s.layout.replace(ctx, *old, loc, value, p.ttl, prev, ix)
 	} else {
-		err = s.layout.save(ctx, loc, value, ttl, prev)
+		err = s.layout.save(ctx, loc, value, p.ttl, prev, ix)
 	}
 	var c *conflict
 	if err != nil && !errors.Is(err, ErrEnded) && !errors.As(err, &c) {
-		return true, redisError("saving session", err)
+		return true, 0, redisError("saving session", err)
 	}
 	if err == nil {
 		// buf goes back to the pool; a second Save in this request writes
 		// again, unconditionally.
 		st.loaded.found = false
+		st.meta, st.user = p.meta, user
+		s.dropEntries(ctx, p.drops)
 	}
-	return true, err
+	return true, p.ttl, err
+}
+
+// endLifetime ends a loaded session that reached MaxLifetime (its Redis
+// TTL ends it too; this is for a MaxLifetime lowered since it was written).
+func (s *Store) endLifetime(ctx context.Context, st *sessionState) error {
+	if st.loaded.found {
+		if err := s.layout.removeIf(ctx, st.loc, st.loaded); err != nil && !errors.Is(err, ErrEnded) {
+			var c *conflict
+			if !errors.As(err, &c) {
+				return redisError("ending session", err)
+			}
+			s.layout.remove(ctx, st.loc) // changed meanwhile, and past its lifetime all the same
+		}
+	}
+	if st.user != "" {
+		s.dropEntries(ctx, []indexEntry{{s.indexKey(st.user), rawField(st.id)}})
+	}
+	st.loaded.found = false
+	return errLifetimeOver
 }
 
 // renew renews the expiry of a session that did not change, if that is due

@@ -43,7 +43,7 @@ func (b *stringLayout) ownsKey(key string) bool {
 	if !underPrefix(key, b.prefix) {
 		return false
 	}
-	return b.keyGen != nil || len(key) == len(b.prefix)+idBytes
+	return b.keyGen != nil && !isIndexKey(key, b.prefix) || len(key) == len(b.prefix)+idBytes
 }
 
 func (b *stringLayout) reserve() int { return expiryLen }
@@ -84,6 +84,7 @@ local v = redis.call('GET', KEYS[1])
 if not v then return {0} end
 if v ~= ARGV[1] then return {2, v} end
 if ARGV[2] then
+` + luaIndex(2, 4) + `
 	redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
 else
 	redis.call('DEL', KEYS[1])
@@ -115,12 +116,23 @@ func (b *stringLayout) answer(res rueidis.RedisResult) error {
 	return nil
 }
 
-func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored) error {
+// newStringScript writes a new session with an index step: KEYS[1] key,
+// ARGV[1] TTL in seconds, ARGV[2] value; KEYS[2] and ARGV[3..5] the index
+// step (luaIndex).
+var newStringScript = rueidis.NewLuaScript(luaIndex(2, 3) + `
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+return {1}
+`)
+
+func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) error {
 	b.putExpiry(value, ttl)
-	if !prev.found {
+	switch {
+	case !prev.found && ix == nil:
 		return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
+	case !prev.found:
+		return b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), bytesToString(value))))
 	}
-	return b.answer(casStringScript.Exec(ctx, b.c, []string{loc.key}, []string{prev.raw, itoa(ttl), bytesToString(value)}))
+	return b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), bytesToString(value))))
 }
 
 func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {
@@ -147,29 +159,31 @@ func (b *stringLayout) remove(ctx context.Context, loc location) error {
 }
 
 // replaceStringScript: KEYS[1] old key, KEYS[2] new key, ARGV[1] TTL in
-// seconds, ARGV[2] value, ARGV[3] the old key's expected value, or none to
-// move it whatever it holds. It answers as casStringScript.
+// seconds, ARGV[2] value, ARGV[3] the old key's expected value, or an empty string to
+// move it whatever it holds; KEYS[3] and ARGV[4..6] the index step
+// (luaIndex), when set. It answers as casStringScript.
 var replaceStringScript = rueidis.NewLuaScript(`
-if ARGV[3] then
+if ARGV[3] ~= '' then
 	local v = redis.call('GET', KEYS[1])
 	if not v then return {0} end
 	if v ~= ARGV[3] then return {2, v} end
 end
+` + luaIndex(3, 4) + `
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('DEL', KEYS[1])
 return {1}
 `)
 
-func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored) error {
+func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error {
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
 	b.putExpiry(value, ttl)
-	args := []string{itoa(ttl), bytesToString(value)}
+	expect := ""
 	if prevOld.found {
-		args = append(args, prevOld.raw)
+		expect = prevOld.raw
 	}
-	return b.answer(replaceStringScript.Exec(ctx, b.c, []string{old.key, loc.key}, args))
+	return b.answer(replaceStringScript.Exec(ctx, b.c, ix.keys(old.key, loc.key), ix.args(itoa(ttl), bytesToString(value), expect)))
 }
 
 // peek: Redis's TTL, not the stored expiry, ends a StringMode session.

@@ -7,6 +7,8 @@
 //	redistore stats   [--sample N] [--json]
 //	redistore doctor
 //	redistore inspect [--cookie NAME] <session-id-or-cookie-value>
+//	redistore sessions --user USER [--user-key KEY]
+//	redistore revoke   --user USER [--handle HANDLE] [--user-key KEY]
 //
 // Every command takes --url (default $REDIS_URL), --mode hash|string,
 // --prefix and --timeout (each Redis call's bound, 5s by default); --mode and
@@ -78,7 +80,7 @@ type command struct {
 	setup   func(fs *flag.FlagSet, o *options) func(ctx context.Context, e *env, args []string) error
 }
 
-var commands = []*command{sweepCommand, statsCommand, doctorCommand, inspectCommand}
+var commands = []*command{sweepCommand, statsCommand, doctorCommand, inspectCommand, sessionsCommand, revokeCommand}
 
 func lookupCommand(name string) *command {
 	for _, c := range commands {

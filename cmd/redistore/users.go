@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redisession/redistore"
+)
+
+var sessionsCommand = &command{
+	name:    "sessions",
+	args:    " --user USER",
+	summary: "list a user's live sessions (Config.UserKey's index): handle, start, expiry",
+	setup:   setupSessions,
+}
+
+var revokeCommand = &command{
+	name:    "revoke",
+	args:    " --user USER [--handle HANDLE]",
+	summary: "end a user's sessions: all of them, or the one --handle names",
+	setup:   setupRevoke,
+}
+
+// userFlags are the flags of the user commands.
+type userFlags struct{ user, userKey string }
+
+func addUserFlags(fs *flag.FlagSet) *userFlags {
+	u := &userFlags{}
+	fs.StringVar(&u.user, "user", "", "the user's `ID`, as the application stores it in Values[Config.UserKey]")
+	fs.StringVar(&u.userKey, "user-key", "user", "the store's Config.UserKey")
+	return u
+}
+
+// open checks the user flags and opens the store with its UserKey.
+func (u *userFlags) open(e *env, args []string) (*redistore.Store, func(), error) {
+	if len(args) > 0 {
+		return nil, nil, usageErrorf("takes no arguments, only flags; got %q", args)
+	}
+	if u.user == "" {
+		return nil, nil, usageErrorf("--user is required: the user's ID, as the application stores it")
+	}
+	if u.userKey == "" {
+		return nil, nil, usageErrorf("--user-key is empty: give the store's Config.UserKey")
+	}
+	store, client, err := e.open(false, func(cfg *redistore.Config) { cfg.UserKey = u.userKey })
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, client.Close, nil
+}
+
+func setupSessions(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
+	u := addUserFlags(fs)
+	return func(ctx context.Context, e *env, args []string) error {
+		store, done, err := u.open(e, args)
+		if err != nil {
+			return err
+		}
+		defer done()
+		list, err := store.UserSessions(ctx, u.user)
+		if err != nil {
+			return err
+		}
+		printUserSessions(e, list, time.Now())
+		return nil
+	}
+}
+
+func printUserSessions(e *env, list []redistore.UserSession, now time.Time) {
+	if len(list) == 0 {
+		fmt.Fprintln(e.stdout, "no live sessions")
+		return
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HANDLE\tSTARTED\tEXPIRES")
+	for _, us := range list {
+		started := "unknown"
+		if !us.Started.IsZero() {
+			started = us.Started.UTC().Format(time.DateTime + " MST")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s (in %v)\n", us.Handle, started, us.Expires.UTC().Format(time.DateTime+" MST"), us.Expires.Sub(now).Round(time.Second))
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "%d live session(s)\n", len(list))
+}
+
+func setupRevoke(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
+	u := addUserFlags(fs)
+	handle := fs.String("handle", "", "end only the session with this `handle` (from redistore sessions); default: all of the user's sessions")
+	return func(ctx context.Context, e *env, args []string) error {
+		store, done, err := u.open(e, args)
+		if err != nil {
+			return err
+		}
+		defer done()
+		if *handle == "" {
+			n, err := store.DeleteUserSessions(ctx, u.user)
+			fmt.Fprintf(e.stdout, "ended %d session(s)\n", n)
+			return err
+		}
+		list, err := store.UserSessions(ctx, u.user)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(list, func(us redistore.UserSession) bool { return us.Handle == *handle }) {
+			return fmt.Errorf("the user has no live session with handle %q (see redistore sessions --user)", *handle)
+		}
+		if err := store.DeleteUserSession(ctx, u.user, *handle); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "ended session %s\n", *handle)
+		return nil
+	}
+}

@@ -1,0 +1,497 @@
+package redistore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/redis/rueidis"
+)
+
+// A user index is one Redis hash per user (Config.UserKey), under the key
+// prefix followed by "user:" and 32 hexadecimal digits of the SHA-256 of the
+// user's ID. Each field is the 16 raw bytes of a session ID; its value is
+// "DDDDDDDDDD,AAAAAAAAAA": the Unix second (server clock) until which the
+// entry is kept, and the one when it was written. The key expires with its
+// latest entry, so the index of a user who never comes back goes by itself.
+//
+// The index may name sessions that ended (a stale entry: UserSessions and
+// DeleteUserSessions check every session they are given, and drop such
+// entries), but never misses a live one: a write that signs a session in
+// adds the entry in the same script, before it writes the session (in Redis
+// Cluster, where the index lives on another node, in a step of its own
+// before the write), and an entry is kept for twice the session's lifetime,
+// renewed by the write that next finds it less than one lifetime away.
+const (
+	indexInfix = "user:"
+	// indexSlack is added to an entry's deadline beyond twice the
+	// session's lifetime, so that clocks a little off never matter.
+	indexSlack = 60
+	// indexGrace is how long an entry whose session is missing is kept:
+	// the session may still be on its way (Redis Cluster writes the index
+	// first).
+	indexGrace = time.Minute
+	// maxUserLength bounds a user ID.
+	maxUserLength = 1024
+)
+
+// ErrNoUserIndex: a user method was called on a store without
+// Config.UserKey.
+var ErrNoUserIndex = errors.New("redistore: Config.UserKey is not set: the store keeps no index of users' sessions")
+
+// UserSession describes one live session of a user, for a "your devices"
+// page or an admin tool.
+type UserSession struct {
+	// Handle names the session without being a credential: it is safe to
+	// put in a page, and DeleteUserSession takes it.
+	Handle string
+	// Expires is when the session ends unless it is renewed.
+	Expires time.Time
+	// Started is when the session began (zero for a session written before
+	// UserKey or MaxLifetime was set).
+	Started time.Time
+}
+
+// userOf returns the user a session's values name (Config.UserKey), ""
+// for none.
+func (s *Store) userOf(values map[any]any) (string, error) {
+	if s.userKey == "" {
+		return "", nil
+	}
+	v, ok := values[s.userKey]
+	if !ok || v == nil {
+		return "", nil
+	}
+	var u string
+	switch x := v.(type) {
+	case string:
+		u = x
+	case int:
+		u = strconv.FormatInt(int64(x), 10)
+	case int8:
+		u = strconv.FormatInt(int64(x), 10)
+	case int16:
+		u = strconv.FormatInt(int64(x), 10)
+	case int32:
+		u = strconv.FormatInt(int64(x), 10)
+	case int64:
+		u = strconv.FormatInt(x, 10)
+	case uint:
+		u = strconv.FormatUint(uint64(x), 10)
+	case uint8:
+		u = strconv.FormatUint(uint64(x), 10)
+	case uint16:
+		u = strconv.FormatUint(uint64(x), 10)
+	case uint32:
+		u = strconv.FormatUint(uint64(x), 10)
+	case uint64:
+		u = strconv.FormatUint(x, 10)
+	default:
+		return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds a %T: store the user's ID as a string or an integer", s.userKey, v)
+	}
+	if len(u) > maxUserLength {
+		return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds a %d-byte user ID, over %d", s.userKey, len(u), maxUserLength)
+	}
+	return u, nil
+}
+
+// indexKey returns the key of a user's index.
+func (s *Store) indexKey(user string) string {
+	h := sha256.Sum256([]byte(user))
+	return s.prefix + indexInfix + hex.EncodeToString(h[:16])
+}
+
+// isIndexKey reports whether key has the shape of a user index key.
+func isIndexKey(key, prefix string) bool {
+	rest, ok := strings.CutPrefix(key, prefix+indexInfix)
+	if !ok || len(rest) != 32 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsIndexKey reports whether key is one of this store's user index keys
+// (Config.UserKey), which OwnsKey does not count as sessions.
+func (s *Store) IsIndexKey(key string) bool { return isIndexKey(key, s.prefix) }
+
+// handleOf returns the handle of a session ID: 16 characters of URL-safe
+// base64 from a SHA-256 of the ID, which names it without revealing it.
+func handleOf(id string) string {
+	h := sha256.Sum256([]byte("redistore handle\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// Handle returns the handle of a session, as UserSessions lists it: "" for
+// a session that was never saved (it has no ID yet). RegenerateID gives the
+// session a new handle.
+func (s *Store) Handle(session *sessions.Session) string {
+	if session == nil || !ValidID(session.ID) {
+		return ""
+	}
+	return handleOf(session.ID)
+}
+
+// indexOp is what a write does to a user's index, in the write's script
+// (or, in Redis Cluster, in a step of its own before it): add (or renew)
+// the entry add, kept keep seconds, and delete the entry drop.
+type indexOp struct {
+	key, add, drop string
+	keep           int64
+}
+
+// keys and args append the index arguments to a write script's.
+func (ix *indexOp) keys(keys ...string) []string {
+	if ix == nil {
+		return keys
+	}
+	return append(keys, ix.key)
+}
+
+func (ix *indexOp) args(args ...string) []string {
+	if ix == nil {
+		return args
+	}
+	return append(args, ix.add, itoa(ix.keep), ix.drop)
+}
+
+// luaIndex is the index step of the write scripts, run after their checks
+// and before their writes, so that a failure leaves at most a stale entry.
+// With the index at KEYS[IK] it adds the entry ARGV[IA] kept ARGV[IA+1]
+// seconds, deletes the entry ARGV[IA+2] (empty: none), drops the entries past
+// their deadline among the first HSCAN chunk (all of a small hash), and
+// makes the key outlive the entry.
+func luaIndex(ik, ia int) string {
+	return strings.NewReplacer("IK", strconv.Itoa(ik), "IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2)).Replace(`
+if KEYS[IK] then
+	local ix, t = KEYS[IK], tonumber(redis.call('TIME')[1])
+	local keep = tonumber(ARGV[IA1])
+	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', t + keep, t))
+	if ARGV[IA2] ~= '' then redis.call('HDEL', ix, ARGV[IA2]) end
+	local kv = redis.call('HSCAN', ix, '0', 'COUNT', 16)[2]
+	for i = 1, #kv, 2 do
+		local d = tonumber(string.sub(kv[i + 1], 1, 10))
+		if kv[i] ~= ARGV[IA0] and (not d or d < t) then redis.call('HDEL', ix, kv[i]) end
+	end
+	if redis.call('PTTL', ix) < keep * 1000 then redis.call('PEXPIRE', ix, keep * 1000) end
+end
+`)
+}
+
+// indexScript is luaIndex on its own: KEYS[1] the index, ARGV[1..3].
+var indexScript = rueidis.NewLuaScript(luaIndex(1, 1) + "\nreturn 1\n")
+
+// dropEntryScript deletes an index entry if its value is still ARGV[2]
+// (empty: any): KEYS[1] the index, ARGV[1] the field.
+var dropEntryScript = rueidis.NewLuaScript(`
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+return redis.call('HDEL', KEYS[1], ARGV[1])
+`)
+
+// indexEntry names one entry of a user's index.
+type indexEntry struct{ key, field string }
+
+// writePlan is what a write of a session does besides storing its values.
+type writePlan struct {
+	ttl   int64        // seconds the session is kept: MaxLifetime may shorten it
+	meta  envMeta      // the metadata to store with it
+	ix    *indexOp     // the index entry the write adds or renews
+	drops []indexEntry // entries to delete once the write landed
+	full  bool         // write the session even if its values did not change
+}
+
+// errLifetimeOver: the session reached MaxLifetime.
+var errLifetimeOver = fmt.Errorf("%w: it reached Config.MaxLifetime", ErrEnded)
+
+// plan works out the metadata, lifetime and index steps of a write of
+// session (its ID already the one it is written under) for ttl seconds.
+func (s *Store) plan(st *sessionState, session *sessions.Session, user string, ttl int64) (writePlan, error) {
+	p := writePlan{ttl: ttl}
+	if s.maxLifetime == 0 && s.userKey == "" {
+		return p, nil
+	}
+	now := time.Now().Unix()
+	p.meta.start = st.meta.start
+	if st.id == "" || p.meta.start == 0 {
+		// A new session begins now; one written before MaxLifetime or
+		// UserKey was set begins now too, and is written to record it.
+		p.meta.start, p.full = now, st.id != ""
+	}
+	if s.maxLifetime > 0 {
+		left := p.meta.start + s.maxLifetime - now
+		if left <= 0 {
+			return p, errLifetimeOver
+		}
+		p.ttl = min(ttl, left)
+	}
+	moved := st.id != "" && st.id != session.ID
+	if st.user != "" && (st.user != user || moved) {
+		p.drops = append(p.drops, indexEntry{s.indexKey(st.user), rawField(st.id)})
+	}
+	if user == "" {
+		return p, nil
+	}
+	if user == st.user && !moved && st.meta.indexUntil != 0 && now+p.ttl+indexSlack <= st.meta.indexUntil {
+		p.meta.indexUntil = st.meta.indexUntil
+		return p, nil
+	}
+	// Signing in, a new ID, or an entry due for renewal: the write adds
+	// the entry, before the session.
+	keep := 2*p.ttl + indexSlack
+	p.ix = &indexOp{key: s.indexKey(user), add: rawField(session.ID), keep: keep}
+	p.meta.indexUntil = now + keep
+	p.full = true
+	if len(p.drops) > 0 && p.drops[0].key == p.ix.key && s.client.Mode() != rueidis.ClientModeCluster {
+		// A new ID of the same user: the old entry goes in the same step.
+		p.ix.drop, p.drops = p.drops[0].field, p.drops[1:]
+	}
+	return p, nil
+}
+
+// rawField returns the index field of a valid ID: its 16 raw bytes.
+func rawField(id string) string {
+	raw, err := rawID(id)
+	if err != nil {
+		return ""
+	}
+	return string(raw[:])
+}
+
+// beforeWrite runs the index step of a write that cannot be in the write's
+// own script (Redis Cluster: the index lives in another slot), and returns
+// the op the layout should run in its script.
+func (s *Store) beforeWrite(ctx context.Context, ix *indexOp) (*indexOp, error) {
+	if ix == nil || s.client.Mode() != rueidis.ClientModeCluster {
+		return ix, nil
+	}
+	err := indexScript.Exec(ctx, s.client, []string{ix.key}, []string{ix.add, itoa(ix.keep), ix.drop}).Error()
+	if err != nil {
+		return nil, redisError("indexing session", err)
+	}
+	return nil, nil
+}
+
+// dropEntries deletes index entries of sessions that left a user. A
+// failure leaves a stale entry, which the user methods skip and remove
+// later; it is not worth failing the request for.
+func (s *Store) dropEntries(ctx context.Context, entries []indexEntry) {
+	for _, e := range entries {
+		if e.field != "" {
+			dropEntryScript.Exec(ctx, s.client, []string{e.key}, []string{e.field, ""})
+		}
+	}
+}
+
+// UserSessions returns the live sessions of a user (their Values[UserKey]
+// holds user), oldest first. It never lists a session that has ended; on
+// the way it drops index entries of sessions that did.
+func (s *Store) UserSessions(ctx context.Context, user string) ([]UserSession, error) {
+	var out []UserSession
+	err := s.eachUserSession(ctx, user, func(ctx context.Context, us userSession) error {
+		out = append(out, us.info)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b UserSession) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Handle, b.Handle)
+	})
+	return out, err
+}
+
+// DeleteUserSession ends the session of user named by handle (see Handle
+// and UserSessions): "sign out this device". A handle that names no live
+// session of this user (another user's, or one that ended) does nothing
+// and is not an error. Once it returns, the session opens nothing, and a
+// request that had loaded it cannot save it back (ErrEnded).
+func (s *Store) DeleteUserSession(ctx context.Context, user, handle string) error {
+	_, err := s.deleteUserSessions(ctx, user, func(h string) bool { return h == handle })
+	return err
+}
+
+// DeleteUserSessions ends every session of user except those whose handles
+// are in keep, and returns how many it ended: with no handles, all of them
+// ("log out everywhere"); with the current session's handle, every other
+// device. Once it returns, no session it ended opens anything, and a
+// request that had loaded one cannot save it back (ErrEnded). A session
+// signed in while it runs may survive, as a sign-in just after it would.
+func (s *Store) DeleteUserSessions(ctx context.Context, user string, keep ...string) (int, error) {
+	return s.deleteUserSessions(ctx, user, func(h string) bool { return !slices.Contains(keep, h) })
+}
+
+func (s *Store) deleteUserSessions(ctx context.Context, user string, end func(handle string) bool) (int, error) {
+	n := 0
+	err := s.eachUserSession(ctx, user, func(ctx context.Context, us userSession) error {
+		if !end(us.info.Handle) {
+			return nil
+		}
+		ended, err := s.endIndexed(ctx, user, us)
+		if ended {
+			n++
+		}
+		return err
+	})
+	return n, err
+}
+
+// userSession is one live session of a user found through the index.
+type userSession struct {
+	info  UserSession
+	entry indexEntry
+	loc   location
+	got   stored
+}
+
+// eachUserSession calls fn for every live session of user in its index,
+// dropping the entries of sessions that ended or moved to another user.
+func (s *Store) eachUserSession(ctx context.Context, user string, fn func(context.Context, userSession) error) error {
+	if s.userKey == "" {
+		return ErrNoUserIndex
+	}
+	key := s.indexKey(user)
+	entries, err := s.indexEntries(ctx, key)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for field, value := range entries {
+		us, live, err := s.indexedSession(ctx, user, indexEntry{key, field}, value)
+		if err == nil && live {
+			err = fn(ctx, us)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// indexEntries reads a user's whole index.
+func (s *Store) indexEntries(ctx context.Context, key string) (map[string]string, error) {
+	entries := map[string]string{}
+	cursor := uint64(0)
+	for {
+		cctx, cancel := s.callContext(ctx)
+		e, err := s.client.Do(cctx, s.client.B().Hscan().Key(key).Cursor(cursor).Count(256).Build()).AsScanEntry()
+		cancel()
+		if err != nil {
+			return nil, redisError("reading the user's index", err)
+		}
+		for i := 0; i+1 < len(e.Elements); i += 2 {
+			entries[e.Elements[i]] = e.Elements[i+1]
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return entries, nil
+		}
+	}
+}
+
+// indexedSession loads the session an index entry names and reports
+// whether it is a live session of user, dropping the entry when it is not
+// (and is not a session on its way in).
+func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, value string) (userSession, bool, error) {
+	us := userSession{entry: e}
+	drop := func() error {
+		cctx, cancel := s.callContext(ctx)
+		defer cancel()
+		if err := dropEntryScript.Exec(cctx, s.client, []string{e.key}, []string{e.field, value}).Error(); err != nil {
+			return redisError("dropping an index entry", err)
+		}
+		return nil
+	}
+	if len(e.field) != idBytes {
+		return us, false, drop()
+	}
+	id := hex.EncodeToString([]byte(e.field))
+	loc, err := s.locate(id)
+	if err != nil {
+		return us, false, err
+	}
+	cctx, cancel := s.callContext(ctx)
+	got, err := s.layout.load(cctx, loc)
+	cancel()
+	if err != nil {
+		if err = redisError("loading session", err); errors.Is(err, ErrCorrupt) {
+			return us, false, nil // not a session: not listed, and not this method's to remove
+		}
+		return us, false, err
+	}
+	if !got.found {
+		// The entry's time is the server's.
+		now, ok := s.clock.now()
+		if !ok {
+			now = time.Now()
+		}
+		if added, err := strconv.ParseInt(value[min(len(value), 11):], 10, 64); err != nil || now.Sub(time.Unix(added, 0)) > indexGrace {
+			return us, false, drop()
+		}
+		return us, false, nil
+	}
+	values, o, err := s.openValues(got.envelope, nil)
+	if err != nil {
+		return us, false, nil // not this store's to judge: leave it
+	}
+	if u, _ := s.userOf(values); u != user {
+		return us, false, drop() // signed out, or another user's now
+	}
+	if s.maxLifetime > 0 && o.meta.start != 0 && time.Now().Unix() >= o.meta.start+s.maxLifetime {
+		return us, false, nil
+	}
+	us.loc, us.got = loc, got
+	us.info = UserSession{Handle: handleOf(id), Expires: time.Unix(got.expiry, 0)}
+	if o.meta.start != 0 {
+		us.info.Started = time.Unix(o.meta.start, 0)
+	}
+	return us, true, nil
+}
+
+// endIndexed ends a session found by eachUserSession if it is still as
+// found, or, after a change, still of user; ended reports that it did.
+func (s *Store) endIndexed(ctx context.Context, user string, us userSession) (ended bool, err error) {
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := s.callContext(ctx)
+		err := s.layout.removeIf(cctx, us.loc, us.got)
+		cancel()
+		var c *conflict
+		switch {
+		case err == nil:
+			s.dropAfter(ctx, us.entry)
+			return true, nil
+		case errors.Is(err, ErrEnded):
+			s.dropAfter(ctx, us.entry)
+			return false, nil
+		case !errors.As(err, &c):
+			return false, redisError("deleting session", err)
+		case attempt == MaxMergeAttempts:
+			return false, fmt.Errorf("%w: %d attempts to end a session that kept changing", ErrConflict, attempt)
+		}
+		values, _, err := s.openValues(c.current.envelope, nil)
+		if err != nil {
+			return false, err
+		}
+		if u, _ := s.userOf(values); u != user {
+			return false, nil // no longer this user's
+		}
+		us.got = c.current
+	}
+}
+
+// dropAfter deletes the entry of a session that was ended.
+func (s *Store) dropAfter(ctx context.Context, e indexEntry) {
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	s.dropEntries(cctx, []indexEntry{e})
+}

@@ -1,0 +1,417 @@
+package redistore
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+func (r resultT) int(t testing.TB) int64 {
+	t.Helper()
+	v, err := r.AsInt64()
+	noErr(t, err)
+	return v
+}
+
+// signIn returns a browser with a saved session of user (Values["uid"]).
+func signIn(t testing.TB, s *Store, user any) (*browser, *sessions.Session) {
+	t.Helper()
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["uid"] = user
+	sess.Values["cart"] = "2 items"
+	b.save(t, s, r, sess)
+	return b, sess
+}
+
+// handles returns the handles UserSessions lists for user, sorted.
+func handles(t testing.TB, s *Store, user string) []string {
+	t.Helper()
+	list, err := s.UserSessions(context.Background(), user)
+	noErr(t, err)
+	var hs []string
+	for _, us := range list {
+		hs = append(hs, us.Handle)
+	}
+	slices.Sort(hs)
+	return hs
+}
+
+func sameHandles(t testing.TB, what string, got []string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: handles %q, want %q", what, got, want)
+	}
+}
+
+// ended fails the test unless the browser's cookie opens a new session.
+func ended(t testing.TB, s *Store, b *browser, what string) {
+	t.Helper()
+	if sess, _ := b.get(t, s, "sid"); !sess.IsNew {
+		t.Fatalf("%s: the session still opens (%v)", what, sess.Values)
+	}
+}
+
+func lives(t testing.TB, s *Store, b *browser, what string) {
+	t.Helper()
+	if sess, _ := b.get(t, s, "sid"); sess.IsNew {
+		t.Fatalf("%s: the session ended", what)
+	}
+}
+
+func TestUserSessions(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		s := newStore(t, tg, cfg)
+		s.Options.MaxAge = 3600
+		phone, phoneSess := signIn(t, s, "alice")
+		laptop, laptopSess := signIn(t, s, "alice")
+		tablet, tabletSess := signIn(t, s, "alice")
+		bob, bobSess := signIn(t, s, 42) // an integer user ID
+		anon := newBrowser()
+		sess, r := anon.get(t, s, "sid")
+		sess.Values["cart"] = "1 item"
+		anon.save(t, s, r, sess)
+
+		h := s.Handle(phoneSess)
+		if len(h) != 16 || h == phoneSess.ID || s.Handle(sess) == h {
+			t.Fatalf("handle %q of session %q", h, "[redacted]")
+		}
+		equal(t, "handle before the first Save", s.Handle(sessions.NewSession(s, "sid")), "")
+		sameHandles(t, "alice", handles(t, s, "alice"), h, s.Handle(laptopSess), s.Handle(tabletSess))
+		sameHandles(t, "bob", handles(t, s, "42"), s.Handle(bobSess))
+		sameHandles(t, "nobody", handles(t, s, "carol"))
+		list, err := s.UserSessions(context.Background(), "alice")
+		noErr(t, err)
+		for _, us := range list {
+			near(t, "expires in", us.Expires.Sub(tg.now()), time.Hour, 5*time.Second)
+			near(t, "started", time.Since(us.Started), 0, 5*time.Second)
+		}
+
+		// Another user's handle does nothing to that user's session.
+		noErr(t, s.DeleteUserSession(context.Background(), "alice", s.Handle(bobSess)))
+		lives(t, s, bob, "bob's session after alice deleted its handle")
+
+		// A request in flight on the laptop when alice signs out the others.
+		inFlight, r := laptop.get(t, s, "sid")
+		n, err := s.DeleteUserSessions(context.Background(), "alice", h)
+		noErr(t, err)
+		equal(t, "sessions ended", n, 2)
+		lives(t, s, phone, "the kept session")
+		ended(t, s, laptop, "laptop")
+		ended(t, s, tablet, "tablet")
+		inFlight.Values["cart"] = "5 items"
+		w := httptest.NewRecorder()
+		if err := s.Save(r, w, inFlight); !errors.Is(err, ErrEnded) {
+			t.Fatalf("Save of a session ended by DeleteUserSessions: %v, want ErrEnded", err)
+		}
+		ended(t, s, laptop, "laptop after the in-flight Save")
+		sameHandles(t, "alice after signing out the others", handles(t, s, "alice"), h)
+
+		noErr(t, s.DeleteUserSession(context.Background(), "alice", h))
+		ended(t, s, phone, "phone")
+		sameHandles(t, "alice after signing out the last", handles(t, s, "alice"))
+		lives(t, s, anon, "the anonymous session")
+		lives(t, s, bob, "bob's session")
+
+		// No handles: every session.
+		signIn(t, s, "alice")
+		signIn(t, s, "alice")
+		n, err = s.DeleteUserSessions(context.Background(), "alice")
+		noErr(t, err)
+		equal(t, "log out everywhere", n, 2)
+		sameHandles(t, "alice after log out everywhere", handles(t, s, "alice"))
+		equal(t, "index entries left", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 0)
+	})
+}
+
+// TestUserIndexFollowsTheSession: switching account, signing out by
+// deleting the value, logging out, RegenerateID, Delete and expiry each
+// take the session off its user's list, and put it on the new one's.
+func TestUserIndexFollowsTheSession(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		b, sess := signIn(t, s, "alice")
+
+		sess, r := b.get(t, s, "sid")
+		sess.Values["uid"] = "bob"
+		b.save(t, s, r, sess)
+		sameHandles(t, "alice after switching to bob", handles(t, s, "alice"))
+		sameHandles(t, "bob after the switch", handles(t, s, "bob"), s.Handle(sess))
+		equal(t, "alice's index entries", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 0)
+
+		old := s.Handle(sess)
+		sess, r = b.get(t, s, "sid")
+		w := httptest.NewRecorder()
+		noErr(t, s.RegenerateID(r, w, sess))
+		b.keep(t, w)
+		if s.Handle(sess) == old {
+			t.Fatal("RegenerateID kept the handle")
+		}
+		sameHandles(t, "bob after RegenerateID", handles(t, s, "bob"), s.Handle(sess))
+		equal(t, "bob's index entries", tg.do(t, "HLEN", s.indexKey("bob")).int(t), 1)
+
+		sess, r = b.get(t, s, "sid")
+		delete(sess.Values, "uid")
+		b.save(t, s, r, sess)
+		sameHandles(t, "bob after deleting the value", handles(t, s, "bob"))
+		lives(t, s, b, "the session signed out by deleting the value")
+
+		b, sess = signIn(t, s, "carol")
+		sess, r = b.get(t, s, "sid")
+		sess.Options.MaxAge = -1
+		b.save(t, s, r, sess)
+		sameHandles(t, "carol after logging out", handles(t, s, "carol"))
+		equal(t, "carol's index entries", tg.do(t, "HLEN", s.indexKey("carol")).int(t), 0)
+
+		_, sess = signIn(t, s, "dave")
+		noErr(t, s.Delete(context.Background(), sess.ID))
+		sameHandles(t, "dave after Delete", handles(t, s, "dave"))
+		equal(t, "dave's index entries", tg.do(t, "HLEN", s.indexKey("dave")).int(t), 0)
+
+		// A cleared ID is a new ID: the index follows.
+		b, sess = signIn(t, s, "erin")
+		sess, r = b.get(t, s, "sid")
+		sess.ID = ""
+		b.save(t, s, r, sess)
+		sameHandles(t, "erin after clearing the ID", handles(t, s, "erin"), s.Handle(sess))
+	})
+}
+
+// TestUserSessionsNeverListsAnEndedSession: sessions that expired are not
+// listed, their entries go, and an index of a user who never comes back
+// expires by itself.
+func TestUserSessionsNeverListsAnEndedSession(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		s.Options.MaxAge = 1
+		signIn(t, s, "alice")
+		signIn(t, s, "alice")
+		equal(t, "listed while alive", len(handles(t, s, "alice")), 2)
+		tg.advance(t, 2100*time.Millisecond)
+		sameHandles(t, "alice after her sessions expired", handles(t, s, "alice"))
+
+		// The index key ends with its last entry (twice the lifetime plus a
+		// minute), with or without Sweep.
+		pttl := tg.do(t, "PTTL", s.indexKey("alice")).int(t)
+		if pttl != -2 && (pttl < 0 || pttl > int64((2+indexSlack)*1000)) {
+			t.Fatalf("index PTTL %d ms, want at most %d", pttl, (2+indexSlack)*1000)
+		}
+	})
+}
+
+// TestUserIndexStaysBounded: a user who signs in again and again, never
+// logging out, keeps an index of live sessions plus the ended ones of the
+// last two lifetimes.
+func TestUserIndexStaysBounded(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{UserKey: "uid"})
+	s.Options.MaxAge = 10
+	for range 50 {
+		signIn(t, s, "alice")
+	}
+	equal(t, "entries", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 50)
+	// Past every entry's deadline (2 x 10 s + indexSlack) by the server's
+	// clock, which the index step reads.
+	tg.mini.SetTime(time.Now().Add(2 * time.Minute))
+	signIn(t, s, "alice")
+	equal(t, "entries after the others' deadlines passed", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 1)
+	tg.mini.FastForward(2 * time.Minute)
+	equal(t, "index of a user who never came back", tg.do(t, "EXISTS", s.indexKey("alice")).int(t), 0)
+}
+
+// TestUserIndexOutlivesItsSessions: however often a session is saved and
+// renewed, its index entry and key outlive it.
+func TestUserIndexOutlivesItsSessions(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", TouchInterval: -1})
+		s.Options.MaxAge = 2
+		b, _ := signIn(t, s, "alice")
+		deadline := time.Now().Add(5 * time.Second)
+		for i := 0; time.Now().Before(deadline); i++ {
+			sess, r := b.get(t, s, "sid")
+			if i%2 == 0 {
+				sess.Values["n"] = i // a write; odd rounds renew only
+			}
+			b.save(t, s, r, sess)
+			loc, _ := s.locate(sess.ID)
+			left := tg.do(t, "PTTL", loc.key).int(t)
+			ix := tg.do(t, "PTTL", s.indexKey("alice")).int(t)
+			if ix < left || ix < 2000 {
+				t.Fatalf("round %d: index PTTL %d ms, session's key %d ms", i, ix, left)
+			}
+			if len(handles(t, s, "alice")) != 1 {
+				t.Fatalf("round %d: the live session is not listed", i)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
+
+// TestUserIndexFailureOrder: when the index step fails, the session is not
+// written (never an unindexed session); when the session write fails after
+// the index step, the entry is stale and nothing lists it.
+func TestUserIndexFailureOrder(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		tg.do(t, "SET", s.indexKey("mallory"), "not a hash")
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["uid"] = "mallory"
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("Save with an unusable index: no error")
+		}
+		if sess.ID != "" {
+			if info, err := s.Lookup(context.Background(), sess.ID); err == nil && info.Found {
+				t.Fatal("the session was written though its index step failed")
+			}
+		}
+
+		// An anonymous session that signs in while its own key is garbage:
+		// the index step may land, the write fails; the entry is stale.
+		b, sess = signIn(t, s, "")
+		sess, r = b.get(t, s, "sid")
+		loc, _ := s.locate(sess.ID)
+		tg.do(t, "DEL", loc.key)
+		tg.do(t, "SET", loc.key, "garbage")
+		sess.Values["uid"] = "trent"
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("Save over a garbage value: no error")
+		}
+		sameHandles(t, "trent after the failed write", handles(t, s, "trent"))
+		tg.do(t, "DEL", loc.key)
+	})
+}
+
+// TestSignedInSavesCostNoCommand: with UserKey set, Get is one command, a
+// Save that does not change the user one, and signing in one (outside a
+// cluster: the index step is in the write's script).
+func TestSignedInSavesCostNoCommand(t *testing.T) {
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				cc := &countingClient{Client: tg.client}
+				tg.prefix = randomPrefix()
+				s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid"})
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["cart"] = "1"
+				b.save(t, s, r, sess)
+
+				cc.reset()
+				sess, r = b.get(t, s, "sid")
+				equal(t, "Get: calls", cc.reset(), 1)
+				sess.Values["uid"] = "alice"
+				b.save(t, s, r, sess)
+				equal(t, "signing in: calls", cc.reset(), 1)
+				equal(t, "signed in", len(handles(t, s, "alice")), 1)
+
+				for i := range 3 {
+					cc.reset()
+					sess, r = b.get(t, s, "sid")
+					sess.Values["cart"] = strconv.Itoa(i)
+					b.save(t, s, r, sess)
+					equal(t, "Get and a Save that keeps the user: calls", cc.reset(), 2)
+				}
+			})
+		}
+	})
+}
+
+// TestMaxLifetime: a session saved again and again ends MaxLifetime after
+// it began, RegenerateID keeps its start, its cookie never outlasts it, and
+// lowering MaxLifetime ends the sessions already past it.
+func TestMaxLifetime(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, MaxLifetime: 3 * time.Second, TouchInterval: -1})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 0
+		w := b.save(t, s, r, sess)
+		began := time.Now()
+		if c := w.Result().Cookies()[0]; c.MaxAge > 3 || c.MaxAge < 2 {
+			t.Fatalf("cookie MaxAge %d, want at most the 3 s lifetime", c.MaxAge)
+		}
+		regenerated := false
+		for i := 1; ; i++ {
+			age := time.Since(began)
+			sess, r := b.get(t, s, "sid")
+			if sess.IsNew {
+				if after := time.Since(began); after < 1900*time.Millisecond {
+					t.Fatalf("ended after %v, before its 3 s lifetime (to the second)", after)
+				}
+				break
+			}
+			if age > 3050*time.Millisecond {
+				t.Fatalf("still alive after %v with a 3 s MaxLifetime", age)
+			}
+			w := httptest.NewRecorder()
+			var err error
+			if !regenerated && age > time.Second {
+				regenerated = true
+				err = s.RegenerateID(r, w, sess)
+			} else {
+				sess.Values["n"] = i
+				err = s.Save(r, w, sess)
+			}
+			if errors.Is(err, ErrEnded) {
+				continue // its lifetime ended while this request held it
+			}
+			noErr(t, err)
+			b.keep(t, w)
+			if cs := w.Result().Cookies(); len(cs) > 0 && time.Duration(cs[0].MaxAge)*time.Second > 3*time.Second-age+time.Second {
+				t.Fatalf("cookie MaxAge %d s at age %v outlasts the lifetime", cs[0].MaxAge, age)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		equal(t, "RegenerateID ran", regenerated, true)
+
+		// Lowering MaxLifetime ends sessions already past the new limit.
+		long := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Hour})
+		b = newBrowser()
+		sess, r = b.get(t, long, "sid")
+		sess.Values["n"] = 1
+		b.save(t, long, r, sess)
+		time.Sleep(1100 * time.Millisecond)
+		short := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Second})
+		if sess, _ := b.get(t, short, "sid"); !sess.IsNew {
+			t.Fatal("a session past a lowered MaxLifetime still opens")
+		}
+		lives(t, long, b, "the same session under the longer MaxLifetime")
+	})
+}
+
+func TestUserKeyRefusesOtherTypes(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{UserKey: "uid"})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["uid"] = 3.5
+	if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+		t.Fatal("Save with a float user ID: no error")
+	}
+	if _, err := newStore(t, tg, Config{}).UserSessions(context.Background(), "alice"); !errors.Is(err, ErrNoUserIndex) {
+		t.Fatalf("UserSessions without UserKey: %v", err)
+	}
+	for _, bad := range []time.Duration{-time.Second, time.Millisecond} {
+		if _, err := New(Config{Client: tg.client, KeyPairs: [][]byte{make([]byte, 32)}, MaxLifetime: bad}); err == nil {
+			t.Fatalf("MaxLifetime %v accepted", bad)
+		}
+	}
+}
