@@ -29,6 +29,10 @@ type Stats struct {
 	// OtherKeys counts keys under the prefix of a type the layout does not
 	// use: something else writes under the prefix.
 	OtherKeys int
+	// UserIndexKeys counts the user index keys under the prefix (see
+	// Config.UserKey and IsIndexKey), and UserIndexEntries their entries
+	// (sessions listed, ended ones not yet dropped included).
+	UserIndexKeys, UserIndexEntries int
 	// PerBucket is a histogram of sessions per bucket (HashMode).
 	PerBucket []Bucket
 	// Sampled is the number of keys sampled for what follows.
@@ -121,6 +125,10 @@ type statsCounter struct {
 
 // count asks the layout what each key holds, in one round trip a batch.
 func (c *statsCounter) count(keys []string) error {
+	keys, err := c.countIndexes(keys)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
 	var cmds rueidis.Commands
 	var per int
 	for _, k := range keys {
@@ -156,6 +164,40 @@ func (c *statsCounter) count(keys []string) error {
 		}
 	}
 	return nil
+}
+
+// countIndexes counts the user index keys among keys, and returns the
+// others.
+func (c *statsCounter) countIndexes(keys []string) ([]string, error) {
+	var cmds rueidis.Commands
+	rest := keys[:0:0]
+	for _, k := range keys {
+		if isIndexKey(k, c.s.prefix) {
+			cmds = append(cmds, c.s.client.B().Hlen().Key(k).Build())
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	if len(cmds) == 0 {
+		return keys, nil
+	}
+	cctx, cancel := c.s.callContext(c.ctx)
+	defer cancel()
+	for _, r := range c.s.client.DoMulti(cctx, cmds...) {
+		n, err := r.AsInt64()
+		if err != nil {
+			if _, ok := rueidis.IsRedisErr(err); ok {
+				c.st.OtherKeys++ // shaped like an index, not a hash
+				continue
+			}
+			return nil, err
+		}
+		if n > 0 {
+			c.st.UserIndexKeys++
+			c.st.UserIndexEntries += int(n)
+		}
+	}
+	return rest, nil
 }
 
 // defaultListpackEntries is Redis's default hash-max-listpack-entries.
@@ -281,6 +323,9 @@ func (st Stats) String() string {
 		out += fmt.Sprintf(", and %s of other types under the prefix", plural(st.OtherKeys, "key"))
 	}
 	out += "\n"
+	if st.UserIndexKeys > 0 {
+		out += fmt.Sprintf("user index: %s, %s\n", plural(st.UserIndexKeys, "user"), plural(st.UserIndexEntries, "entry"))
+	}
 	if len(st.PerBucket) > 0 {
 		out += "sessions per bucket:\n"
 		most := 0

@@ -23,7 +23,8 @@ type SweepStats struct {
 	Removed int
 	// Skipped counts keys that were offered to Sweep but left alone: keys
 	// under KeyPrefix that are not hashes, and keys outside KeyPrefix that a
-	// custom BucketSource returned.
+	// custom BucketSource returned. User index keys (Config.UserKey) are
+	// not offered: they expire by themselves.
 	Skipped int
 	// Errors is the number of buckets that could not be swept; the error
 	// Sweep returns describes the first.
@@ -192,6 +193,9 @@ type sweeper struct {
 // others as skipped.
 func (sw *sweeper) offer(keys []string) error {
 	for _, k := range keys {
+		if isIndexKey(k, sw.s.prefix) {
+			continue
+		}
 		if !sw.s.layout.ownsKey(k) {
 			sw.mu.Lock()
 			sw.st.Skipped++

@@ -120,6 +120,7 @@ type facts struct {
 
 	// The keys under the prefix, from a SCAN of their names.
 	underPrefix int
+	indexKeys   int // user index keys (Config.UserKey) among them
 	misnamed    int // not named as the layout names its keys
 	// Of the first maxClassified misnamed keys: how many have the layout's
 	// type (buckets a sweep would clean, or strings read as sessions) and
@@ -162,6 +163,10 @@ func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, 
 	d.scanErr = redistore.ScanBuckets()(ctx, client, d.prefix, func(keys []string) error {
 		d.underPrefix += len(keys)
 		for _, k := range keys {
+			if store.IsIndexKey(k) {
+				d.indexKeys++
+				continue
+			}
 			if !store.OwnsKey(k) {
 				d.misnamed++
 				if len(misnamed) < maxClassified {
@@ -555,6 +560,10 @@ func checkPrefix(d *facts) finding {
 		otherTypes = d.misnamedOther
 	}
 	if otherTypes == 0 && d.misnamedSame == 0 {
+		if d.indexKeys > 0 {
+			return judged(statusOK, check, "%d keys under %s: %d %s of a %s-mode store and %d user index keys (Config.UserKey)",
+				d.underPrefix, strconv.Quote(d.prefix), d.underPrefix-d.indexKeys, layout, d.mode, d.indexKeys)
+		}
 		return judged(statusOK, check, "%d keys under %s, all %s of a %s-mode store", d.underPrefix, strconv.Quote(d.prefix), layout, d.mode)
 	}
 	var parts []string

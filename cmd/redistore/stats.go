@@ -49,14 +49,17 @@ func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 // statsJSON is the machine-readable form of redistore.Stats. Its field
 // names are part of the command's interface: add fields, never rename.
 type statsJSON struct {
-	Mode      string         `json:"mode"`
-	Prefix    string         `json:"prefix"`
-	Keys      int            `json:"keys"`
-	Sessions  int            `json:"sessions"`
-	OtherKeys int            `json:"other_keys"`
-	PerBucket []barJSON      `json:"per_bucket"`
-	Sampled   int            `json:"sampled"`
-	Encodings map[string]int `json:"encodings"`
+	Mode      string `json:"mode"`
+	Prefix    string `json:"prefix"`
+	Keys      int    `json:"keys"`
+	Sessions  int    `json:"sessions"`
+	OtherKeys int    `json:"other_keys"`
+	// UserIndexKeys and UserIndexEntries describe Config.UserKey's index.
+	UserIndexKeys    int            `json:"user_index_keys"`
+	UserIndexEntries int            `json:"user_index_entries"`
+	PerBucket        []barJSON      `json:"per_bucket"`
+	Sampled          int            `json:"sampled"`
+	Encodings        map[string]int `json:"encodings"`
 	// BytesPerSession is 0 where the server lacks MEMORY USAGE.
 	BytesPerSession float64 `json:"bytes_per_session"`
 	ValueBytes      float64 `json:"value_bytes"`
@@ -79,22 +82,24 @@ type barJSON struct {
 
 func statsDocument(st redistore.Stats) statsJSON {
 	doc := statsJSON{
-		Mode:            st.Mode.String(),
-		Prefix:          st.Prefix,
-		Keys:            st.Keys,
-		Sessions:        st.Sessions,
-		OtherKeys:       st.OtherKeys,
-		PerBucket:       []barJSON{},
-		Sampled:         st.Sampled,
-		Encodings:       st.Encodings,
-		BytesPerSession: st.BytesPerSession,
-		ValueBytes:      st.ValueBytes,
-		MaxValueBytes:   st.MaxValueBytes,
-		ExpiredShare:    st.Expired,
-		LegacyKeys:      st.LegacyKeys,
-		ListpackEntries: st.ListpackEntries,
-		Warnings:        append([]string{}, st.Warnings...),
-		DurationMS:      float64(st.Duration.Microseconds()) / 1000,
+		Mode:             st.Mode.String(),
+		Prefix:           st.Prefix,
+		Keys:             st.Keys,
+		Sessions:         st.Sessions,
+		OtherKeys:        st.OtherKeys,
+		UserIndexKeys:    st.UserIndexKeys,
+		UserIndexEntries: st.UserIndexEntries,
+		PerBucket:        []barJSON{},
+		Sampled:          st.Sampled,
+		Encodings:        st.Encodings,
+		BytesPerSession:  st.BytesPerSession,
+		ValueBytes:       st.ValueBytes,
+		MaxValueBytes:    st.MaxValueBytes,
+		ExpiredShare:     st.Expired,
+		LegacyKeys:       st.LegacyKeys,
+		ListpackEntries:  st.ListpackEntries,
+		Warnings:         append([]string{}, st.Warnings...),
+		DurationMS:       float64(st.Duration.Microseconds()) / 1000,
 	}
 	if doc.Encodings == nil {
 		doc.Encodings = map[string]int{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -39,6 +40,24 @@ func TestSessionsAndRevoke(t *testing.T) {
 					t.Fatalf("sessions does not say they expire in an hour:\n%s", r.stdout)
 				}
 				lacks(t, "sessions", r.stdout, bob.id)
+
+				// The operator commands know the index keys.
+				r = f.run(t, "stats", "--json", m)
+				r.wantCode(t, 0)
+				var doc statsJSON
+				if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+					t.Fatal(err)
+				}
+				if doc.UserIndexKeys != 2 || doc.UserIndexEntries != 3 || doc.OtherKeys != 0 || doc.Sessions != 3 {
+					t.Fatalf("stats: %d index keys, %d entries, %d other keys, %d sessions; want 2, 3, 0, 3", doc.UserIndexKeys, doc.UserIndexEntries, doc.OtherKeys, doc.Sessions)
+				}
+				r = f.run(t, "doctor", m)
+				contains(t, "doctor", doctorLine(t, r.stdout, "key", "OK"), "2 user index keys")
+				if mode == redistore.HashMode {
+					r = f.run(t, "sweep", m)
+					r.wantCode(t, 0)
+					contains(t, "sweep", r.stdout, "0 keys skipped")
+				}
 
 				r = f.run(t, "revoke", "--user", "alice", "--handle", list[0].Handle, m)
 				r.wantCode(t, 0)

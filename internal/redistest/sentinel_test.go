@@ -73,8 +73,14 @@ func TestSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("killed primary back as a replica, and all sentinels agreeing, in %v", time.Since(start).Round(time.Millisecond))
-	if info, err := Info(killed.Addr, "replication"); err != nil || info["role"] != "slave" {
-		t.Fatalf("rejoined %s: role %q, %v; want slave", killed.Addr, info["role"], err)
+	want := "slave"
+	if p, err := sn.Primary(); err == nil && p.Addr == killed.Addr {
+		// On a loaded machine the sentinels may have failed over once more,
+		// to the rejoined server: what matters is that it is what they say.
+		want = "master"
+	}
+	if info, err := Info(killed.Addr, "replication"); err != nil || info["role"] != want {
+		t.Fatalf("rejoined %s: role %q, %v; want %s (as the sentinels say)", killed.Addr, info["role"], err, want)
 	}
 	writeKeys(t, client, "k2:", n)
 	checkKeys(t, client, "k:", n)
