@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
@@ -35,6 +36,15 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 {{if .User -}}
 <p>Logged in as <strong>{{.User}}</strong>.</p>
 <form method="post" action="/logout"><button type="submit">Log out</button></form>
+<h2>Your devices</h2>
+<table>
+<tr><th>Device</th><th>Signed in</th><th>Expires</th><th></th></tr>
+{{range .Devices -}}
+<tr><td><code>{{.Handle}}</code>{{if .This}} (this device){{end}}</td><td>{{.Started}}</td><td>{{.Expires}}</td>
+<td>{{if not .This}}<form method="post" action="/devices/signout"><input type="hidden" name="handle" value="{{.Handle}}"><button type="submit">Sign out</button></form>{{end}}</td></tr>
+{{end -}}
+</table>
+{{if gt (len .Devices) 1}}<form method="post" action="/devices/signout-others"><button type="submit">Sign out all other devices</button></form>{{end}}
 {{- else -}}
 <p>Not logged in.</p>
 <form method="post" action="/login">
@@ -49,8 +59,16 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 
 // pageData is what the page shows.
 type pageData struct {
-	Visits int
-	User   string
+	Visits  int
+	User    string
+	Devices []device
+}
+
+// device is one of the signed-in user's sessions, as the page lists it.
+type device struct {
+	Handle           string
+	Started, Expires string
+	This             bool
 }
 
 // app serves the demo's pages from sessions kept in store.
@@ -68,6 +86,8 @@ func newApp(store *redistore.Store, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
+	mux.HandleFunc("POST /devices/signout", a.signOutDevice)
+	mux.HandleFunc("POST /devices/signout-others", a.signOutOthers)
 	return http.NewCrossOriginProtection().Handler(mux)
 }
 
@@ -114,8 +134,12 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, _ := s.Values[keyUser].(string)
+	data := pageData{Visits: visits, User: user}
+	if user != "" {
+		data.Devices = a.devices(r, s, user)
+	}
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, pageData{Visits: visits, User: user}); err != nil {
+	if err := page.Execute(&buf, data); err != nil {
 		a.logger.Error("rendering page", "err", err)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
@@ -144,6 +168,69 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	s := a.session(r)
 	s.Options.MaxAge = -1
 	if !a.save(w, r, s) {
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// devices lists the user's sessions, this one first. A failure to list
+// them is logged and shows none: the page itself still works.
+func (a *app) devices(r *http.Request, s *sessions.Session, user string) []device {
+	list, err := a.store.UserSessions(r.Context(), user)
+	if err != nil {
+		a.logger.Warn("listing the user's sessions", "err", err)
+	}
+	this := a.store.Handle(s)
+	var out []device
+	for _, us := range list {
+		d := device{Handle: us.Handle, Expires: us.Expires.UTC().Format(time.DateTime + " UTC"), This: us.Handle == this, Started: "unknown"}
+		if !us.Started.IsZero() {
+			d.Started = us.Started.UTC().Format(time.DateTime + " UTC")
+		}
+		if d.This {
+			out = append([]device{d}, out...)
+		} else {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// signedIn returns the request's session and its user, or answers and
+// returns "" when nobody is signed in.
+func (a *app) signedIn(w http.ResponseWriter, r *http.Request) (*sessions.Session, string) {
+	s := a.session(r)
+	user, _ := s.Values[keyUser].(string)
+	if user == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	}
+	return s, user
+}
+
+// signOutDevice ends one of the user's other sessions; a handle of another
+// user's session does nothing.
+func (a *app) signOutDevice(w http.ResponseWriter, r *http.Request) {
+	_, user := a.signedIn(w, r)
+	if user == "" {
+		return
+	}
+	if err := a.store.DeleteUserSession(r.Context(), user, r.PostFormValue("handle")); err != nil {
+		a.logger.Error("signing out a device", "err", err)
+		http.Error(w, "The device could not be signed out. Please try again.", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// signOutOthers ends every session of the user but this one.
+func (a *app) signOutOthers(w http.ResponseWriter, r *http.Request) {
+	s, user := a.signedIn(w, r)
+	if user == "" {
+		return
+	}
+	if _, err := a.store.DeleteUserSessions(r.Context(), user, a.store.Handle(s)); err != nil {
+		a.logger.Error("signing out the other devices", "err", err)
+		http.Error(w, "The other devices could not be signed out. Please try again.", http.StatusInternalServerError)
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)

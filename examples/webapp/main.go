@@ -87,12 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer closeRedis()
 
 	logger := slog.New(slog.NewTextHandler(stdout, nil))
-	store, err := redistore.New(redistore.Config{
-		Client:   client,
-		KeyPairs: keys,
-		Mode:     mode,
-		Logger:   logger,
-	})
+	store, err := newStore(client, keys, mode, logger)
 	if err != nil {
 		return err
 	}
@@ -205,4 +200,15 @@ func browseURL(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// newStore returns the demo's session store.
+func newStore(client rueidis.Client, keys [][]byte, mode redistore.Mode, logger *slog.Logger) (*redistore.Store, error) {
+	return redistore.New(redistore.Config{
+		Client:   client,
+		KeyPairs: keys,
+		Mode:     mode,
+		Logger:   logger,
+		UserKey:  keyUser, // lists a user's devices, and signs them out
+	})
 }

@@ -40,7 +40,7 @@ func newTestApp(t *testing.T, mode redistore.Mode) (http.Handler, *strings.Build
 	}
 	log := new(strings.Builder)
 	logger := slog.New(slog.NewTextHandler(log, nil))
-	store, err := redistore.New(redistore.Config{Client: c, KeyPairs: keys, Mode: mode, Logger: logger})
+	store, err := newStore(c, keys, mode, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,5 +342,59 @@ func TestSessionEndedInFlightStartsOver(t *testing.T) {
 		if w.Code != c.code {
 			t.Fatalf("check(%v): status %d, want %d", c.err, w.Code, c.code)
 		}
+	}
+}
+
+// TestDevices: a signed-in user sees every device signed in as them, this
+// one marked, and signs out one, then all the others.
+func TestDevices(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode redistore.Mode) {
+		h, _ := newTestApp(t, mode)
+		login := func() *browser {
+			b := &browser{h: h}
+			b.home(t)
+			wantRedirect(t, b.do(t, "POST", "/login", url.Values{"username": {"ada"}}))
+			return b
+		}
+		laptop, phone, tablet := login(), login(), login()
+		other := &browser{h: h}
+		other.home(t)
+		wantRedirect(t, other.do(t, "POST", "/login", url.Values{"username": {"grace"}}))
+
+		body := laptop.home(t)
+		wantContains(t, body, "Your devices")
+		handles := regexp.MustCompile(`name="handle" value="([^"]+)"`).FindAllStringSubmatch(body, -1)
+		if len(handles) != 2 || strings.Count(body, "(this device)") != 1 {
+			t.Fatalf("laptop's page lists %d other devices and %d of this one, want 2 and 1:\n%s", len(handles), strings.Count(body, "(this device)"), body)
+		}
+		// Another user's handle does nothing to that session.
+		graceHandles := regexp.MustCompile(`<code>([^<]+)</code> \(this device\)`).FindStringSubmatch(other.home(t))
+		wantRedirect(t, laptop.do(t, "POST", "/devices/signout", url.Values{"handle": {graceHandles[1]}}))
+		wantContains(t, other.home(t), "Logged in as <strong>grace</strong>")
+
+		wantRedirect(t, laptop.do(t, "POST", "/devices/signout", url.Values{"handle": {handles[0][1]}}))
+		signedIn := 0
+		for _, b := range []*browser{phone, tablet} {
+			if strings.Contains(b.home(t), "Logged in as") {
+				signedIn++
+			}
+		}
+		equalInt(t, "devices still signed in after signing out one", signedIn, 1)
+
+		wantRedirect(t, laptop.do(t, "POST", "/devices/signout-others", url.Values{}))
+		for _, b := range []*browser{phone, tablet} {
+			wantContains(t, b.home(t), "Not logged in")
+		}
+		body = laptop.home(t)
+		wantContains(t, body, "Logged in as <strong>ada</strong>")
+		wantNotContains(t, body, "Sign out all other devices")
+		wantContains(t, other.home(t), "Logged in as <strong>grace</strong>")
+	})
+}
+
+func equalInt(t *testing.T, what string, got, want int) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: %d, want %d", what, got, want)
 	}
 }
