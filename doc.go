@@ -75,6 +75,17 @@
 // Save writes nothing, sets no cookie and returns ErrEnded: a request in
 // flight cannot bring an ended session back.
 //
+// # Users' sessions and lifetime
+//
+// With Config.UserKey naming the Values key that holds the signed-in user's
+// ID, Save keeps an index of each user's sessions: UserSessions lists the
+// live ones (by Handle, a name that is not a credential), DeleteUserSession
+// signs out one, and DeleteUserSessions all but the handles given ("log out
+// everywhere" with none). The index is written with the session, before it,
+// so it never misses a live session, and it expires by itself. With
+// Config.MaxLifetime, a session ends that long after it began however
+// active it is; RegenerateID keeps its start.
+//
 // # Values
 //
 // CompactSerializer, the default, stores the common types (strings, numbers,

@@ -319,3 +319,43 @@ func ExampleStore_Delete() {
 	// late save ended: true
 	// new=true user=<nil>
 }
+
+// A user signed in on two devices signs out the other one, then, after a
+// password change, every device.
+func ExampleStore_DeleteUserSessions() {
+	client, mr := miniClient()
+	defer mr.Close()
+	defer client.Close()
+	store, err := redistore.New(redistore.Config{
+		Client:   client,
+		KeyPairs: [][]byte{[]byte("a 32-byte hash key, from secrets")},
+		UserKey:  "user", // Values["user"] holds the signed-in user's ID
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	laptop := visit(store, nil, map[string]any{"user": "alice"})
+	visit(store, nil, map[string]any{"user": "alice"}) // her phone
+	visit(store, nil, map[string]any{"user": "bob"})
+
+	ctx := context.Background()
+	list, _ := store.UserSessions(ctx, "alice")
+	fmt.Println("alice's devices:", len(list))
+
+	// On the laptop: "sign out all other devices".
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(laptop)
+	session, _ := store.Get(r, "session")
+	n, _ := store.DeleteUserSessions(ctx, "alice", store.Handle(session))
+	list, _ = store.UserSessions(ctx, "alice")
+	fmt.Println("signed out:", n, "left:", len(list), "this one:", list[0].Handle == store.Handle(session))
+
+	// After a password change: everywhere.
+	n, _ = store.DeleteUserSessions(ctx, "alice")
+	bobs, _ := store.UserSessions(ctx, "bob")
+	fmt.Println("signed out:", n, "bob's devices:", len(bobs))
+	// Output:
+	// alice's devices: 2
+	// signed out: 1 left: 1 this one: true
+	// signed out: 1 bob's devices: 1
+}
