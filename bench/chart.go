@@ -9,11 +9,13 @@ import (
 
 // contenderColors keeps each contender's color the same in every panel.
 var contenderColors = map[string]string{
-	"hash":    "#1f77b4",
-	"string":  "#6baed6",
-	"boj":     "#d62728",
-	"goredis": "#ff7f0e",
-	"raw":     "#7f7f7f",
+	"hash":         "#1f77b4",
+	"string":       "#6baed6",
+	"hash-users":   "#2ca02c",
+	"string-users": "#98df8a",
+	"boj":          "#d62728",
+	"goredis":      "#ff7f0e",
+	"raw":          "#7f7f7f",
 }
 
 const (

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"time"
 
 	bojstore "github.com/boj/redistore"
@@ -22,18 +24,25 @@ import (
 // cookieName is the session cookie of every contender.
 const cookieName = "sid"
 
+// userValueKey is the Values key the -users contenders index sessions by
+// (Config.UserKey): one of the payload's int values.
+const userValueKey = "k2"
+
 // contenderNames lists every contender, in report order. boj is the baseline.
-var contenderNames = []string{"hash", "string", "boj", "goredis", "raw"}
+var contenderNames = []string{"hash", "string", "hash-users", "string-users", "boj", "goredis", "raw"}
 
 const baseline = "boj"
 
 // contenderLabels are the names the report uses.
 var contenderLabels = map[string]string{
-	"hash":    "redistore HashMode",
-	"string":  "redistore StringMode",
-	"boj":     "boj/redistore v1.4.1",
-	"goredis": "go-redis v9 store",
-	"raw":     "raw rueidis GET+SET",
+	"hash":   "redistore HashMode",
+	"string": "redistore StringMode",
+	// With Config.UserKey: every session is indexed under its user.
+	"hash-users":   "redistore HashMode, UserKey",
+	"string-users": "redistore StringMode, UserKey",
+	"boj":          "boj/redistore v1.4.1",
+	"goredis":      "go-redis v9 store",
+	"raw":          "raw rueidis GET+SET",
 }
 
 // contender is one way of serving a session request: a sessions.Store, or
@@ -57,16 +66,20 @@ type contenderConfig struct {
 func newContender(ctx context.Context, name string, cfg contenderConfig) (*contender, error) {
 	c := &contender{name: name, label: contenderLabels[name]}
 	switch name {
-	case "hash", "string":
+	case "hash", "string", "hash-users", "string-users":
 		client, err := redistore.NewClient("redis://" + cfg.addr)
 		if err != nil {
 			return nil, err
 		}
 		mode := redistore.HashMode
-		if name == "string" {
+		if name == "string" || name == "string-users" {
 			mode = redistore.StringMode
 		}
-		st, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL})
+		userKey := ""
+		if name == "hash-users" || name == "string-users" {
+			userKey = userValueKey
+		}
+		st, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL, UserKey: userKey})
 		if err != nil {
 			client.Close()
 			return nil, err
@@ -135,6 +148,11 @@ func (c *contender) create(p *payload) (*http.Cookie, error) {
 		return nil, err
 	}
 	s.Values = p.copyValues()
+	if strings.HasSuffix(c.name, "-users") {
+		// A user of its own per session, in place of an int of the same
+		// size: the index then holds one entry per user, as on a site.
+		s.Values[userValueKey] = mrand.IntN(1 << 30)
+	}
 	if err := c.store.Save(r, w, s); err != nil {
 		return nil, err
 	}

@@ -183,6 +183,9 @@ func contenderNotes(cfg *config, name string) string {
 	case "string":
 		return "the same with `Mode: redistore.StringMode`: one key per session, GET to load, a Lua script " +
 			"(GET, compare, SET EX) to save."
+	case "hash-users", "string-users":
+		return "the same with `UserKey` set: every session is indexed under a user of its own (a per-session value in " +
+			"place of one of the payload's ints), so the script that creates it also writes the user's index entry."
 	case "boj":
 		return fmt.Sprintf("`NewRediStore(%d, \"tcp\", addr, \"\", \"\", keyPairs...)`: redigo pool (MaxIdle %d, "+
 			"PING on every borrow), gob, SETEX; `SetMaxLength(65536)` because its default limit, 4096 bytes, "+
