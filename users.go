@@ -299,7 +299,7 @@ func (s *Store) dropEntries(ctx context.Context, entries []indexEntry) {
 // the way it drops index entries of sessions that did.
 func (s *Store) UserSessions(ctx context.Context, user string) ([]UserSession, error) {
 	var out []UserSession
-	err := s.eachUserSession(ctx, user, func(ctx context.Context, us userSession) error {
+	_, err := s.eachUserSession(ctx, user, nil, func(ctx context.Context, us userSession) error {
 		out = append(out, us.info)
 		return nil
 	})
@@ -332,19 +332,30 @@ func (s *Store) DeleteUserSessions(ctx context.Context, user string, keep ...str
 	return s.deleteUserSessions(ctx, user, func(h string) bool { return !slices.Contains(keep, h) })
 }
 
+// deleteUserPasses bounds the passes of DeleteUserSessions: a session that
+// got a new ID while a pass ended the old one is in the index under the new
+// ID, and the next pass ends it.
+const deleteUserPasses = 4
+
 func (s *Store) deleteUserSessions(ctx context.Context, user string, end func(handle string) bool) (int, error) {
 	n := 0
-	err := s.eachUserSession(ctx, user, func(ctx context.Context, us userSession) error {
-		if !end(us.info.Handle) {
-			return nil
+	seen := map[string]bool{}
+	for range deleteUserPasses {
+		fresh, err := s.eachUserSession(ctx, user, seen, func(ctx context.Context, us userSession) error {
+			if !end(us.info.Handle) {
+				return nil
+			}
+			ended, err := s.endIndexed(ctx, user, us)
+			if ended {
+				n++
+			}
+			return err
+		})
+		if err != nil || fresh == 0 {
+			return n, err
 		}
-		ended, err := s.endIndexed(ctx, user, us)
-		if ended {
-			n++
-		}
-		return err
-	})
-	return n, err
+	}
+	return n, nil
 }
 
 // userSession is one live session of a user found through the index.
@@ -357,17 +368,26 @@ type userSession struct {
 
 // eachUserSession calls fn for every live session of user in its index,
 // dropping the entries of sessions that ended or moved to another user.
-func (s *Store) eachUserSession(ctx context.Context, user string, fn func(context.Context, userSession) error) error {
+// With seen, it skips the entries in it, adds the others, and returns how
+// many it added.
+func (s *Store) eachUserSession(ctx context.Context, user string, seen map[string]bool, fn func(context.Context, userSession) error) (fresh int, err error) {
 	if s.userKey == "" {
-		return ErrNoUserIndex
+		return 0, ErrNoUserIndex
 	}
 	key := s.indexKey(user)
 	entries, err := s.indexEntries(ctx, key)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var errs []error
 	for field, value := range entries {
+		if seen != nil {
+			if seen[field] {
+				continue
+			}
+			seen[field] = true
+			fresh++
+		}
 		us, live, err := s.indexedSession(ctx, user, indexEntry{key, field}, value)
 		if err == nil && live {
 			err = fn(ctx, us)
@@ -376,7 +396,7 @@ func (s *Store) eachUserSession(ctx context.Context, user string, fn func(contex
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return fresh, errors.Join(errs...)
 }
 
 // indexEntries reads a user's whole index.

@@ -6,10 +6,13 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/sessions"
+	"github.com/redis/rueidis"
 )
 
 func (r resultT) int(t testing.TB) int64 {
@@ -414,4 +417,42 @@ func TestUserKeyRefusesOtherTypes(t *testing.T) {
 			t.Fatalf("MaxLifetime %v accepted", bad)
 		}
 	}
+}
+
+// hookClient runs after once, after the first command named cmd returns.
+type hookClient struct {
+	rueidis.Client
+	cmd   string
+	once  sync.Once
+	after func()
+}
+
+func (c *hookClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	name := cmd.Commands()[0] // the client recycles cmd once it answered
+	res := c.Client.Do(ctx, cmd)
+	if strings.EqualFold(name, c.cmd) {
+		c.once.Do(c.after)
+	}
+	return res
+}
+
+// TestLogOutEverywhereCatchesANewID: a session that gets a new ID while
+// DeleteUserSessions runs (after it read the index) ends all the same.
+func TestLogOutEverywhereCatchesANewID(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		b, _ := signIn(t, s, "alice")
+		hc := &hookClient{Client: tg.client, cmd: "HSCAN", after: func() {
+			sess, r := b.get(t, s, "sid")
+			w := httptest.NewRecorder()
+			noErr(t, s.RegenerateID(r, w, sess))
+			b.keep(t, w)
+		}}
+		admin := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: hc})
+		n, err := admin.DeleteUserSessions(context.Background(), "alice")
+		noErr(t, err)
+		equal(t, "sessions ended", n, 1)
+		ended(t, s, b, "the session that got a new ID during log out everywhere")
+	})
 }
