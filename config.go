@@ -225,6 +225,16 @@ type Config struct {
 	// Zero means no limit. It is rounded down to whole seconds.
 	MaxLifetime time.Duration
 
+	// Observer, when set, is told what each Get, Save, Delete, Sweep and
+	// user method did (see Event): for metrics and traces, e.g. with the
+	// redistoreotel module. Nil costs nothing.
+	Observer Observer
+
+	// ObserveUserIDs puts the user's ID in the Events of UserSessions and
+	// DeleteUserSession(s). Off by default: user IDs are personal data, and
+	// a metric labeled with them has no bound on its series.
+	ObserveUserIDs bool
+
 	// Legacy, when set, reads sessions written by boj/redistore and moves
 	// them into this store as they are saved (see Legacy).
 	Legacy *Legacy
@@ -278,6 +288,8 @@ func New(cfg Config) (*Store, error) {
 		sweepSource:   cfg.SweepBuckets,
 		clock:         newServerClock(),
 		userKey:       cfg.UserKey,
+		observer:      cfg.Observer,
+		observeUsers:  cfg.ObserveUserIDs,
 		maxLifetime:   int64(cfg.MaxLifetime / time.Second),
 	}
 	if cfg.MaxLifetime < 0 || cfg.MaxLifetime > 0 && s.maxLifetime == 0 {

@@ -82,6 +82,13 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 // malformed ID is ErrInvalidID; an ID the store does not hold (never
 // issued, ended already) is not an error.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	start := s.began()
+	err := s.delete(ctx, id)
+	s.observe(ctx, OpDelete, start, opInfo{outcome: OutcomeDeleted}, err, nil)
+	return err
+}
+
+func (s *Store) delete(ctx context.Context, id string) error {
 	loc, err := s.locate(id)
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type Store struct {
 	clock         *serverClock
 	userKey       string
 	maxLifetime   int64 // seconds; 0: none
+	observer      Observer
+	observeUsers  bool
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -118,47 +120,62 @@ func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // error. A new session gets a fresh ID when first saved: the store never
 // adopts an ID it did not issue.
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
+	start := s.began()
+	session, info, err := s.load(r, name)
+	s.observe(r.Context(), OpGet, start, info, err, nil)
+	return session, err
+}
+
+// load is New; info says what it found.
+func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, error) {
+	info := opInfo{outcome: OutcomeMiss}
 	session := sessions.NewSession(s, name)
 	opts := *s.Options
 	session.Options = &opts
 	session.IsNew = true
 	if !validCookieName(name) {
-		return session, fmt.Errorf("redistore: session name %q is not a valid cookie name", name)
+		return session, info, fmt.Errorf("redistore: session name %q is not a valid cookie name", name)
 	}
 	c, err := r.Cookie(name)
 	if err != nil {
-		return session, nil
+		info.outcome = OutcomeNew
+		return session, info, nil
 	}
 	id, current, err := s.decodeCookie(name, c.Value)
 	if err != nil {
-		return session, fmt.Errorf("%w %q: %w", ErrInvalidCookie, name, err)
+		return session, info, fmt.Errorf("%w %q: %w", ErrInvalidCookie, name, err)
 	}
 	if s.legacy != nil && !ValidID(id) {
 		if lid, ok := legacyID(id); ok {
-			return s.newFromLegacy(r, session, lid)
+			session, err := s.newFromLegacy(r, session, lid)
+			if !session.IsNew {
+				info.outcome = OutcomeHit
+			}
+			return session, info, err
 		}
 	}
 	loc, err := s.locate(id)
 	if err != nil {
 		s.logKeyError(name, id, err)
-		return session, err
+		return session, info, err
 	}
 	ctx, cancel := s.callContext(r.Context())
 	got, err := s.layout.load(ctx, loc)
 	cancel()
 	if err != nil {
-		return session, redisError("loading session", err)
+		return session, info, redisError("loading session", err)
 	}
 	if !got.found {
-		return session, nil
+		return session, info, nil
 	}
+	info.storedBytes = len(got.raw)
 	o, err := s.open(got.envelope, session)
 	if err != nil {
-		return session, err
+		return session, info, err
 	}
 	if s.maxLifetime > 0 && o.meta.start != 0 && time.Now().Unix() >= o.meta.start+s.maxLifetime {
 		clear(session.Values) // past MaxLifetime (lowered since it was written): ended
-		return session, nil
+		return session, info, nil
 	}
 	session.ID = id
 	session.IsNew = false
@@ -171,7 +188,8 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		st.cookie = c.Value
 	}
 	s.attach(r, st)
-	return session, nil
+	info.outcome, info.serializedBytes, info.compressed = OutcomeHit, len(o.payload), o.flags&flagLZ4 != 0
+	return session, info, nil
 }
 
 // opened is what a stored envelope says besides the values.
@@ -263,7 +281,10 @@ func (s *Store) decodeCookie(name, value string) (id string, current bool, err e
 // is due for renewal (see Config.TouchInterval), and then only its expiry is
 // renewed.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.Session) error {
-	return s.save(r, w, session, false)
+	start := s.began()
+	info, err := s.save(r, w, session, false)
+	s.observe(r.Context(), OpSave, start, info, err, nil)
+	return err
 }
 
 // RegenerateID gives the session a new ID, keeps its values, saves it and
@@ -273,7 +294,10 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 // privileges, so that an ID planted before (session fixation) or seen before
 // is worth nothing afterwards.
 func (s *Store) RegenerateID(r *http.Request, w http.ResponseWriter, session *sessions.Session) error {
-	return s.save(r, w, session, true)
+	start := s.began()
+	info, err := s.save(r, w, session, true)
+	s.observe(r.Context(), OpSave, start, info, err, nil)
+	return err
 }
 
 // regenerateKey marks, in a session's Values, a session whose next Save must
@@ -288,14 +312,15 @@ func RegenerateOnSave(session *sessions.Session) {
 	session.Values[regenerateKey{}] = true
 }
 
-func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.Session, regenerate bool) error {
+func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.Session, regenerate bool) (opInfo, error) {
+	var info opInfo
 	if _, ok := session.Values[regenerateKey{}]; ok {
 		delete(session.Values, regenerateKey{})
 		regenerate = true
 	}
 	name := session.Name()
 	if !validCookieName(name) {
-		return fmt.Errorf("redistore: session name %q is not a valid cookie name", name)
+		return info, fmt.Errorf("redistore: session name %q is not a valid cookie name", name)
 	}
 	opts := session.Options
 	if opts == nil {
@@ -308,7 +333,8 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		err := s.logout(ctx, st, session)
 		// The cookie goes whatever happened: the user asked to be logged out.
 		http.SetCookie(w, sessions.NewCookie(name, "", opts))
-		return err
+		info.outcome = OutcomeDeleted
+		return info, err
 	}
 
 	if session.ID == "" && st.id != "" {
@@ -324,18 +350,18 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	if st.id != session.ID || loc.key == "" {
 		var err error
 		if loc, err = s.locate(session.ID); err != nil {
-			return err
+			return info, err
 		}
 	}
 	buf := getBuffer()
-	written, ttl, err := s.write(r.Context(), st, session, loc, old, opts, buf)
+	written, ttl, err := s.write(r.Context(), st, session, loc, old, opts, buf, &info)
 	if err == nil || !written {
 		// After a failed write the client may still hold buf in its pipeline:
 		// leave it to the garbage collector.
 		putBuffer(buf)
 	}
 	if err != nil {
-		return err
+		return info, err
 	}
 	st.legacyKey = ""
 	if s.maxLifetime > 0 && int64(opts.MaxAge) > ttl {
@@ -344,7 +370,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		clamped.MaxAge = int(ttl)
 		opts = &clamped
 	}
-	return s.setCookie(w, st, session, loc, opts)
+	return info, s.setCookie(w, st, session, loc, opts)
 }
 
 // logout deletes the session, whether it was loaded from this store or
@@ -428,7 +454,7 @@ func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sess
 // write merges this request's changes into what is stored now and tries
 // again (see merge), up to MaxMergeAttempts times. written reports whether
 // a command may have referenced buf.
-func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte) (written bool, kept int64, err error) {
+func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte, info *opInfo) (written bool, kept int64, err error) {
 	ttl := int64(opts.MaxAge)
 	if ttl == 0 {
 		ttl = s.browserTTL
@@ -439,7 +465,7 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		// Each attempt has its own deadline: merges under contention are
 		// more calls, not slower ones.
 		actx, cancel := s.callContext(ctx)
-		w, kept, err := s.writeOnce(actx, st, session, loc, old, ttl, buf)
+		w, kept, err := s.writeOnce(actx, st, session, loc, old, ttl, buf, info)
 		cancel()
 		written = written || w
 		switch {
@@ -457,11 +483,12 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 		if err := s.merge(st, session, c.current); err != nil {
 			return written, 0, err
 		}
+		info.merges++
 	}
 }
 
 // writeOnce is one attempt of write; kept is how long the session is kept.
-func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte) (written bool, kept int64, err error) {
+func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte, info *opInfo) (written bool, kept int64, err error) {
 	user, err := s.userOf(session.Values)
 	if err != nil {
 		return false, 0, err
@@ -483,7 +510,12 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 	}
 	payload := b[:len(b):len(b)]
 	if !p.full && st.loaded.found && st.id == session.ID && st.codec == s.codec && st.payload == bytesToString(payload) {
-		return false, p.ttl, s.renew(ctx, st, loc, p.ttl)
+		touched, err := s.renew(ctx, st, loc, p.ttl)
+		info.outcome = OutcomeSkipped
+		if touched {
+			info.outcome = OutcomeTouched
+		}
+		return false, p.ttl, err
 	}
 	ix, err := s.beforeWrite(ctx, p.ix)
 	if err != nil {
@@ -499,6 +531,8 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 	b = appendEnvelopeMeta(b, payload, s.codec, s.minCompress, skipLZ4, p.meta)
 	*buf = b
 	value := b[len(payload):]
+	*info = opInfo{outcome: OutcomeWritten, serializedBytes: len(payload), storedBytes: len(value),
+		compressed: value[s.layout.reserve()]&flagLZ4 != 0, merges: info.merges}
 	var prev stored // the session as loaded, where it lived: written only if still so
 	switch {
 	case old != nil && st.legacyKey != "":
@@ -546,21 +580,21 @@ func (s *Store) endLifetime(ctx context.Context, st *sessionState) error {
 
 // renew renews the expiry of a session that did not change, if that is due
 // (see Config.TouchInterval).
-func (s *Store) renew(ctx context.Context, st *sessionState, loc location, ttl int64) error {
+func (s *Store) renew(ctx context.Context, st *sessionState, loc location, ttl int64) (touched bool, err error) {
 	full := time.Duration(ttl) * time.Second
 	behind := full - st.loaded.left
 	window := min(s.touchInterval, full/10)
 	if behind >= 0 && behind < window {
-		return nil
+		return false, nil
 	}
 	if err := s.layout.touch(ctx, loc, ttl); err != nil {
 		if errors.Is(err, ErrEnded) {
-			return err
+			return true, err
 		}
-		return redisError("renewing session", err)
+		return true, redisError("renewing session", err)
 	}
 	st.loaded.left = full
-	return nil
+	return true, nil
 }
 
 // callContext bounds one Redis call.

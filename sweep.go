@@ -156,6 +156,14 @@ const sweepWorkers = 16
 // nothing to do and returns at once with NothingToDo set.
 func (s *Store) Sweep(ctx context.Context) (SweepStats, error) {
 	start := time.Now()
+	st, err := s.sweep(ctx, start)
+	s.observe(ctx, OpSweep, start, opInfo{outcome: OutcomeDone}, err, func(e *Event) {
+		e.Sessions, e.Removed, e.Buckets = st.Sessions, st.Removed, st.Buckets
+	})
+	return st, err
+}
+
+func (s *Store) sweep(ctx context.Context, start time.Time) (SweepStats, error) {
 	if s.layout.expiresItself() {
 		return SweepStats{NothingToDo: true}, nil
 	}

@@ -298,6 +298,18 @@ func (s *Store) dropEntries(ctx context.Context, entries []indexEntry) {
 // holds user), oldest first. It never lists a session that has ended; on
 // the way it drops index entries of sessions that did.
 func (s *Store) UserSessions(ctx context.Context, user string) ([]UserSession, error) {
+	start := s.began()
+	out, err := s.userSessions(ctx, user)
+	s.observe(ctx, OpUserSessions, start, opInfo{outcome: OutcomeDone}, err, func(e *Event) {
+		e.Sessions = len(out)
+		if s.observeUsers {
+			e.User = user
+		}
+	})
+	return out, err
+}
+
+func (s *Store) userSessions(ctx context.Context, user string) ([]UserSession, error) {
 	var out []UserSession
 	_, err := s.eachUserSession(ctx, user, nil, func(ctx context.Context, us userSession) error {
 		out = append(out, us.info)
@@ -338,6 +350,18 @@ func (s *Store) DeleteUserSessions(ctx context.Context, user string, keep ...str
 const deleteUserPasses = 4
 
 func (s *Store) deleteUserSessions(ctx context.Context, user string, end func(handle string) bool) (int, error) {
+	start := s.began()
+	n, err := s.endUserSessions(ctx, user, end)
+	s.observe(ctx, OpDeleteUserSessions, start, opInfo{outcome: OutcomeDone}, err, func(e *Event) {
+		e.Sessions = n
+		if s.observeUsers {
+			e.User = user
+		}
+	})
+	return n, err
+}
+
+func (s *Store) endUserSessions(ctx context.Context, user string, end func(handle string) bool) (int, error) {
 	n := 0
 	seen := map[string]bool{}
 	for range deleteUserPasses {
