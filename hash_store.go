@@ -348,7 +348,7 @@ if op ~= 'w' then
 		local a, b, c, d = string.byte(v, 1, 4)
 		if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0, time[1], time[2]} end
 	end
-	if op == 'c' and v ~= ARGV[EXPECT] then return {2, 0, time[1], time[2], v} end
+	if op == 'c' and ARGV[EXPECT] ~= '\0' and v ~= ARGV[EXPECT] then return {2, 0, time[1], time[2], v} end
 end
 `
 
@@ -356,7 +356,8 @@ end
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
 // seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5]
 // the operation, ARGV[6] the envelope, ARGV[7] the expected stored value;
-// KEYS[2] and ARGV[8..10] the index step (luaIndex), when set.
+// KEYS[2..3] and ARGV[8..10] the index step (luaIndexAdd, luaIndexDrop),
+// when set.
 // The operations: 'w' writes (a new session); 'c' writes only if the stored
 // value is still ARGV[7] (a loaded session: else it answers what is there
 // now, so that the caller can merge); 't' renews the expiry of the stored
@@ -370,9 +371,9 @@ local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
 local body, markread = ARGV[6], doclean and op ~= 'w'
-` + strings.Replace(luaGet, "EXPECT", "7", 1) + `
+` + strings.ReplaceAll(luaGet, "EXPECT", "7") + `
 if op == 't' then body = string.sub(v, 5) end
-` + luaIndex(2, 8) + luaPutCode + `
+` + luaIndexAdd(2, 8) + luaPutCode + luaIndexDrop(2, 8) + `
 return {1, used, time[1], time[2]}
 `)
 
@@ -381,24 +382,25 @@ return {1, used, time[1], time[2]}
 // ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds, ARGV[4]
 // field TTL flag, ARGV[5] clean flag, ARGV[6] envelope, ARGV[7] 'c' to move
 // only if the old session's stored value is still ARGV[8], else 'w';
-// KEYS[3] and ARGV[9..11] the index step (luaIndex), when set. It answers
-// as writeScript.
+// KEYS[3..4] and ARGV[9..11] the index step, when set. It answers as
+// writeScript.
 var replaceHashScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
 local key, field, op, markread = KEYS[1], ARGV[1], ARGV[7], false
-` + strings.Replace(luaGet, "EXPECT", "8", 1) + `
+` + strings.ReplaceAll(luaGet, "EXPECT", "8") + `
 key, field = KEYS[2], ARGV[2]
 local ttl = tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
 local body = ARGV[6]
-` + luaIndex(3, 9) + luaPutCode + `
+` + luaIndexAdd(3, 9) + luaPutCode + `
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
 else
 	redis.call('HDEL', KEYS[1], ARGV[1])
 	` + luaDropEmpty + `
 end
+` + luaIndexDrop(3, 9) + `
 return {1, used, time[1], time[2]}
 `)
 
@@ -542,7 +544,7 @@ var removeIfScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')
 local now = tonumber(time[1])
 local key, field, op, markread = KEYS[1], ARGV[1], 'c', false
-` + strings.Replace(luaGet, "EXPECT", "2", 1) + `
+` + strings.ReplaceAll(luaGet, "EXPECT", "2") + `
 if field == '' then
 	redis.call('DEL', KEYS[1])
 else

@@ -2,6 +2,7 @@ package redistore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -100,9 +101,13 @@ func (s *Store) delete(ctx context.Context, id string) error {
 		// Whose it was, to take it off that user's list as well.
 		got, err := s.layout.load(ctx, loc)
 		if err != nil {
-			return redisError("loading session", err)
+			if err = redisError("loading session", err); !errors.Is(err, ErrCorrupt) {
+				return err
+			}
+			// What is there is not a session (garbage, a key of another type):
+			// delete it all the same, with no user to tell.
 		}
-		if got.found {
+		if err == nil && got.found {
 			if values, _, err := s.openValues(got.envelope, nil); err == nil {
 				user, _ = s.userOf(values)
 			}

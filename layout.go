@@ -95,6 +95,11 @@ type stored struct {
 	expiry   int64         // the session's stored expiry (Unix seconds)
 }
 
+// anyStored, as the raw value a conditional write expects, asks only that
+// the session still exist, whatever it holds (no stored value is a single
+// byte).
+const anyStored = "\x00"
+
 // conflict is what a conditional write of a loaded session returns when the
 // session changed since: current is what is stored now.
 type conflict struct{ current stored }

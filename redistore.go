@@ -550,9 +550,12 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 		return true, 0, redisError("saving session", err)
 	}
 	if err == nil {
-		// buf goes back to the pool; a second Save in this request writes
-		// again, unconditionally.
-		st.loaded.found = false
+		// buf goes back to the pool, so the request no longer holds what
+		// is stored: a second Save in this request writes again, on the
+		// one condition that the session still exists, so that it cannot
+		// bring back a session ended in between.
+		st.loaded = stored{raw: anyStored, found: true, left: time.Duration(p.ttl) * time.Second}
+		st.codec = 0 // what is stored is not known: never "unchanged"
 		st.meta, st.user = p.meta, user
 		s.dropEntries(ctx, p.drops)
 	}

@@ -173,7 +173,7 @@ func (c *statsCounter) countIndexes(keys []string) ([]string, error) {
 	rest := keys[:0:0]
 	for _, k := range keys {
 		if isIndexKey(k, c.s.prefix) {
-			cmds = append(cmds, c.s.client.B().Hlen().Key(k).Build())
+			cmds = append(cmds, c.s.client.B().Hlen().Key(k).Build(), c.s.client.B().Hexists().Key(k).Field(indexCursor).Build())
 		} else {
 			rest = append(rest, k)
 		}
@@ -183,8 +183,12 @@ func (c *statsCounter) countIndexes(keys []string) ([]string, error) {
 	}
 	cctx, cancel := c.s.callContext(c.ctx)
 	defer cancel()
-	for _, r := range c.s.client.DoMulti(cctx, cmds...) {
-		n, err := r.AsInt64()
+	res := c.s.client.DoMulti(cctx, cmds...)
+	for i := 0; i+1 < len(res); i += 2 {
+		n, err := res[i].AsInt64()
+		if cursor, _ := res[i+1].AsInt64(); err == nil {
+			n -= cursor // the cleaning cursor is not an entry
+		}
 		if err != nil {
 			if _, ok := rueidis.IsRedisErr(err); ok {
 				c.st.OtherKeys++ // shaped like an index, not a hash

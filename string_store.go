@@ -82,10 +82,11 @@ func (b *stringLayout) putExpiry(value []byte, ttl int64) {
 var casStringScript = rueidis.NewLuaScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return {0} end
-if v ~= ARGV[1] then return {2, v} end
+if ARGV[1] ~= '\0' and v ~= ARGV[1] then return {2, v} end
 if ARGV[2] then
-` + luaIndex(2, 4) + `
+` + luaIndexAdd(2, 4) + `
 	redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+` + luaIndexDrop(2, 4) + `
 else
 	redis.call('DEL', KEYS[1])
 end
@@ -117,10 +118,11 @@ func (b *stringLayout) answer(res rueidis.RedisResult) error {
 }
 
 // newStringScript writes a new session with an index step: KEYS[1] key,
-// ARGV[1] TTL in seconds, ARGV[2] value; KEYS[2] and ARGV[3..5] the index
-// step (luaIndex).
-var newStringScript = rueidis.NewLuaScript(luaIndex(2, 3) + `
+// ARGV[1] TTL in seconds, ARGV[2] value; KEYS[2..3] and ARGV[3..5] the index
+// step (luaIndexAdd, luaIndexDrop).
+var newStringScript = rueidis.NewLuaScript(luaIndexAdd(2, 3) + `
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+` + luaIndexDrop(2, 3) + `
 return {1}
 `)
 
@@ -160,17 +162,18 @@ func (b *stringLayout) remove(ctx context.Context, loc location) error {
 
 // replaceStringScript: KEYS[1] old key, KEYS[2] new key, ARGV[1] TTL in
 // seconds, ARGV[2] value, ARGV[3] the old key's expected value, or an empty string to
-// move it whatever it holds; KEYS[3] and ARGV[4..6] the index step
-// (luaIndex), when set. It answers as casStringScript.
+// move it whatever it holds; KEYS[3..4] and ARGV[4..6] the index step
+// (luaIndexAdd, luaIndexDrop), when set. It answers as casStringScript.
 var replaceStringScript = rueidis.NewLuaScript(`
 if ARGV[3] ~= '' then
 	local v = redis.call('GET', KEYS[1])
 	if not v then return {0} end
-	if v ~= ARGV[3] then return {2, v} end
+	if ARGV[3] ~= '\0' and v ~= ARGV[3] then return {2, v} end
 end
-` + luaIndex(3, 4) + `
+` + luaIndexAdd(3, 4) + `
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('DEL', KEYS[1])
+` + luaIndexDrop(3, 4) + `
 return {1}
 `)
 

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,6 +96,17 @@ func (s *Store) userOf(values map[any]any) (string, error) {
 		u = strconv.FormatUint(uint64(x), 10)
 	case uint64:
 		u = strconv.FormatUint(x, 10)
+	case float64:
+		// JSONSerializer reads every number back as a float64.
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds %v, not a whole number: store the user's ID as a string or an integer", s.userKey, x)
+		}
+		u = strconv.FormatInt(int64(x), 10)
+	case json.Number:
+		if _, err := strconv.ParseInt(string(x), 10, 64); err != nil {
+			return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds %s, not an integer: store the user's ID as a string or an integer", s.userKey, x)
+		}
+		u = string(x)
 	default:
 		return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds a %T: store the user's ID as a string or an integer", s.userKey, v)
 	}
@@ -144,20 +157,34 @@ func (s *Store) Handle(session *sessions.Session) string {
 	return handleOf(session.ID)
 }
 
-// indexOp is what a write does to a user's index, in the write's script
-// (or, in Redis Cluster, in a step of its own before it): add (or renew)
-// the entry add, kept keep seconds, and delete the entry drop.
+// indexOp is what a write does to users' indexes, in the write's script:
+// before the write, add (or renew) the entry add in the index addKey, kept
+// keep seconds; after it, delete the entry drop from the index dropKey. In
+// Redis Cluster, where the indexes live in other slots, the add runs in a
+// step of its own before the write and the drop after it (beforeWrite,
+// dropEntries).
 type indexOp struct {
-	key, add, drop string
-	keep           int64
+	addKey, add   string
+	keep          int64
+	dropKey, drop string
 }
 
-// keys and args append the index arguments to a write script's.
+// keys and args append the index arguments to a write script's: KEYS[IK]
+// and KEYS[IK+1] the indexes to add to and to drop from (where a part is
+// empty, its key repeats the other), ARGV[IA] the entry to add (empty:
+// none), ARGV[IA+1] its seconds, ARGV[IA+2] the entry to drop (empty: none).
 func (ix *indexOp) keys(keys ...string) []string {
 	if ix == nil {
 		return keys
 	}
-	return append(keys, ix.key)
+	add, drop := ix.addKey, ix.dropKey
+	if add == "" {
+		add = drop
+	}
+	if drop == "" {
+		drop = add
+	}
+	return append(keys, add, drop)
 }
 
 func (ix *indexOp) args(args ...string) []string {
@@ -167,31 +194,50 @@ func (ix *indexOp) args(args ...string) []string {
 	return append(args, ix.add, itoa(ix.keep), ix.drop)
 }
 
-// luaIndex is the index step of the write scripts, run after their checks
-// and before their writes, so that a failure leaves at most a stale entry.
-// With the index at KEYS[IK] it adds the entry ARGV[IA] kept ARGV[IA+1]
-// seconds, deletes the entry ARGV[IA+2] (empty: none), drops the entries past
-// their deadline among the first HSCAN chunk (all of a small hash), and
-// makes the key outlive the entry.
-func luaIndex(ik, ia int) string {
-	return strings.NewReplacer("IK", strconv.Itoa(ik), "IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2)).Replace(`
-if KEYS[IK] then
+// indexCursor is the field of an index hash that holds where the next
+// index step goes on dropping entries past their deadline (an HSCAN
+// cursor); it is not an entry.
+const indexCursor = ""
+
+// luaIndexAdd is the first half of the index step of the write scripts,
+// run after their checks and before their writes, so that a failure leaves
+// at most a stale entry: with KEYS[IK] set it adds the entry ARGV[IA] kept
+// ARGV[IA+1] seconds, drops the entries past their deadline in one HSCAN
+// chunk (all of a small hash; a large one chunk by chunk, the cursor kept in
+// the field ""), and makes the key outlive the entry. luaIndexDrop, run
+// after the write, deletes the entry ARGV[IA+2] from KEYS[IK+1].
+func luaIndexAdd(ik, ia int) string {
+	return indexReplacer(ik, ia).Replace(`
+if KEYS[IK] and ARGV[IA0] ~= '' then
 	local ix, t = KEYS[IK], tonumber(redis.call('TIME')[1])
 	local keep = tonumber(ARGV[IA1])
 	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', t + keep, t))
-	if ARGV[IA2] ~= '' then redis.call('HDEL', ix, ARGV[IA2]) end
-	local kv = redis.call('HSCAN', ix, '0', 'COUNT', 16)[2]
+	local r = redis.call('HSCAN', ix, redis.call('HGET', ix, '') or '0', 'COUNT', 16)
+	local kv = r[2]
 	for i = 1, #kv, 2 do
 		local d = tonumber(string.sub(kv[i + 1], 1, 10))
-		if kv[i] ~= ARGV[IA0] and (not d or d < t) then redis.call('HDEL', ix, kv[i]) end
+		if kv[i] ~= '' and kv[i] ~= ARGV[IA0] and (not d or d < t) then redis.call('HDEL', ix, kv[i]) end
 	end
+	if r[1] == '0' then redis.call('HDEL', ix, '') else redis.call('HSET', ix, '', r[1]) end
 	if redis.call('PTTL', ix) < keep * 1000 then redis.call('PEXPIRE', ix, keep * 1000) end
 end
 `)
 }
 
-// indexScript is luaIndex on its own: KEYS[1] the index, ARGV[1..3].
-var indexScript = rueidis.NewLuaScript(luaIndex(1, 1) + "\nreturn 1\n")
+func luaIndexDrop(ik, ia int) string {
+	return indexReplacer(ik, ia).Replace(`
+if KEYS[IK] and ARGV[IA2] ~= '' then redis.call('HDEL', KEYS[IKD], ARGV[IA2]) end
+`)
+}
+
+func indexReplacer(ik, ia int) *strings.Replacer {
+	return strings.NewReplacer("IKD", strconv.Itoa(ik+1), "IK", strconv.Itoa(ik),
+		"IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2))
+}
+
+// indexScript is luaIndexAdd on its own, for Redis Cluster: KEYS[1] the
+// index, ARGV[1..2].
+var indexScript = rueidis.NewLuaScript(luaIndexAdd(1, 1) + "\nreturn 1\n")
 
 // dropEntryScript deletes an index entry if its value is still ARGV[2]
 // (empty: any): KEYS[1] the index, ARGV[1] the field.
@@ -237,26 +283,42 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 		p.ttl = min(ttl, left)
 	}
 	moved := st.id != "" && st.id != session.ID
+	var drop *indexEntry
 	if st.user != "" && (st.user != user || moved) {
-		p.drops = append(p.drops, indexEntry{s.indexKey(st.user), rawField(st.id)})
+		drop = &indexEntry{s.indexKey(st.user), rawField(st.id)}
 	}
-	if user == "" {
+	if user != "" {
+		// Entry deadlines are the server's: so is this, as well as the
+		// store knows it.
+		server, ok := s.clock.now()
+		if !ok {
+			server = time.Now()
+		}
+		snow := server.Unix()
+		if user == st.user && !moved && st.meta.indexUntil != 0 && snow+p.ttl+indexSlack <= st.meta.indexUntil {
+			p.meta.indexUntil = st.meta.indexUntil
+		} else {
+			// Signing in, a new ID, or an entry due for renewal: the write
+			// adds the entry, before the session.
+			keep := 2*p.ttl + indexSlack
+			p.ix = &indexOp{addKey: s.indexKey(user), add: rawField(session.ID), keep: keep}
+			p.meta.indexUntil = snow + keep
+			p.full = true
+		}
+	}
+	if drop == nil {
 		return p, nil
 	}
-	if user == st.user && !moved && st.meta.indexUntil != 0 && now+p.ttl+indexSlack <= st.meta.indexUntil {
-		p.meta.indexUntil = st.meta.indexUntil
+	if s.client.Mode() == rueidis.ClientModeCluster {
+		p.drops = append(p.drops, *drop) // after the write, in a step of its own
 		return p, nil
 	}
-	// Signing in, a new ID, or an entry due for renewal: the write adds
-	// the entry, before the session.
-	keep := 2*p.ttl + indexSlack
-	p.ix = &indexOp{key: s.indexKey(user), add: rawField(session.ID), keep: keep}
-	p.meta.indexUntil = now + keep
-	p.full = true
-	if len(p.drops) > 0 && p.drops[0].key == p.ix.key && s.client.Mode() != rueidis.ClientModeCluster {
-		// A new ID of the same user: the old entry goes in the same step.
-		p.ix.drop, p.drops = p.drops[0].field, p.drops[1:]
+	// Outside a cluster the write's script drops the old entry once it has
+	// written, so that nothing comes in between.
+	if p.ix == nil {
+		p.ix = &indexOp{}
 	}
+	p.ix.dropKey, p.ix.drop = drop.key, drop.field
 	return p, nil
 }
 
@@ -276,7 +338,7 @@ func (s *Store) beforeWrite(ctx context.Context, ix *indexOp) (*indexOp, error) 
 	if ix == nil || s.client.Mode() != rueidis.ClientModeCluster {
 		return ix, nil
 	}
-	err := indexScript.Exec(ctx, s.client, []string{ix.key}, []string{ix.add, itoa(ix.keep), ix.drop}).Error()
+	err := indexScript.Exec(ctx, s.client, []string{ix.addKey}, []string{ix.add, itoa(ix.keep)}).Error()
 	if err != nil {
 		return nil, redisError("indexing session", err)
 	}
@@ -379,7 +441,7 @@ func (s *Store) endUserSessions(ctx context.Context, user string, end func(handl
 			return n, err
 		}
 	}
-	return n, nil
+	return n, fmt.Errorf("%w: the user's sessions kept getting new IDs through %d passes; some may be left", ErrConflict, deleteUserPasses)
 }
 
 // userSession is one live session of a user found through the index.
@@ -405,6 +467,9 @@ func (s *Store) eachUserSession(ctx context.Context, user string, seen map[strin
 	}
 	var errs []error
 	for field, value := range entries {
+		if field == indexCursor {
+			continue
+		}
 		if seen != nil {
 			if seen[field] {
 				continue
@@ -486,9 +551,14 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 	}
 	values, o, err := s.openValues(got.envelope, nil)
 	if err != nil {
-		return us, false, nil // not this store's to judge: leave it
+		// Not this store's to judge or to end: leave it, and say so.
+		return us, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
 	}
-	if u, _ := s.userOf(values); u != user {
+	u, err := s.userOf(values)
+	if err != nil {
+		return us, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
+	}
+	if u != user {
 		return us, false, drop() // signed out, or another user's now
 	}
 	if s.maxLifetime > 0 && o.meta.start != 0 && time.Now().Unix() >= o.meta.start+s.maxLifetime {
@@ -526,8 +596,8 @@ func (s *Store) endIndexed(ctx context.Context, user string, us userSession) (en
 		if err != nil {
 			return false, err
 		}
-		if u, _ := s.userOf(values); u != user {
-			return false, nil // no longer this user's
+		if u, err := s.userOf(values); err != nil || u != user {
+			return false, err // no longer this user's
 		}
 		us.got = c.current
 	}

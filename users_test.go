@@ -3,6 +3,7 @@ package redistore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -255,6 +256,16 @@ func TestUserIndexOutlivesItsSessions(t *testing.T) {
 			if ix < left || ix < 2000 {
 				t.Fatalf("round %d: index PTTL %d ms, session's key %d ms", i, ix, left)
 			}
+			// The session's own entry outlives it too.
+			entry, err := tg.do(t, "HGET", s.indexKey("alice"), rawField(sess.ID)).ToString()
+			noErr(t, err)
+			deadline, err := strconv.ParseInt(entry[:10], 10, 64)
+			noErr(t, err)
+			info, err := s.Lookup(context.Background(), sess.ID)
+			noErr(t, err)
+			if deadline < info.Expires.Unix()+1 {
+				t.Fatalf("round %d: entry kept until %d, the session lives until %d", i, deadline, info.Expires.Unix())
+			}
 			if len(handles(t, s, "alice")) != 1 {
 				t.Fatalf("round %d: the live session is not listed", i)
 			}
@@ -294,7 +305,13 @@ func TestUserIndexFailureOrder(t *testing.T) {
 		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
 			t.Fatal("Save over a garbage value: no error")
 		}
-		sameHandles(t, "trent after the failed write", handles(t, s, "trent"))
+		// Nothing is listed; where the index step landed (in a cluster,
+		// before the write) the garbage it points at is reported.
+		list, err := s.UserSessions(context.Background(), "trent")
+		if err != nil && !errors.Is(err, ErrUnknownFormat) && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("UserSessions: %v", err)
+		}
+		equal(t, "trent's sessions after the failed write", len(list), 0)
 		tg.do(t, "DEL", loc.key)
 	})
 }
@@ -454,5 +471,110 @@ func TestLogOutEverywhereCatchesANewID(t *testing.T) {
 		noErr(t, err)
 		equal(t, "sessions ended", n, 1)
 		ended(t, s, b, "the session that got a new ID during log out everywhere")
+	})
+}
+
+// TestSecondSaveCannotBringBackAnEndedSession: a request that saved once,
+// then saves again after its session was ended meanwhile, writes nothing.
+func TestSecondSaveCannotBringBackAnEndedSession(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		b, _ := signIn(t, s, "alice")
+		sess, r := b.get(t, s, "sid")
+		sess.Values["cart"] = "3 items"
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess)) // the first Save of the request
+		n, err := s.DeleteUserSessions(context.Background(), "alice")
+		noErr(t, err)
+		equal(t, "ended", n, 1)
+		sess.Values["cart"] = "4 items"
+		if err := s.Save(r, httptest.NewRecorder(), sess); !errors.Is(err, ErrEnded) {
+			t.Fatalf("second Save after the session ended: %v, want ErrEnded", err)
+		}
+		ended(t, s, b, "after the second Save")
+		w := httptest.NewRecorder()
+		if err := s.RegenerateID(r, w, sess); !errors.Is(err, ErrEnded) {
+			t.Fatalf("RegenerateID after the session ended: %v, want ErrEnded", err)
+		}
+		ended(t, s, b, "after a RegenerateID")
+		sameHandles(t, "alice", handles(t, s, "alice"))
+	})
+}
+
+// TestJSONUserIDs: JSONSerializer reads an integer user ID back as a
+// float64; the index still follows it.
+func TestJSONUserIDs(t *testing.T) {
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{UserKey: "uid", Serializer: JSONSerializer{}})
+		b, sess := signIn(t, s, 42)
+		sameHandles(t, "user 42", handles(t, s, "42"), s.Handle(sess))
+		sess, r := b.get(t, s, "sid")
+		sess.Values["cart"] = "1 item"
+		b.save(t, s, r, sess)
+		sameHandles(t, "user 42 after a Save", handles(t, s, "42"), s.Handle(sess))
+		n, err := s.DeleteUserSessions(context.Background(), "42")
+		noErr(t, err)
+		equal(t, "ended", n, 1)
+		ended(t, s, b, "user 42's session")
+	})
+}
+
+// TestLargeUserIndexStaysBounded: on a real server, where a large index is
+// a hashtable that HSCAN walks chunk by chunk, sign-ins drop every entry
+// past its deadline in the end.
+func TestLargeUserIndexStaysBounded(t *testing.T) {
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{UserKey: "uid"})
+		key := s.indexKey("alice")
+		args := []string{"HSET", key}
+		for i := range 1000 {
+			args = append(args, rawField(newID()), fmt.Sprintf("%010d,%010d", 1000+i, 1000))
+		}
+		tg.do(t, args...)
+		for range 200 {
+			signIn(t, s, "alice")
+		}
+		left := tg.do(t, "HLEN", key).int(t)
+		if left > 201 { // 200 live entries and the cursor
+			t.Fatalf("%d entries after 200 sign-ins over 1000 past their deadline", left)
+		}
+		equal(t, "live sessions listed", len(handles(t, s, "alice")), 200)
+	})
+}
+
+// TestFailedRegenerateKeepsTheSessionListed: a RegenerateID whose write
+// fails leaves the old session alive and still on its user's list (the
+// old entry goes only after the write).
+func TestFailedRegenerateKeepsTheSessionListed(t *testing.T) {
+	t.Parallel()
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		prefix := tg.prefix
+		// Sixteen buckets, by the first hex digit of the ID; all but the
+		// session's hold garbage, so a new ID's write fails 15 times in 16.
+		s := newStore(t, tg, Config{UserKey: "uid", HashKeyGenerator: func(id string) (string, error) { return prefix + "b" + id[:1], nil }})
+		b, sess := signIn(t, s, "alice")
+		for _, d := range "0123456789abcdef" {
+			if string(d) != sess.ID[:1] {
+				tg.do(t, "SET", prefix+"b"+string(d), "garbage")
+			}
+		}
+		failed := false
+		for range 40 {
+			sess, r := b.get(t, s, "sid")
+			w := httptest.NewRecorder()
+			if err := s.RegenerateID(r, w, sess); err != nil {
+				failed = true
+				break
+			}
+			b.keep(t, w)
+		}
+		if !failed {
+			t.Fatal("no RegenerateID failed")
+		}
+		lives(t, s, b, "the session whose RegenerateID failed")
+		sess, _ = b.get(t, s, "sid")
+		sameHandles(t, "alice after the failed RegenerateID", handles(t, s, "alice"), s.Handle(sess))
 	})
 }
