@@ -184,6 +184,10 @@ func (s *Store) observe(ctx context.Context, op Op, start time.Time, info opInfo
 	case err != nil:
 		e.Outcome = OutcomeError
 	}
+	if e.Outcome != OutcomeHit && e.Outcome != OutcomeWritten {
+		// Sizes describe a session loaded or written, not an attempt.
+		e.SerializedBytes, e.StoredBytes, e.Compressed = 0, 0, false
+	}
 	if fill != nil {
 		fill(&e)
 	}

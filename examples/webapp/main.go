@@ -4,7 +4,9 @@
 //	go run ./examples/webapp                  # embedded miniredis, http://127.0.0.1:8080/
 //	REDIS_URL=redis://localhost:6379/0 go run ./examples/webapp -mode string
 //
-// Flags: -addr (default 127.0.0.1:8080) and -mode hash|string (default hash).
+// Flags: -addr (default 127.0.0.1:8080), -mode hash|string (default hash)
+// and -metrics none|stdout|prometheus (default none): the store's
+// OpenTelemetry metrics, printed every 10 seconds or served at /metrics.
 // Environment: REDIS_URL selects a Redis server instead of the embedded
 // miniredis; SESSION_KEYS (hex, comma-separated: hash key, block key, ...)
 // keeps cookies valid across restarts. Stop it with Ctrl-C.
@@ -59,11 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.SetOutput(stdout)
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
 	modeName := fs.String("mode", "hash", "session layout in Redis: hash or string")
+	metricsKind := fs.String("metrics", "none", "the store's OpenTelemetry metrics: none, stdout (every 10 s) or prometheus (at /metrics)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: use -addr and -mode", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q: use -addr, -mode and -metrics", fs.Arg(0))
 	}
 	var mode redistore.Mode
 	switch *modeName {
@@ -86,10 +89,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer closeRedis()
 
-	logger := slog.New(slog.NewTextHandler(stdout, nil))
-	store, err := newStore(client, keys, mode, logger)
+	observer, metricsHandler, stopMetrics, err := metrics(*metricsKind, stdout)
 	if err != nil {
 		return err
+	}
+	defer stopMetrics(context.Background())
+
+	logger := slog.New(slog.NewTextHandler(stdout, nil))
+	store, err := newStore(client, keys, mode, logger, observer)
+	if err != nil {
+		return err
+	}
+	handler := newApp(store, logger)
+	if metricsHandler != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		mux.Handle("/", handler)
+		handler = mux
 	}
 
 	ln, err := net.Listen("tcp", *addr)
@@ -97,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newApp(store, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
 	}
@@ -105,6 +121,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(stdout, "Listening on %s\n", browseURL(ln.Addr()))
 	fmt.Fprintf(stdout, "Redis: %s\n", where)
 	fmt.Fprintf(stdout, "Session layout: %s mode\n", mode)
+	switch *metricsKind {
+	case "stdout":
+		fmt.Fprintf(stdout, "Metrics: printed every %v\n", stdoutInterval)
+	case "prometheus":
+		fmt.Fprintf(stdout, "Metrics: %smetrics\n", browseURL(ln.Addr()))
+	}
 	if !persistent {
 		fmt.Fprintln(stdout, "SESSION_KEYS is not set: using random cookie keys, so sessions do not survive a restart.")
 		fmt.Fprintln(stdout, "  To keep them: SESSION_KEYS=$(openssl rand -hex 32),$(openssl rand -hex 32)")
@@ -203,12 +225,13 @@ func browseURL(a net.Addr) string {
 }
 
 // newStore returns the demo's session store.
-func newStore(client rueidis.Client, keys [][]byte, mode redistore.Mode, logger *slog.Logger) (*redistore.Store, error) {
+func newStore(client rueidis.Client, keys [][]byte, mode redistore.Mode, logger *slog.Logger, observer redistore.Observer) (*redistore.Store, error) {
 	return redistore.New(redistore.Config{
 		Client:   client,
 		KeyPairs: keys,
 		Mode:     mode,
 		Logger:   logger,
 		UserKey:  keyUser, // lists a user's devices, and signs them out
+		Observer: observer,
 	})
 }

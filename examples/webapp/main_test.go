@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,14 @@ import (
 // newTestApp returns the demo's handler over a miniredis, and where its
 // log goes.
 func newTestApp(t *testing.T, mode redistore.Mode) (http.Handler, *strings.Builder) {
+	t.Helper()
+	store, log := newTestStore(t, mode, nil)
+	return newApp(store.Store, store.logger), log
+}
+
+// newTestStore returns the demo's store over a miniredis, and where its
+// log goes.
+func newTestStore(t *testing.T, mode redistore.Mode, obs redistore.Observer) (*testStore, *strings.Builder) {
 	t.Helper()
 	m := miniredis.RunT(t)
 	c, err := rueidis.NewClient(rueidis.ClientOption{
@@ -40,11 +50,17 @@ func newTestApp(t *testing.T, mode redistore.Mode) (http.Handler, *strings.Build
 	}
 	log := new(strings.Builder)
 	logger := slog.New(slog.NewTextHandler(log, nil))
-	store, err := newStore(c, keys, mode, logger)
+	store, err := newStore(c, keys, mode, logger, obs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newApp(store, logger), log
+	return &testStore{store, logger}, log
+}
+
+// testStore is the demo's store and its logger.
+type testStore struct {
+	*redistore.Store
+	logger *slog.Logger
 }
 
 // browser carries one cookie jar's worth of session cookie between requests.
@@ -258,16 +274,17 @@ func TestConnectDoesNotRevealThePassword(t *testing.T) {
 	}
 }
 
-func TestRunServesUntilCanceled(t *testing.T) {
+// startRun runs the demo with args until the test ends, and returns its
+// startup banner and its address.
+func startRun(t *testing.T, args ...string) (startup, addr string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	out, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, w)
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, w)
 		w.Close()
 	}()
-
 	// Read the banner up to its last line, then keep draining the log.
 	lines := bufio.NewScanner(out)
 	var banner strings.Builder
@@ -278,44 +295,108 @@ func TestRunServesUntilCanceled(t *testing.T) {
 		}
 	}
 	go io.Copy(io.Discard, out)
-	startup := banner.String()
+	startup = banner.String()
 	t.Logf("startup output:\n%s", startup)
-
-	addr := regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/`).FindString(startup)
+	addr = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/`).FindString(startup)
 	if addr == "" {
+		cancel()
 		t.Fatalf("startup output names no http://127.0.0.1:PORT/ address:\n%s", startup)
 	}
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(10 * time.Second):
+				stopErr = errors.New("run did not return after its context was canceled")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { stop() })
+	return startup, addr, stop
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(body)
+}
+
+func TestRunServesUntilCanceled(t *testing.T) {
+	startup, addr, stop := startRun(t)
 	if !strings.Contains(startup, "embedded miniredis at 127.0.0.1:") {
 		t.Errorf("startup output does not name the embedded miniredis:\n%s", startup)
 	}
 	if !strings.Contains(startup, "do not survive a restart") {
 		t.Errorf("startup output does not warn about random keys:\n%s", startup)
 	}
+	if code, body := get(t, addr); code != http.StatusOK || !strings.Contains(body, "visited this page 1 time in") {
+		t.Errorf("GET %s: status %d, body:\n%s", addr, code, body)
+	}
+	if code, _ := get(t, addr+"metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics without -metrics: status %d, want 404", code)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run returned %v after cancel", err)
+	}
+}
 
-	client := &http.Client{Timeout: 5 * time.Second}
-	res, err := client.Get(addr)
+// TestMetricsEndpoint: with -metrics prometheus the store's metrics are at
+// /metrics, through OpenTelemetry's Prometheus exporter.
+func TestMetricsEndpoint(t *testing.T) {
+	startup, addr, _ := startRun(t, "-metrics", "prometheus")
+	if !strings.Contains(startup, "Metrics: "+addr+"metrics") {
+		t.Errorf("startup output does not say where the metrics are:\n%s", startup)
+	}
+	get(t, addr)
+	code, body := get(t, addr+"metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d", code)
+	}
+	for _, want := range []string{
+		`redistore_operation_duration_seconds_count{otel_scope_name="github.com/redisession/redistore/redistoreotel"`,
+		`redistore_mode="hash",redistore_operation="get",redistore_outcome="new"`,
+		`redistore_operation="save",redistore_outcome="written"`,
+		"redistore_session_stored_size_bytes_bucket",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+// TestMetricsStdout: with -metrics stdout the metrics are printed.
+func TestMetricsStdout(t *testing.T) {
+	startup, _, _ := startRun(t, "-metrics", "stdout")
+	if !strings.Contains(startup, "Metrics: printed every 10s") {
+		t.Errorf("startup output does not say where the metrics go:\n%s", startup)
+	}
+	var out strings.Builder
+	obs, _, stop, err := metrics("stdout", &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "visited this page 1 time in") {
-		t.Errorf("GET %s: status %d, body:\n%s", addr, res.StatusCode, body)
+	s, _ := newTestStore(t, redistore.HashMode, obs)
+	s.Get(httptest.NewRequest("GET", "/", nil), sessionName)
+	if err := stop(context.Background()); err != nil { // flushes
+		t.Fatal(err)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after cancel", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context was canceled")
+	if !strings.Contains(out.String(), `"Name":"redistore.operation.duration"`) {
+		t.Errorf("stdout metrics lack redistore.operation.duration:\n%s", out.String())
 	}
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-mode", "list"}, {"extra"}, {"-nope"}} {
+	for _, args := range [][]string{{"-mode", "list"}, {"extra"}, {"-nope"}, {"-metrics", "statsd"}} {
 		err := run(context.Background(), args, func(string) string { return "" }, io.Discard)
 		if err == nil {
 			t.Errorf("run(%q) succeeded", args)
