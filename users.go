@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,28 +75,6 @@ func (s *Store) userOf(values map[any]any) (string, error) {
 	}
 	var u string
 	switch x := v.(type) {
-	case string:
-		u = x
-	case int:
-		u = strconv.FormatInt(int64(x), 10)
-	case int8:
-		u = strconv.FormatInt(int64(x), 10)
-	case int16:
-		u = strconv.FormatInt(int64(x), 10)
-	case int32:
-		u = strconv.FormatInt(int64(x), 10)
-	case int64:
-		u = strconv.FormatInt(x, 10)
-	case uint:
-		u = strconv.FormatUint(uint64(x), 10)
-	case uint8:
-		u = strconv.FormatUint(uint64(x), 10)
-	case uint16:
-		u = strconv.FormatUint(uint64(x), 10)
-	case uint32:
-		u = strconv.FormatUint(uint64(x), 10)
-	case uint64:
-		u = strconv.FormatUint(x, 10)
 	case float64:
 		// JSONSerializer reads every number back as a float64.
 		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
@@ -108,7 +87,17 @@ func (s *Store) userOf(values map[any]any) (string, error) {
 		}
 		u = string(x)
 	default:
-		return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds a %T: store the user's ID as a string or an integer", s.userKey, v)
+		// Strings and integers, of named types too (type UserID int64).
+		switch rv := reflect.ValueOf(v); rv.Kind() {
+		case reflect.String:
+			u = rv.String()
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			u = strconv.FormatInt(rv.Int(), 10)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			u = strconv.FormatUint(rv.Uint(), 10)
+		default:
+			return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds a %T: store the user's ID as a string or an integer", s.userKey, v)
+		}
 	}
 	if len(u) > maxUserLength {
 		return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds a %d-byte user ID, over %d", s.userKey, len(u), maxUserLength)
