@@ -405,6 +405,10 @@ func orDefault[T comparable](v, def T) T {
 // bytes as they are (no gob) and has no age limit of its own, so that the
 // server's expiry is the only one and changing Options.MaxAge never makes
 // valid cookies fail to decode.
+// MinHashKeyLength is the shortest hash key New accepts: a shorter HMAC key
+// can be guessed, and then any cookie forged.
+const MinHashKeyLength = 32
+
 func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
@@ -416,8 +420,8 @@ func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
 		if i+1 < len(pairs) {
 			blockKey = pairs[i+1]
 		}
-		if len(hashKey) == 0 {
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is empty: use 32 or 64 random bytes", i)
+		if len(hashKey) < MinHashKeyLength {
+			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is %d bytes: use at least %d random bytes, from securecookie.GenerateRandomKey(32) (or `openssl rand -hex 32` for an environment variable holding it in hex)", i, len(hashKey), MinHashKeyLength)
 		}
 		switch len(blockKey) {
 		case 0, 16, 24, 32:

@@ -16,13 +16,6 @@ import (
 	"github.com/redis/rueidis"
 )
 
-func (r resultT) int(t testing.TB) int64 {
-	t.Helper()
-	v, err := r.AsInt64()
-	noErr(t, err)
-	return v
-}
-
 // signIn returns a browser with a saved session of user (Values["uid"]).
 func signIn(t testing.TB, s *Store, user any) (*browser, *sessions.Session) {
 	t.Helper()
@@ -133,7 +126,7 @@ func TestUserSessions(t *testing.T) {
 		noErr(t, err)
 		equal(t, "log out everywhere", n, 2)
 		sameHandles(t, "alice after log out everywhere", handles(t, s, "alice"))
-		equal(t, "index entries left", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 0)
+		equal(t, "index entries left", tg.do(t, "HLEN", s.indexKey("alice")).IntMust(t), 0)
 	})
 }
 
@@ -151,7 +144,7 @@ func TestUserIndexFollowsTheSession(t *testing.T) {
 		b.save(t, s, r, sess)
 		sameHandles(t, "alice after switching to bob", handles(t, s, "alice"))
 		sameHandles(t, "bob after the switch", handles(t, s, "bob"), s.Handle(sess))
-		equal(t, "alice's index entries", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 0)
+		equal(t, "alice's index entries", tg.do(t, "HLEN", s.indexKey("alice")).IntMust(t), 0)
 
 		old := s.Handle(sess)
 		sess, r = b.get(t, s, "sid")
@@ -162,7 +155,7 @@ func TestUserIndexFollowsTheSession(t *testing.T) {
 			t.Fatal("RegenerateID kept the handle")
 		}
 		sameHandles(t, "bob after RegenerateID", handles(t, s, "bob"), s.Handle(sess))
-		equal(t, "bob's index entries", tg.do(t, "HLEN", s.indexKey("bob")).int(t), 1)
+		equal(t, "bob's index entries", tg.do(t, "HLEN", s.indexKey("bob")).IntMust(t), 1)
 
 		sess, r = b.get(t, s, "sid")
 		delete(sess.Values, "uid")
@@ -175,12 +168,12 @@ func TestUserIndexFollowsTheSession(t *testing.T) {
 		sess.Options.MaxAge = -1
 		b.save(t, s, r, sess)
 		sameHandles(t, "carol after logging out", handles(t, s, "carol"))
-		equal(t, "carol's index entries", tg.do(t, "HLEN", s.indexKey("carol")).int(t), 0)
+		equal(t, "carol's index entries", tg.do(t, "HLEN", s.indexKey("carol")).IntMust(t), 0)
 
 		_, sess = signIn(t, s, "dave")
 		noErr(t, s.Delete(context.Background(), sess.ID))
 		sameHandles(t, "dave after Delete", handles(t, s, "dave"))
-		equal(t, "dave's index entries", tg.do(t, "HLEN", s.indexKey("dave")).int(t), 0)
+		equal(t, "dave's index entries", tg.do(t, "HLEN", s.indexKey("dave")).IntMust(t), 0)
 
 		// A cleared ID is a new ID: the index follows.
 		b, sess = signIn(t, s, "erin")
@@ -207,7 +200,7 @@ func TestUserSessionsNeverListsAnEndedSession(t *testing.T) {
 
 		// The index key ends with its last entry (twice the lifetime plus a
 		// minute), with or without Sweep.
-		pttl := tg.do(t, "PTTL", s.indexKey("alice")).int(t)
+		pttl := tg.do(t, "PTTL", s.indexKey("alice")).IntMust(t)
 		if pttl != -2 && (pttl < 0 || pttl > int64((2+indexSlack)*1000)) {
 			t.Fatalf("index PTTL %d ms, want at most %d", pttl, (2+indexSlack)*1000)
 		}
@@ -225,14 +218,14 @@ func TestUserIndexStaysBounded(t *testing.T) {
 	for range 50 {
 		signIn(t, s, "alice")
 	}
-	equal(t, "entries", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 50)
+	equal(t, "entries", tg.do(t, "HLEN", s.indexKey("alice")).IntMust(t), 50)
 	// Past every entry's deadline (2 x 10 s + indexSlack) by the server's
 	// clock, which the index step reads.
 	tg.mini.SetTime(time.Now().Add(2 * time.Minute))
 	signIn(t, s, "alice")
-	equal(t, "entries after the others' deadlines passed", tg.do(t, "HLEN", s.indexKey("alice")).int(t), 1)
+	equal(t, "entries after the others' deadlines passed", tg.do(t, "HLEN", s.indexKey("alice")).IntMust(t), 1)
 	tg.mini.FastForward(2 * time.Minute)
-	equal(t, "index of a user who never came back", tg.do(t, "EXISTS", s.indexKey("alice")).int(t), 0)
+	equal(t, "index of a user who never came back", tg.do(t, "EXISTS", s.indexKey("alice")).IntMust(t), 0)
 }
 
 // TestUserIndexOutlivesItsSessions: however often a session is saved and
@@ -251,8 +244,8 @@ func TestUserIndexOutlivesItsSessions(t *testing.T) {
 			}
 			b.save(t, s, r, sess)
 			loc, _ := s.locate(sess.ID)
-			left := tg.do(t, "PTTL", loc.key).int(t)
-			ix := tg.do(t, "PTTL", s.indexKey("alice")).int(t)
+			left := tg.do(t, "PTTL", loc.key).IntMust(t)
+			ix := tg.do(t, "PTTL", s.indexKey("alice")).IntMust(t)
 			if ix < left || ix < 2000 {
 				t.Fatalf("round %d: index PTTL %d ms, session's key %d ms", i, ix, left)
 			}
@@ -536,7 +529,7 @@ func TestLargeUserIndexStaysBounded(t *testing.T) {
 		for range 200 {
 			signIn(t, s, "alice")
 		}
-		left := tg.do(t, "HLEN", key).int(t)
+		left := tg.do(t, "HLEN", key).IntMust(t)
 		if left > 201 { // 200 live entries and the cursor
 			t.Fatalf("%d entries after 200 sign-ins over 1000 past their deadline", left)
 		}
