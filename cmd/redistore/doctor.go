@@ -518,7 +518,7 @@ func (d *facts) lastSave() string {
 	if ago < 0 {
 		return "" // the clocks disagree
 	}
-	return fmt.Sprintf(", the last %v ago", ago)
+	return ", the last " + human(ago) + " ago"
 }
 
 func checkDatabase(d *facts) finding {

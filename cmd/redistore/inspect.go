@@ -42,6 +42,9 @@ func setupInspect(fs *flag.FlagSet, _ *options) func(context.Context, *env, []st
 			// A value copied with its name ("session=MTc...") is fine too.
 			arg = strings.TrimPrefix(arg, *cookie+"=")
 			source = fmt.Sprintf("cookie %q", *cookie)
+			if err := checkCookieShape(arg); err != nil {
+				return err
+			}
 		}
 		if id == "" && strings.TrimSpace(e.getenv(envKeys)) == "" {
 			return usageErrorf("the argument is not a session ID (%d lowercase hex digits), so it must be a cookie value, and decoding one needs the cookie keys in %s", redistore.IDLength, envKeys)
@@ -61,6 +64,33 @@ func setupInspect(fs *flag.FlagSet, _ *options) func(context.Context, *env, []st
 		printSession(e.stdout, id, source, info, time.Now())
 		return lookupErr
 	}
+}
+
+// whatArgIs says what inspect's argument looks like.
+var whatArgIs = fmt.Sprintf("a session ID is %d lowercase hex digits; a cookie value is the URL-safe base64 text of the session cookie (letters, digits, - and _, some 150 characters or more, e.g. MTcw...)", redistore.IDLength)
+
+// checkCookieShape refuses, as a usage error, what cannot be a cookie
+// value: empty, all hex digits (an ID of the wrong length), too short, or
+// with characters base64 does not use.
+func checkCookieShape(v string) error {
+	if v == "" {
+		return usageErrorf("the argument is empty: %s", whatArgIs)
+	}
+	hexOnly, base64 := true, true
+	for _, c := range v {
+		isHex := c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+		hexOnly = hexOnly && isHex
+		base64 = base64 && (isHex || c >= 'g' && c <= 'z' || c >= 'G' && c <= 'Z' || c == '-' || c == '_' || c == '=')
+	}
+	switch {
+	case hexOnly:
+		return usageErrorf("the argument is %d hex digits, not a session ID: %s", len(v), whatArgIs)
+	case !base64:
+		return usageErrorf("the argument has characters no session ID or cookie value has: %s", whatArgIs)
+	case len(v) < 40:
+		return usageErrorf("the argument is %d characters, too short for a cookie value: %s", len(v), whatArgIs)
+	}
+	return nil
 }
 
 // printSession describes a session without revealing it: the ID is cut
@@ -88,10 +118,10 @@ func printSession(w io.Writer, id, source string, info redistore.SessionInfo, no
 	case info.Expires.IsZero():
 		fmt.Fprintf(tw, "expires\tnever: the key has no TTL\n")
 	case info.Expired:
-		fmt.Fprintf(tw, "expires\texpired at %s, %v ago; never served, and still stored until a write to its bucket or a sweep removes it\n",
-			info.Expires.UTC().Format(time.DateTime+" MST"), now.Sub(info.Expires).Round(time.Second))
+		fmt.Fprintf(tw, "expires\texpired at %s, %s ago; never served, and still stored until a write to its bucket or a sweep removes it\n",
+			info.Expires.UTC().Format(time.DateTime+" MST"), human(now.Sub(info.Expires)))
 	default:
-		fmt.Fprintf(tw, "expires\t%s, in %v\n", info.Expires.UTC().Format(time.DateTime+" MST"), info.Expires.Sub(now).Round(time.Second))
+		fmt.Fprintf(tw, "expires\t%s, in %s\n", info.Expires.UTC().Format(time.DateTime+" MST"), human(info.Expires.Sub(now)))
 	}
 	if info.Codec != "" {
 		fmt.Fprintf(tw, "codec\t%s\n", info.Codec)

@@ -57,7 +57,7 @@ func TestInspect(t *testing.T) {
 			}
 			equal(t, "found", row(t, r.stdout, "found"), "found yes")
 			equal(t, "codec", row(t, r.stdout, "codec"), "codec compact")
-			if left := row(t, r.stdout, "expires"); !strings.HasSuffix(left, ", in 59m59s") && !strings.HasSuffix(left, ", in 1h0m0s") {
+			if left := row(t, r.stdout, "expires"); !strings.HasSuffix(left, ", in 59 minutes 59 seconds") && !strings.HasSuffix(left, ", in 1 hour") {
 				t.Fatalf("not an hour left: %s", left)
 			}
 			for name, want := range map[string]string{
@@ -116,9 +116,13 @@ func TestInspect(t *testing.T) {
 			lacks(t, "stdout", r.stdout, id)
 		})
 		t.Run("garbage", func(t *testing.T) {
-			r := f.run(t, "inspect", "not-a-cookie-at-all")
-			r.wantCode(t, 1)
+			long := "bm90LWEtY29va2llLWF0LWFsbC1idXQtbG9uZy1lbm91Z2gtdG8tbG9vay1saWtlLW9uZQ"
+			r := f.run(t, "inspect", long)
+			r.wantCode(t, 1) // shaped like a cookie value: the keys do not decode it
 			r.wantOneErrorLine(t)
+			lacks(t, "stderr", r.stderr, long)
+			r = f.run(t, "inspect", "not-a-cookie-at-all")
+			r.wantCode(t, 2) // too short to be one: a usage error
 			lacks(t, "stderr", r.stderr, "not-a-cookie-at-all")
 		})
 	})

@@ -31,6 +31,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -39,6 +41,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -100,6 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	switch args[0] {
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version())
+		return 0
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			c := lookupCommand(args[1])
@@ -125,7 +131,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "redistore: unknown command %q (see redistore help)\n", args[0])
 		return 2
 	}
-	fs, o := newFlagSet(c, stderr)
+	var flagErrors strings.Builder
+	fs, o := newFlagSet(c, &flagErrors)
 	runner := c.setup(fs, o)
 	positional, err := parseInterleaved(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -134,7 +141,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	if err != nil {
-		return 2 // the flag package has printed the error and the usage
+		// The flag package's own line, without the whole usage after it.
+		fmt.Fprintf(stderr, "redistore %s: %s (see redistore help %s)\n", c.name, err, c.name)
+		return 2
 	}
 	e := &env{getenv: getenv, stdout: stdout, stderr: stderr, opts: o}
 	err = runner(ctx, e, positional)
@@ -166,6 +175,7 @@ commands:
 		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(tw, "  help\tthis text; redistore help <command> shows the command's flags\n")
+	fmt.Fprintf(tw, "  version\tthe command's version and the Go version it was built with\n")
 	tw.Flush()
 	fmt.Fprintf(w, `
 Every command takes:
@@ -173,7 +183,9 @@ Every command takes:
   --mode hash|string the store's Config.Mode (default hash)
   --prefix PREFIX    the store's Config.KeyPrefix (default %q)
   --legacy-prefix P  the store's Config.Legacy.KeyPrefix, while moving from boj/redistore
-  --timeout D        bound on each Redis call (default %v)
+  --timeout D        bound on each Redis call, with a unit (default %v)
+  --tls-ca FILE      CA certificates (PEM) to verify a rediss:// server with
+  --tls-cert FILE, --tls-key FILE   a client certificate and its key (PEM)
 
 %s holds the cookie keys, for inspect with a cookie value only: the
 Config.KeyPairs in order, hex-encoded, comma-separated; an empty item is a nil
@@ -193,6 +205,9 @@ type options struct {
 	legacy  string
 	buckets int
 	timeout time.Duration
+	tlsCA   string
+	tlsCert string
+	tlsKey  string
 }
 
 func newFlagSet(c *command, output io.Writer) (*flag.FlagSet, *options) {
@@ -203,14 +218,35 @@ func newFlagSet(c *command, output io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.url, "url", "", "Redis `URL` (default $"+envURL+")")
 	fs.StringVar(&o.mode, "mode", "hash", "the store's layout: hash or string")
 	fs.StringVar(&o.prefix, "prefix", redistore.DefaultKeyPrefix, "the store's key `prefix`")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "`PEM file` of the CA certificates that sign a rediss:// server's certificate (default: the system's)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "`PEM file` of a client certificate, for servers with tls-auth-clients (with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "`PEM file` of the client certificate's private key")
 	fs.IntVar(&o.buckets, "buckets", redistore.DefaultBuckets, "the store's Config.Buckets (HashMode)")
 	fs.StringVar(&o.legacy, "legacy-prefix", "", "the store's Config.Legacy.KeyPrefix, while sessions move from boj/redistore (e.g. session_)")
-	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on each Redis call")
+	o.timeout = defaultTimeout
+	fs.Var((*durationFlag)(&o.timeout), "timeout", "bound on each Redis call, with a unit (default 5s)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: redistore %s [flags]%s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
 		fs.PrintDefaults()
 	}
 	return fs, o
+}
+
+// durationFlag is a time.Duration flag whose error says what to type.
+type durationFlag time.Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+
+func (d *durationFlag) Set(v string) error {
+	p, err := time.ParseDuration(v)
+	if err != nil {
+		if _, nerr := strconv.ParseFloat(v, 64); nerr == nil {
+			return fmt.Errorf("use a unit, e.g. %ss", v)
+		}
+		return errors.New("use a duration with a unit, e.g. 5s or 500ms")
+	}
+	*d = durationFlag(p)
+	return nil
 }
 
 // parseInterleaved parses flags that may come before or after the
@@ -324,11 +360,18 @@ func (e *env) connect() (rueidis.Client, error) {
 	if raw == "" {
 		return nil, usageErrorf("no Redis URL: pass --url or set %s", envURL)
 	}
+	if err := checkScheme(raw); err != nil {
+		return nil, err
+	}
+	withTLS, err := e.tlsOptions(raw)
+	if err != nil {
+		return nil, err
+	}
 	withTimeout := withDialTimeout(raw, e.opts.timeout)
-	c, err := redistore.NewClient(withTimeout)
+	c, err := redistore.NewClient(withTimeout, withTLS)
 	if err != nil {
 		// NewClient redacts the password; name the URL as the user gave it.
-		return nil, renamed{err, redactedURL(withTimeout), redactedURL(raw)}
+		return nil, authHint(renamed{err, redactedURL(withTimeout), redactedURL(raw)})
 	}
 	// The store bounds its own calls; doctor sends commands of its own.
 	return redistore.TimeoutClient(c, e.opts.timeout), nil
@@ -355,6 +398,81 @@ func (e *env) open(needKeys bool, adjust func(*redistore.Config)) (*redistore.St
 		return nil, nil, err
 	}
 	return store, client, nil
+}
+
+// tlsOptions returns what the TLS flags add to the client's options:
+// the CA certificates to trust and a client certificate.
+func (e *env) tlsOptions(raw string) (func(*rueidis.ClientOption), error) {
+	o := e.opts
+	none := func(*rueidis.ClientOption) {}
+	if o.tlsCA == "" && o.tlsCert == "" && o.tlsKey == "" {
+		return none, nil
+	}
+	if !strings.HasPrefix(strings.ToLower(raw), "rediss://") {
+		return nil, usageErrorf("--tls-ca, --tls-cert and --tls-key are for TLS: use a rediss:// URL")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, usageErrorf("--tls-cert and --tls-key go together: a client certificate and its private key")
+	}
+	var pool *x509.CertPool
+	if o.tlsCA != "" {
+		pem, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return nil, usageErrorf("--tls-ca: %v", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("--tls-ca %s holds no PEM certificate", o.tlsCA)
+		}
+	}
+	var certs []tls.Certificate
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, usageErrorf("--tls-cert/--tls-key: %v", err)
+		}
+		certs = []tls.Certificate{cert}
+	}
+	return func(opt *rueidis.ClientOption) {
+		if opt.TLSConfig == nil {
+			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if pool != nil {
+			opt.TLSConfig.RootCAs = pool
+		}
+		opt.TLSConfig.Certificates = certs
+	}, nil
+}
+
+// schemes are the URL schemes rueidis.ParseURL accepts.
+var schemes = []string{"redis://", "rediss://", "unix://"}
+
+// checkScheme refuses a URL of another scheme before anything is sent.
+func checkScheme(raw string) error {
+	for _, s := range schemes {
+		if strings.HasPrefix(strings.ToLower(raw), s) {
+			return nil
+		}
+	}
+	scheme, _, ok := strings.Cut(raw, "://")
+	what := "a URL with no scheme"
+	if ok {
+		what = "a " + scheme + ":// URL"
+	}
+	return usageErrorf("the Redis URL is %s: use redis://[user:password@]host:port[/db], rediss:// for TLS, unix:///path/to/socket, or redis://host:port?master_set=NAME for Sentinel", what)
+}
+
+// authHint explains the server's refusals of a connection without (or with
+// a wrong) password.
+func authHint(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "NOAUTH"):
+		return fmt.Errorf("%w (the server asks for a password: put it in the URL, redis://:PASSWORD@host:port, or in %s)", err, envURL)
+	case strings.Contains(msg, "WRONGPASS"):
+		return fmt.Errorf("%w (the user name or password in the URL is wrong)", err)
+	}
+	return err
 }
 
 // withDialTimeout bounds the connection as well, unless the URL already

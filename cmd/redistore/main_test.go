@@ -224,8 +224,21 @@ func TestUsage(t *testing.T) {
 		{"no URL", noServer, []string{"doctor"}, 2, envURL},
 		{"inspect without an argument", noServer, []string{"inspect"}, 2, "one argument"},
 		{"inspect with two arguments", noServer, []string{"inspect", "a", "b"}, 2, "one argument"},
-		{"a cookie without keys", noServer, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVm"}, 2, envKeys},
-		{"keys that are not hex", map[string]string{envKeys: "zz,00"}, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVm"}, 2, "not hexadecimal"},
+		{"a cookie without keys", noServer, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo"}, 2, envKeys},
+		{"inspect of an empty argument", noServer, []string{"inspect", ""}, 2, "the argument is empty: a session ID is 32 lowercase hex digits"},
+		{"inspect of a 31-digit ID", noServer, []string{"inspect", strings.Repeat("a", 31)}, 2, "31 hex digits, not a session ID"},
+		{"inspect of a 33-digit ID", noServer, []string{"inspect", strings.Repeat("b", 33)}, 2, "33 hex digits"},
+		{"inspect of garbage", noServer, []string{"inspect", "not a cookie!"}, 2, "characters no session ID or cookie value has"},
+		{"inspect of a short value", noServer, []string{"inspect", "MTcwMDAw"}, 2, "too short for a cookie value"},
+		{"a timeout without a unit", noServer, []string{"stats", "--timeout", "5"}, 2, "use a unit, e.g. 5s"},
+		{"a timeout that is no duration", noServer, []string{"stats", "--timeout", "soon"}, 2, "e.g. 5s or 500ms"},
+		{"an http URL", noServer, []string{"stats", "--url", "http://localhost:6379"}, 2, "a http:// URL: use redis://"},
+		{"a URL without a scheme", noServer, []string{"stats", "--url", "localhost:6379"}, 2, "rediss:// for TLS, unix://"},
+		{"TLS flags without rediss", noServer, []string{"stats", "--url", "redis://localhost:1", "--tls-ca", "/nonexistent"}, 2, "use a rediss:// URL"},
+		{"a client certificate without its key", noServer, []string{"stats", "--url", "rediss://localhost:1", "--tls-cert", "/nonexistent"}, 2, "go together"},
+		{"a missing CA file", noServer, []string{"stats", "--url", "rediss://localhost:1", "--tls-ca", "/nonexistent"}, 2, "--tls-ca"},
+		{"a short hash key", map[string]string{envKeys: "abcd"}, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo"}, 2, "2-byte hash key: the store's hash keys are at least 32 random bytes (make one with openssl rand -hex 32)"},
+		{"keys that are not hex", map[string]string{envKeys: "zz,00"}, []string{"inspect", "MTcwMDAwMDAwMHxhYmN8ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo"}, 2, "not hexadecimal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCmd(t, tc.env, tc.args...)
@@ -241,8 +254,38 @@ func TestUsage(t *testing.T) {
 	for _, c := range commands {
 		contains(t, "help", r.stdout, "  "+c.name)
 	}
-	r = runCmd(t, map[string]string{envKeys: "zz9f,00"}, "inspect", "MTcwMDAwMDAwMHxhYmN8ZGVm")
+	r = runCmd(t, map[string]string{envKeys: "zz9f,00"}, "inspect", "MTcwMDAwMDAwMHxhYmN8ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo")
 	lacks(t, "stderr", r.stderr, "zz9f")
+	// A flag error is one line, not the whole usage.
+	r = runCmd(t, noServer, "stats", "--timeout", "5")
+	r.wantOneErrorLine(t)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r = runCmd(t, noServer, args...)
+		r.wantCode(t, 0)
+		if !strings.HasPrefix(r.stdout, "redistore ") || !strings.Contains(r.stdout, "go1.") {
+			t.Fatalf("%q: %q", args, r.stdout)
+		}
+	}
+}
+
+// TestPasswordHint: a server with a password, and none (or a wrong one) in
+// the URL, is a failure that says where the password goes.
+func TestPasswordHint(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		srv := in.StartT(t, "--requirepass", "s3cret-pw")
+		r := runCmd(t, map[string]string{envURL: "redis://" + srv.Addr}, "stats")
+		r.wantCode(t, 1)
+		r.wantOneErrorLine(t)
+		contains(t, "stderr", r.stderr, "put it in the URL, redis://:PASSWORD@host:port, or in REDIS_URL")
+		r = runCmd(t, map[string]string{envURL: "redis://:wrong@" + srv.Addr}, "stats")
+		r.wantCode(t, 1)
+		contains(t, "stderr", r.stderr, "password in the URL is wrong")
+		lacks(t, "stderr", r.stderr, "wrong@")
+		r = runCmd(t, map[string]string{envURL: "redis://:s3cret-pw@" + srv.Addr}, "stats")
+		r.wantCode(t, 0)
+		lacks(t, "stdout", r.stdout, "s3cret-pw")
+	})
 }
 
 func TestUnreachableServerFailsFast(t *testing.T) {

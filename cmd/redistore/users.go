@@ -82,7 +82,7 @@ func printUserSessions(e *env, list []redistore.UserSession, now time.Time) {
 		if !us.Started.IsZero() {
 			started = us.Started.UTC().Format(time.DateTime + " MST")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s (in %v)\n", us.Handle, started, us.Expires.UTC().Format(time.DateTime+" MST"), us.Expires.Sub(now).Round(time.Second))
+		fmt.Fprintf(tw, "%s\t%s\t%s (in %s)\n", us.Handle, started, us.Expires.UTC().Format(time.DateTime+" MST"), human(us.Expires.Sub(now)))
 	}
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "%d live session(s)\n", len(list))
