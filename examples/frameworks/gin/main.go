@@ -80,9 +80,13 @@ func newApp(rs *redistore.Store) *gin.Engine {
 	})
 	r.POST("/logout", func(c *gin.Context) {
 		session := sessions.Default(c)
-		// Session.Options replaces every option: keep the Path, or the
-		// browser is told to expire a cookie of another path.
-		session.Options(sessions.Options{Path: sessionOptions.Path, MaxAge: -1})
+		// Session.Options replaces every option: keep them all (the Path, or
+		// the browser is told to expire a cookie of another path; HttpOnly,
+		// SameSite and Secure, which the expiring cookie carries too) and
+		// change only MaxAge.
+		logout := sessionOptions
+		logout.MaxAge = -1
+		session.Options(logout)
 		if err := session.Save(); err != nil {
 			c.String(http.StatusInternalServerError, "could not delete the session")
 			return

@@ -59,6 +59,11 @@ func Run(t *testing.T, name string, newApp func(*redistore.Store) http.Handler) 
 		if !Expired(res, name) {
 			t.Errorf("logout did not expire the cookie: %q", res.Header.Values("Set-Cookie"))
 		}
+		for _, c := range res.Cookies() {
+			if c.Name == name && (c.HttpOnly != loggedIn.HttpOnly || c.SameSite != loggedIn.SameSite || c.Secure != loggedIn.Secure || c.Path != loggedIn.Path) {
+				t.Errorf("the expiring cookie has other attributes than the session's: %q, was %q", res.Header.Values("Set-Cookie"), loggedIn.String())
+			}
+		}
 		want(t, "after logout", b.Get("/"), "visits: 1, user: \"\"\n")
 		replay := &Browser{T: t, App: newApp(store), Name: name, Cookie: loggedIn}
 		want(t, "the logged-out cookie", replay.Get("/"), "visits: 1, user: \"\"\n")
