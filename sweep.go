@@ -167,16 +167,21 @@ func (s *Store) sweep(ctx context.Context, start time.Time) (SweepStats, error) 
 	if s.layout.expiresItself() {
 		return SweepStats{NothingToDo: true}, nil
 	}
-	sw := &sweeper{s: s, ctx: ctx, work: make(chan string)}
+	// The sweep's own context ends it early when buckets keep failing.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sw := &sweeper{s: s, ctx: sctx, stop: stop, work: make(chan string)}
 	for i := 0; i < sweepWorkers; i++ {
 		sw.wg.Add(1)
 		go sw.worker()
 	}
-	srcErr := s.sweepSource(s.layout.sweepContext(ctx), s.bounded(), s.prefix, sw.offer)
+	srcErr := s.sweepSource(s.layout.sweepContext(sctx), s.bounded(), s.prefix, sw.offer)
 	close(sw.work)
 	sw.wg.Wait()
 	sw.st.Duration = time.Since(start)
 	switch {
+	case sw.gaveUp:
+		return sw.st, fmt.Errorf("redistore: sweep stopped after %d buckets failed in a row: %w", MaxSweepFailures, sw.firstErr)
 	case ctx.Err() != nil:
 		return sw.st, fmt.Errorf("redistore: sweep stopped early: %w", ctx.Err())
 	case srcErr != nil:
@@ -192,10 +197,18 @@ type sweeper struct {
 	work chan string
 	wg   sync.WaitGroup
 
+	stop func() // ends ctx
+
 	mu       sync.Mutex
 	st       SweepStats
 	firstErr error
+	failing  int  // buckets that failed in a row
+	gaveUp   bool // MaxSweepFailures in a row: the sweep stopped
 }
+
+// MaxSweepFailures is how many buckets in a row may fail before Sweep stops
+// (a server that stopped answering fails every bucket after a timeout each).
+const MaxSweepFailures = 5
 
 // offer passes the keys the layout owns to the workers, and counts the
 // others as skipped.
@@ -233,9 +246,14 @@ func (sw *sweeper) worker() {
 				if sw.firstErr == nil {
 					sw.firstErr = err
 				}
+				if sw.failing++; sw.failing >= MaxSweepFailures && !sw.gaveUp {
+					sw.gaveUp = true
+					sw.stop()
+				}
 			}
 		default:
 			sw.st.Buckets++
+			sw.failing = 0
 		}
 		sw.st.Removed += removed
 		sw.st.Sessions += live

@@ -121,7 +121,10 @@ type facts struct {
 	// The keys under the prefix, from a SCAN of their names.
 	underPrefix int
 	indexKeys   int // user index keys (Config.UserKey) among them
-	misnamed    int // not named as the layout names its keys
+	// prefixHint, with no key under the prefix, is the most common prefix
+	// of other keys: likely the store's, if the flag is wrong.
+	prefixHint string
+	misnamed   int // not named as the layout names its keys
 	// Of the first maxClassified misnamed keys: how many have the layout's
 	// type (buckets a sweep would clean, or strings read as sessions) and
 	// how many another, with an example of each.
@@ -176,6 +179,9 @@ func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, 
 		}
 		return nil
 	})
+	if d.scanErr == nil && d.underPrefix == 0 {
+		d.prefixHint = likelyPrefix(ctx, client, d.prefix)
+	}
 	d.dbsize, d.dbsizeErr = dbsize(ctx, client)
 	d.churn = max(d.dbsize-before, before-d.dbsize)
 	d.classify(ctx, client, misnamed)
@@ -390,7 +396,7 @@ func checkListpackValue(d *facts) finding {
 	}
 	already := ""
 	if hashtables > 0 {
-		already = fmt.Sprintf("; %d of %d sampled buckets %s hashtables already, and Redis never converts them back: they stay so until emptied or expired", hashtables, sampled, isAre(hashtables))
+		already = fmt.Sprintf("; %d of %d sampled buckets %s hashtables already: a live hashtable stays one, but Redis makes it a listpack again when it loads it (a restart with RDB or AOF persistence, or DEBUG RELOAD), and a bucket that empties or expires starts again as a listpack", hashtables, sampled, isAre(hashtables))
 	}
 	switch {
 	case d.statsErr != nil:
@@ -404,8 +410,11 @@ func checkListpackValue(d *facts) finding {
 		}
 		return judged(statusWarn, check, "%s is %d, but sampled session values reach %d B (%.0f B on average): a bucket holding a longer value turns from a listpack into a hashtable, and HashMode's memory saving is lost%s. Run: redis-cli CONFIG SET %s %d, and put it in redis.conf (or CONFIG REWRITE) so that a restart keeps it%s",
 			name, limit, largest, d.stats.ValueBytes, already, name, listpackFor(largest), cost)
+	case hashtables > 0:
+		return judged(statusWarn, check, "%s is %d, above the largest sampled session value (%d B), so new buckets stay compact listpacks%s. Until then those buckets cost about twice the memory; to convert them now, restart Redis with persistence on (or run DEBUG RELOAD, which blocks the server while it reloads)",
+			name, limit, largest, already)
 	default:
-		return judged(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks (listpackex with field TTLs)%s", name, limit, largest, already)
+		return judged(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks (listpackex with field TTLs)", name, limit, largest)
 	}
 }
 
@@ -551,6 +560,12 @@ func checkPrefix(d *facts) finding {
 	layout := "buckets"
 	if d.keyType != "hash" {
 		layout = "sessions"
+	}
+	if d.underPrefix == 0 {
+		if d.prefixHint != "" {
+			return judged(statusWarn, check, "no keys under %s, but many under %s: if that is the store's Config.KeyPrefix, pass --prefix %s", strconv.Quote(d.prefix), strconv.Quote(d.prefixHint), strconv.Quote(d.prefixHint))
+		}
+		return judged(statusOK, check, "no keys under %s: no session stored yet", strconv.Quote(d.prefix))
 	}
 	if d.statsErr != nil && d.misnamed == 0 {
 		return judged(statusWarn, check, "%d keys under %s, all named like %s; could not check their types (%s)", d.underPrefix, strconv.Quote(d.prefix), layout, why(d.statsErr))

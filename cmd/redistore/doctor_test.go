@@ -172,3 +172,26 @@ func TestDoctorKnowsFieldTTLs(t *testing.T) {
 		contains(t, "listpack line", line, "listpackex")
 	})
 }
+
+// TestDoctorOnHashtablesLeftBehind: after hash-max-listpack-value is raised,
+// the buckets that became hashtables are a warning, and what the doctor
+// says turns them back (a reload) does.
+func TestDoctorOnHashtablesLeftBehind(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-value", "16", "--enable-debug-command", "yes")
+		seedMany(t, f.store(t, redistore.HashMode), 20, 3600)
+		f.do(t, "CONFIG", "SET", "hash-max-listpack-value", "1024")
+
+		r := f.run(t, "doctor")
+		line := doctorLine(t, r.stdout, "hash-max-listpack-value", "WARN")
+		contains(t, "listpack line", line, "20 of 20 sampled buckets are hashtables already")
+		contains(t, "listpack line", line, "DEBUG RELOAD")
+		lacks(t, "listpack line", line, "never")
+
+		f.do(t, "DEBUG", "RELOAD")
+		r = f.run(t, "doctor")
+		line = doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
+		lacks(t, "listpack line after the reload", line, "hashtable")
+	})
+}

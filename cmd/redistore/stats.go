@@ -35,6 +35,10 @@ func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		if err != nil {
 			return err
 		}
+		if err := e.tell(mismatch(ctx, client, store, e.opts.prefix, st.Keys+st.UserIndexKeys, st.OtherKeys)); err != nil {
+			fmt.Fprint(e.stdout, st)
+			return err
+		}
 		if *asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
