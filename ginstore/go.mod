@@ -2,15 +2,13 @@ module github.com/redisession/redistore/ginstore
 
 go 1.25.0
 
-replace github.com/redisession/redistore => ../
-
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/gin-contrib/sessions v1.0.4
 	github.com/gin-gonic/gin v1.12.0
 	github.com/gorilla/sessions v1.4.0
 	github.com/redis/rueidis v1.0.79
-	github.com/redisession/redistore v0.0.0-00010101000000-000000000000
+	github.com/redisession/redistore v0.0.0-20261201160547-da662b46729e
 )
 
 require (

@@ -2,13 +2,11 @@ module github.com/redisession/redistore/redistoreotel
 
 go 1.26.0
 
-replace github.com/redisession/redistore => ../
-
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/gorilla/sessions v1.4.0
 	github.com/redis/rueidis v1.0.79
-	github.com/redisession/redistore v0.0.0-00010101000000-000000000000
+	github.com/redisession/redistore v0.0.0-20261201160547-da662b46729e
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
