@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -52,6 +54,17 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <button type="submit">Log in</button>
 </form>
 {{- end}}
+{{with .Where -}}
+<h2>Where this session lives</h2>
+<table>
+<tr><th>Redis</th><td>{{.Redis}}</td></tr>
+<tr><th>Layout</th><td>{{.Mode}}</td></tr>
+<tr><th>Key</th><td><code>{{.Key}}</code></td></tr>
+{{if .Field}}<tr><th>Field</th><td><code>{{.Field}}</code></td></tr>{{end}}
+<tr><th>Stored</th><td>{{.Size}}</td></tr>
+<tr><th>Expires</th><td>{{.Expires}}</td></tr>
+</table>
+{{- end}}
 <p><small>Demo only: logging in takes a name and no password.</small></p>
 </body>
 </html>
@@ -62,6 +75,13 @@ type pageData struct {
 	Visits  int
 	User    string
 	Devices []device
+	Where   *where
+}
+
+// where is where the session lives in Redis, for the page: the key and
+// field with the session ID's bytes past the first two hidden.
+type where struct {
+	Redis, Mode, Key, Field, Size, Expires string
 }
 
 // device is one of the signed-in user's sessions, as the page lists it.
@@ -75,13 +95,14 @@ type device struct {
 type app struct {
 	store  *redistore.Store
 	logger *slog.Logger
+	redis  string // which Redis, for the page (no password)
 }
 
 // newApp returns the demo's handler: GET / counts visits and shows the
 // user, POST /login and POST /logout change it. Cross-origin POSTs are
 // refused, so that another site cannot log a visitor in or out.
-func newApp(store *redistore.Store, logger *slog.Logger) http.Handler {
-	a := &app{store: store, logger: logger}
+func newApp(store *redistore.Store, logger *slog.Logger, redis string) http.Handler {
+	a := &app{store: store, logger: logger, redis: redis}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("POST /login", a.login)
@@ -138,6 +159,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	if user != "" {
 		data.Devices = a.devices(r, s, user)
 	}
+	data.Where = a.where(r, s)
 	var buf bytes.Buffer
 	if err := page.Execute(&buf, data); err != nil {
 		a.logger.Error("rendering page", "err", err)
@@ -234,4 +256,48 @@ func (a *app) signOutOthers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// where describes where the session is stored, or nil when it cannot be
+// looked up (the page still works).
+func (a *app) where(r *http.Request, s *sessions.Session) *where {
+	info, err := a.store.Lookup(r.Context(), s.ID)
+	if err != nil || !info.Found {
+		return nil
+	}
+	raw, _ := hex.DecodeString(s.ID)
+	w := &where{Redis: a.redis, Mode: a.store.KeyType(), Key: hideID(info.Key, string(raw)), Field: hideID(info.Field, string(raw)),
+		Size:    fmt.Sprintf("%d bytes (%d serialized, %s)", info.StoredBytes, info.SerializedBytes, map[bool]string{true: "LZ4-compressed", false: "not compressed"}[info.Compressed]),
+		Expires: info.Expires.UTC().Format(time.DateTime+" UTC") + fmt.Sprintf(" (in %v)", time.Until(info.Expires).Round(time.Minute))}
+	if w.Mode == "hash" {
+		w.Mode = "hash mode (HashMode: sessions share buckets)"
+	} else {
+		w.Mode = "string mode (StringMode: a key per session)"
+	}
+	return w
+}
+
+// hideID writes a key or field with its bytes escaped, showing only the
+// first two bytes of the session ID it holds.
+func hideID(s, raw string) string {
+	if s == "" {
+		return ""
+	}
+	if i := strings.Index(s, raw); i >= 0 && raw != "" {
+		return fmt.Sprintf("%s… (%d more bytes of the session ID, not shown)", escape(s[:i+2]), len(raw)-2)
+	}
+	return escape(s)
+}
+
+// escape writes bytes that are not printable ASCII as \xNN.
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f && c != '\\' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return b.String()
 }

@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	handler := newApp(store, logger)
+	handler := newApp(store, logger, where)
 	if metricsHandler != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metricsHandler)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,7 @@ import (
 func newTestApp(t *testing.T, mode redistore.Mode) (http.Handler, *strings.Builder) {
 	t.Helper()
 	store, log := newTestStore(t, mode, nil)
-	return newApp(store.Store, store.logger), log
+	return newApp(store.Store, store.logger, "a test miniredis"), log
 }
 
 // newTestStore returns the demo's store over a miniredis, and where its
@@ -478,4 +479,27 @@ func equalInt(t *testing.T, what string, got, want int) {
 	if got != want {
 		t.Fatalf("%s: %d, want %d", what, got, want)
 	}
+}
+
+// TestPageShowsWhereTheSessionLives: the page says which Redis, which
+// layout, the key (and field) with the ID hidden past two bytes, the size
+// and the expiry.
+func TestPageShowsWhereTheSessionLives(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode redistore.Mode) {
+		store, _ := newTestStore(t, mode, nil)
+		h := newApp(store.Store, store.logger, "a test miniredis")
+		b := &browser{h: h}
+		b.home(t)
+		body := b.home(t)
+		for _, want := range []string{"Where this session lives", "a test miniredis", mode.String() + " mode", "more bytes of the session ID, not shown", "Expires", "(in 720h0m0s)"} {
+			wantContains(t, body, want)
+		}
+		id, err := store.SessionID(sessionName, b.cookie.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantNotContains(t, body, id)
+		raw, _ := hex.DecodeString(id)
+		wantNotContains(t, body, escape(string(raw)))
+	})
 }
