@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -311,5 +312,67 @@ func BenchmarkSweepMillion(b *testing.B) {
 		b.ReportMetric(serverCPU(b, tg)-cpu, "server-cpu-s")
 		b.ReportMetric(float64(st.Buckets), "buckets")
 		b.ReportMetric(float64(st.Removed), "removed")
+	}
+}
+
+// compressiblePayload is a serialized session of about size bytes whose
+// strings are words (a cart, a wizard's answers); randomPayload's are random
+// letters and digits, as in the comparison program's default.
+func benchPayload(size int, words bool) []byte {
+	vocabulary := strings.Fields("cart item order account settings theme dark light language english page home profile admin editor viewer flash message saved quantity price total shipping address")
+	v := map[any]any{}
+	rng := rand.New(rand.NewPCG(uint64(size), 7))
+	for i := 0; ; i++ {
+		var sb strings.Builder
+		for sb.Len() < 90 {
+			if words {
+				sb.WriteString(vocabulary[rng.IntN(len(vocabulary))] + " ")
+			} else {
+				sb.WriteByte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rng.IntN(62)])
+			}
+		}
+		v["k"+strconv.Itoa(i)] = sb.String()
+		if b, _ := (CompactSerializer{}).Encode(nil, v); len(b) >= size {
+			return b
+		}
+	}
+}
+
+// BenchmarkCompressors measures each compressor on 1, 8 and 32 KB
+// sessions, compressible and random: encode and decode time per session,
+// and stored bytes (stored-B/op: the envelope as Redis keeps it).
+func BenchmarkCompressors(b *testing.B) {
+	zf, _ := Zstd(ZstdFastest)
+	zb, _ := Zstd(ZstdBetter)
+	comps := []struct {
+		name string
+		c    Compressor
+		min  int
+	}{{"none", LZ4(), -1}, {"lz4", LZ4(), 0}, {"zstd-fastest", zf, 0}, {"zstd-better", zb, 0}}
+	dec := testStoreDecompress(b, DefaultMaxLength)
+	for _, kind := range []string{"text", "random"} {
+		for _, size := range []int{1 << 10, 8 << 10, 32 << 10} {
+			payload := benchPayload(size, kind == "text")
+			for _, c := range comps {
+				env := string(appendEnvelopeWith(nil, payload, codecCompact, c.c, c.min, false, envMeta{}))
+				name := fmt.Sprintf("%s/%dKB/%s", kind, size>>10, c.name)
+				b.Run(name+"/encode", func(b *testing.B) {
+					b.SetBytes(int64(len(payload)))
+					buf := make([]byte, 0, 2*len(payload))
+					for b.Loop() {
+						buf = appendEnvelopeWith(buf[:0], payload, codecCompact, c.c, c.min, false, envMeta{})
+					}
+					b.ReportMetric(float64(len(env)), "stored-B/op")
+				})
+				b.Run(name+"/decode", func(b *testing.B) {
+					b.SetBytes(int64(len(payload)))
+					for b.Loop() {
+						if _, err := openEnvelopeWith(env, DefaultMaxLength, dec); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
 	}
 }

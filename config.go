@@ -193,6 +193,11 @@ type Config struct {
 	// DefaultCompressMinLength; a negative value turns compression off.
 	CompressMinLength int
 
+	// Compressor compresses sessions of CompressMinLength bytes or more. Nil
+	// means LZ4(); Zstd(level) stores large sessions in less. Values
+	// written with either stay readable when this changes.
+	Compressor Compressor
+
 	// MaxLength is the largest serialized (uncompressed) session, in bytes.
 	// Zero means DefaultMaxLength.
 	MaxLength int
@@ -288,6 +293,7 @@ func New(cfg Config) (*Store, error) {
 		sweepSource:   cfg.SweepBuckets,
 		clock:         newServerClock(),
 		userKey:       cfg.UserKey,
+		compressor:    cfg.Compressor,
 		observer:      cfg.Observer,
 		observeUsers:  cfg.ObserveUserIDs,
 		maxLifetime:   int64(cfg.MaxLifetime / time.Second),
@@ -307,6 +313,17 @@ func New(cfg Config) (*Store, error) {
 	if s.serializer == nil {
 		s.serializer = CompactSerializer{}
 	}
+	if s.compressor == nil {
+		s.compressor = LZ4()
+	}
+	switch s.compressor.(type) {
+	case lz4Compressor, *zstdCompressor:
+	default:
+		if s.compressor.ID() < 0x80 {
+			return nil, fmt.Errorf("redistore: Config.Compressor %s has ID %#x: an application's compressor uses 0x80 to 0xff (lower IDs are this package's)", s.compressor.Name(), s.compressor.ID())
+		}
+	}
+	s.zstd = &zstdDecoder{max: s.maxLength}
 	s.codec = codecOf(s.serializer)
 	if err := s.checkLimits(cfg); err != nil {
 		return nil, err

@@ -2,27 +2,30 @@ package redistore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/pierrec/lz4/v4"
 )
 
 // The envelope is what the store keeps in Redis for one session (after the
 // 4-byte expiry in HashMode):
 //
 //	byte 0   high nibble: format version (1); low nibble: flags
-//	         (bit 0: payload is LZ4-compressed; bit 1: compression was tried
-//	         and did not make it shorter; bit 2: a metadata block follows
-//	         the header; bit 3 must be 0)
+//	         (bit 0: payload is compressed, with LZ4 unless bit 3 says;
+//	         bit 1: compression was tried and did not make it shorter;
+//	         bit 2: a metadata block follows the header; bit 3: with bit
+//	         0, a byte naming the compressor (Compressor.ID) follows the
+//	         metadata block)
 //	byte 1   codec that produced the serialized session (codec* constants)
 //	[meta]   with bit 2: the block's length as an unsigned varint, then the
 //	         block: the session's start (Unix seconds, 0 unknown) and the
 //	         deadline its user index entry was last given (Unix seconds, 0
 //	         none), both unsigned varints; a reader ignores bytes after the
 //	         fields it knows, so that later releases can add fields
+//	[comp]   with bits 0 and 3: the compressor's ID
 //	rest     the serialized session, or, when compressed, its length as an
-//	         unsigned varint followed by one LZ4 block
+//	         unsigned varint followed by the compressed bytes (one LZ4
+//	         block, one zstd frame, ...)
 //
 // A reader refuses versions, flags and codecs it does not know rather than
 // guess, so a value written by a later release fails loudly, not silently.
@@ -34,7 +37,8 @@ const (
 	flagLZ4            = 1 << 0
 	flagIncompressible = 1 << 1
 	flagMeta           = 1 << 2
-	knownFlags         = flagLZ4 | flagIncompressible | flagMeta
+	flagNamed          = 1 << 3
+	knownFlags         = flagLZ4 | flagIncompressible | flagMeta | flagNamed
 	headerLen          = 2
 	maxMetaLen         = 64
 )
@@ -87,10 +91,6 @@ const (
 	codecCustom  byte = 0x80
 )
 
-// compressorPool holds lz4.Compressors: each carries a 64 KiB hash table that
-// is far too costly to allocate per call.
-var compressorPool = sync.Pool{New: func() any { return new(lz4.Compressor) }}
-
 // appendEnvelope appends the envelope of payload to dst, compressing when
 // payload is at least minCompress bytes (minCompress < 0: never) and the
 // result is strictly shorter. With incompressible set (the session's last
@@ -103,6 +103,12 @@ func appendEnvelope(dst, payload []byte, codec byte, minCompress int, incompress
 // appendEnvelopeMeta is appendEnvelope with a metadata block, unless m is
 // empty.
 func appendEnvelopeMeta(dst, payload []byte, codec byte, minCompress int, incompressible bool, m envMeta) []byte {
+	return appendEnvelopeWith(dst, payload, codec, lz4Compressor{}, minCompress, incompressible, m)
+}
+
+// appendEnvelopeWith is appendEnvelopeMeta with the compressor comp. LZ4
+// values have the layout they always had (no compressor byte).
+func appendEnvelopeWith(dst, payload []byte, codec byte, comp Compressor, minCompress int, incompressible bool, m envMeta) []byte {
 	var metaFlag byte
 	if !m.empty() {
 		metaFlag = flagMeta
@@ -117,20 +123,19 @@ func appendEnvelopeMeta(dst, payload []byte, codec byte, minCompress int, incomp
 	worth := minCompress >= 0 && len(payload) >= minCompress && len(payload) > 0
 	if worth && !incompressible {
 		start := len(dst)
-		dst = header(dst, flagLZ4)
-		plainLen := len(dst) - start + len(payload)
+		flags := byte(flagLZ4)
+		named := comp.ID() != CompressorLZ4
+		if named {
+			flags |= flagNamed
+		}
+		dst = header(dst, flags)
+		plainLen := len(dst) - start + len(payload) // the plain envelope's
+		if named {
+			dst = append(dst, comp.ID())
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(payload)))
-		// Room for anything strictly shorter than the plain envelope; LZ4
-		// returns 0 when the block does not fit, i.e. is not worth it.
-		room := plainLen - (len(dst) - start) - 1
-		if room > 0 {
-			dst = grow(dst, room)
-			c := compressorPool.Get().(*lz4.Compressor)
-			n, err := c.CompressBlock(payload, dst[len(dst):len(dst)+room])
-			compressorPool.Put(c)
-			if err == nil && n > 0 {
-				return dst[:len(dst)+n]
-			}
+		if out, err := comp.Compress(dst, payload); err == nil && len(out)-start < plainLen && len(out) > len(dst) {
+			return out
 		}
 		dst = dst[:start]
 	}
@@ -164,7 +169,22 @@ func openEnvelope(v string, maxLength int) (codec byte, payload string, flags by
 // openEnvelopeMeta is openEnvelope that also returns the metadata block
 // (empty when there is none). The flags it returns never have flagMeta.
 func openEnvelopeMeta(v string, maxLength int) (codec byte, payload string, flags byte, m envMeta, err error) {
-	fail := func(err error) (byte, string, byte, envMeta, error) { return 0, "", 0, envMeta{}, err }
+	o, err := openEnvelopeWith(v, maxLength, nil)
+	return o.codec, o.payload, o.flags, o.meta, err
+}
+
+// decompressor decompresses the bytes a compressor with the given ID wrote
+// into dst, which has the original length.
+type decompressor func(id byte, dst, src []byte) error
+
+// openEnvelopeWith opens an envelope whose payload any compressor wrote:
+// LZ4 here, the others through dec (nil: LZ4 only). The flags it returns
+// never have flagMeta or flagNamed; comp is the compressor's ID (0: plain).
+func openEnvelopeWith(v string, maxLength int, dec decompressor) (opened, error) {
+	var codec byte
+	var m envMeta
+	var err error
+	fail := func(err error) (opened, error) { return opened{}, err }
 	if len(v) < headerLen {
 		return fail(fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v)))
 	}
@@ -183,11 +203,22 @@ func openEnvelopeMeta(v string, maxLength int) (codec byte, payload string, flag
 		}
 		flags &^= flagMeta
 	}
+	if flags&flagNamed != 0 && flags&flagLZ4 == 0 {
+		return fail(fmt.Errorf("%w: envelope names a compressor but is not compressed", ErrCorrupt))
+	}
 	if flags&flagLZ4 == 0 {
 		if len(body) > maxLength {
 			return fail(fmt.Errorf("%w: stored session is %d bytes, over MaxLength %d", ErrTooLarge, len(body), maxLength))
 		}
-		return codec, body, flags, m, nil
+		return opened{codec: codec, payload: body, flags: flags, meta: m}, nil
+	}
+	comp := CompressorLZ4
+	if flags&flagNamed != 0 {
+		if body == "" {
+			return fail(fmt.Errorf("%w: no compressor byte", ErrCorrupt))
+		}
+		comp, body = body[0], body[1:]
+		flags &^= flagNamed
 	}
 	size, n := uvarintString(body)
 	if n <= 0 {
@@ -197,14 +228,21 @@ func openEnvelopeMeta(v string, maxLength int) (codec byte, payload string, flag
 		return fail(fmt.Errorf("%w: compressed session expands to %d bytes, over MaxLength %d", ErrTooLarge, size, maxLength))
 	}
 	out := make([]byte, size)
-	got, err := lz4.UncompressBlock(stringBytes(body[n:]), out)
+	switch {
+	case comp == CompressorLZ4:
+		err = lz4Compressor{}.Decompress(out, stringBytes(body[n:]))
+	case dec == nil:
+		return fail(fmt.Errorf("%w: compressor %#x", ErrUnknownFormat, comp))
+	default:
+		err = dec(comp, out, stringBytes(body[n:]))
+	}
+	if errors.Is(err, ErrUnknownFormat) {
+		return fail(err)
+	}
 	if err != nil {
-		return fail(fmt.Errorf("%w: lz4: %w", ErrCorrupt, err))
+		return fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
 	}
-	if uint64(got) != size {
-		return fail(fmt.Errorf("%w: lz4 block holds %d bytes, header says %d", ErrCorrupt, got, size))
-	}
-	return codec, bytesToString(out), flags, m, nil
+	return opened{codec: codec, payload: bytesToString(out), flags: flags, meta: m, comp: comp}, nil
 }
 
 // uvarintString is binary.Uvarint over a string.

@@ -129,7 +129,10 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 		{"one byte", "\x10", ErrCorrupt},
 		{"a future version", "\x20\x01abc", ErrUnknownFormat},
 		{"version zero", "\x00\x01abc", ErrUnknownFormat},
-		{"unknown flags", "\x18\x01abc", ErrUnknownFormat},
+		{"a compressor named, not compressed", "\x18\x01abc", ErrCorrupt},
+		{"an unknown compressor", "\x19\x01\x7f\x05abcde", ErrUnknownFormat},
+		{"an application's compressor this store lacks", "\x19\x01\x80\x05abcde", ErrUnknownFormat},
+		{"a compressor byte missing", "\x19\x01", ErrCorrupt},
 		{"no metadata block", "\x14\x01", ErrCorrupt},
 		{"a metadata block past the end", "\x14\x01\x09\x01\x02", ErrCorrupt},
 		{"a metadata block over its limit", "\x14\x01\x41" + strings.Repeat("\x01", 65), ErrCorrupt},
@@ -190,9 +193,15 @@ func FuzzOpenEnvelope(f *testing.F) {
 		b, _ := hex.DecodeString(tt.hex)
 		f.Add(b)
 	}
+	for _, tt := range zstdGolden {
+		b, _ := hex.DecodeString(tt.hex)
+		f.Add(b)
+	}
 	f.Add([]byte(bomb(3000)))
+	dec := testStoreDecompress(f, 4096)
 	f.Fuzz(func(t *testing.T, env []byte) {
-		codec, payload, _, meta, err := openEnvelopeMeta(string(env), 4096)
+		o, err := openEnvelopeWith(string(env), 4096, dec)
+		codec, payload, meta := o.codec, o.payload, o.meta
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownFormat) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error %v matches no sentinel", err)

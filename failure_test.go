@@ -101,7 +101,7 @@ func TestRedisFailures(t *testing.T) {
 	t.Run("with the default timeout a failing request ends within a few seconds", func(t *testing.T) {
 		tg := newMiniTarget(t)
 		p, c := proxied(t, tg)
-		s := newStore(t, tg, Config{Client: c})
+		s := newStore(t, tg, Config{Client: c, Timeout: DefaultTimeout}) // as New's default
 		b := newBrowser()
 		sess, r := b.get(t, s, "sid")
 		b.save(t, s, r, sess)

@@ -134,6 +134,7 @@ func (b *hashLayout) sampled(res rueidis.RedisResult, now time.Time) sample {
 		}
 		s.sessions++
 		s.valueBytes = append(s.valueBytes, len(v))
+		s.heads = append(s.heads, v[:min(len(v), 80)])
 		if len(v) >= expiryLen && !expiryOf(v).After(now) {
 			s.expired++
 		}

@@ -323,10 +323,11 @@ func newStore(t testing.TB, tg *target, cfg Config) *Store {
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = tg.prefix
 	}
-	if cfg.Timeout == 0 && tg.mini == nil {
+	if cfg.Timeout == 0 {
 		// The suite runs many tests at once on two cores under -race: a
-		// call to a real server can wait for a CPU longer than
-		// DefaultTimeout. Tests of timeouts set their own.
+		// call to a real server, or to miniredis in this process, can wait
+		// for a CPU longer than DefaultTimeout. Tests of timeouts set their
+		// own.
 		cfg.Timeout = 5 * time.Second
 	}
 	s, err := New(cfg)

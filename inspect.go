@@ -24,8 +24,11 @@ type SessionInfo struct {
 	Codec string
 	// Compressed reports LZ4 compression; StoredBytes is the value's size
 	// in Redis, SerializedBytes the size of the serialized Values.
-	Compressed      bool
-	StoredBytes     int
+	Compressed  bool
+	StoredBytes int
+	// Compressor names the compressor that wrote it ("lz4", "zstd", ...;
+	// "none" when stored plain).
+	Compressor      string
 	SerializedBytes int
 	// Started is when the session began, where the store records it
 	// (Config.MaxLifetime or Config.UserKey set when it was written).
@@ -68,6 +71,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	if o.codec != 0 {
 		info.Codec = codecNames[o.codec]
 		info.Compressed = env[0]&flagLZ4 != 0
+		info.Compressor = s.compressorName(v)
 		info.SerializedBytes = len(o.payload)
 	}
 	if o.meta.start != 0 {

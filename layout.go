@@ -125,8 +125,9 @@ type keyCount struct {
 // sample is what Stats learns from one sampled key.
 type sample struct {
 	sessions   int
-	valueBytes []int // the size of each stored value
-	expired    int   // values whose stored expiry has passed
+	valueBytes []int    // the size of each stored value
+	expired    int      // values whose stored expiry has passed
+	heads      []string // the first bytes of each value, expiry in front
 }
 
 // expiryLen is the size of the expiry in front of every stored value.

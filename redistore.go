@@ -43,6 +43,8 @@ type Store struct {
 	maxLifetime   int64 // seconds; 0: none
 	observer      Observer
 	observeUsers  bool
+	compressor    Compressor
+	zstd          *zstdDecoder
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -196,8 +198,9 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 type opened struct {
 	codec   byte    // codec of payload
 	payload string  // the serialized values
-	flags   byte    // the envelope's flags, flagMeta aside
+	flags   byte    // the envelope's flags, flagMeta and flagNamed aside
 	meta    envMeta // its metadata block
+	comp    byte    // the compressor's ID; 0: stored plain
 }
 
 // open decodes a stored envelope into session.Values, leaving them empty
@@ -216,9 +219,7 @@ func (s *Store) open(env string, session *sessions.Session) (opened, error) {
 // a new map, sized once where the payload gives its length, or when into is
 // nil). On a decode error it still returns what the envelope said.
 func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, error) {
-	var o opened
-	var err error
-	o.codec, o.payload, o.flags, o.meta, err = openEnvelopeMeta(env, s.maxLength)
+	o, err := openEnvelopeWith(env, s.maxLength, s.decompress)
 	if err != nil {
 		return nil, opened{}, err
 	}
@@ -236,6 +237,18 @@ func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, e
 		return nil, o, err
 	}
 	return values, o, nil
+}
+
+// decompress decompresses what the compressor id wrote: zstd with the
+// store's bounded decoder, an application's with the configured one.
+func (s *Store) decompress(id byte, dst, src []byte) error {
+	switch {
+	case id == CompressorZstd:
+		return s.zstd.decompress(dst, src)
+	case s.compressor.ID() == id && id >= 0x80:
+		return s.compressor.Decompress(dst, src)
+	}
+	return fmt.Errorf("%w: compressed by compressor %#x, which this store does not have (Config.Compressor)", ErrUnknownFormat, id)
 }
 
 // decode decodes a payload with the serializer that wrote it.
@@ -528,7 +541,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 	skipLZ4 := st.incompressible && st.id == session.ID && len(payload) >= n/2 && len(payload) <= 2*n
 	var reserved [expiryLen]byte
 	b = append(b, reserved[:s.layout.reserve()]...)
-	b = appendEnvelopeMeta(b, payload, s.codec, s.minCompress, skipLZ4, p.meta)
+	b = appendEnvelopeWith(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
 	*buf = b
 	value := b[len(payload):]
 	*info = opInfo{outcome: OutcomeWritten, serializedBytes: len(payload), storedBytes: len(value),

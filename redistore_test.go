@@ -62,7 +62,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestNewFillsDefaults(t *testing.T) {
 	t.Parallel()
 	tg := newMiniTarget(t)
-	s := newStore(t, tg, Config{KeyPrefix: ""})
+	s, err := New(Config{Client: tg.client, KeyPairs: testKeys, KeyPrefix: tg.prefix}) // not newStore: its test defaults differ
+	noErr(t, err)
 	o := s.Options
 	equal(t, "Path", o.Path, "/")
 	equal(t, "MaxAge", o.MaxAge, 86400*30)

@@ -47,6 +47,10 @@ type Stats struct {
 	// the sample: what hash-max-listpack-value must exceed (HashMode).
 	ValueBytes    float64
 	MaxValueBytes int
+	// Compressors counts the sampled sessions by the compressor that wrote
+	// them: "lz4", "zstd", an application's Name (or its ID in hex when it
+	// is not this store's), "none" for those stored plain.
+	Compressors map[string]int
 	// Expired is the share of sampled sessions that have expired but are
 	// still stored (HashMode without field TTLs; Sweep removes them).
 	Expired float64
@@ -84,7 +88,7 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 		sample = DefaultStatsSample
 	}
 	c := &statsCounter{s: s, ctx: ctx, want: sample, perBucket: map[int]int{},
-		st: Stats{Mode: s.layout.mode(), Prefix: s.prefix, Encodings: map[string]int{}}}
+		st: Stats{Mode: s.layout.mode(), Prefix: s.prefix, Encodings: map[string]int{}, Compressors: map[string]int{}}}
 	if err := ScanBuckets()(ctx, s.bounded(), s.prefix, c.count); err != nil {
 		return c.st, redisError("counting sessions", err)
 	}
@@ -302,6 +306,9 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 		}
 		memory += int(mem)
 		sm := s.layout.sampled(res[2], now)
+		for _, h := range sm.heads {
+			st.Compressors[s.compressorName(h)]++
+		}
 		sessions += sm.sessions
 		expired += sm.expired
 		for _, n := range sm.valueBytes {
@@ -329,6 +336,18 @@ func (st Stats) String() string {
 	out += "\n"
 	if st.UserIndexKeys > 0 {
 		out += fmt.Sprintf("user index: %s, %s\n", plural(st.UserIndexKeys, "user"), plural(st.UserIndexEntries, "entry"))
+	}
+	if len(st.Compressors) > 0 {
+		names := make([]string, 0, len(st.Compressors))
+		for n := range st.Compressors {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		out += "compressors in the sample:"
+		for _, n := range names {
+			out += fmt.Sprintf(" %s %d", n, st.Compressors[n])
+		}
+		out += "\n"
 	}
 	if len(st.PerBucket) > 0 {
 		out += "sessions per bucket:\n"
@@ -380,4 +399,43 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// compressorName names the compressor of a stored value from its first
+// bytes (expiry, envelope header, metadata block, compressor byte).
+func (s *Store) compressorName(head string) string {
+	if len(head) < expiryLen+headerLen {
+		return "unknown"
+	}
+	env := head[expiryLen:]
+	flags := env[0] & 0x0f
+	if env[0]>>4 != envelopeVersion {
+		return "unknown"
+	}
+	if flags&flagLZ4 == 0 {
+		return "none"
+	}
+	if flags&flagNamed == 0 {
+		return "lz4"
+	}
+	body := env[headerLen:]
+	if flags&flagMeta != 0 {
+		var err error
+		if _, body, err = readMeta(body); err != nil {
+			return "unknown"
+		}
+	}
+	if body == "" {
+		return "unknown"
+	}
+	switch id := body[0]; {
+	case id == CompressorLZ4:
+		return "lz4"
+	case id == CompressorZstd:
+		return "zstd"
+	case id == s.compressor.ID():
+		return s.compressor.Name()
+	default:
+		return fmt.Sprintf("%#x", id)
+	}
 }

@@ -218,17 +218,26 @@ func (b *stringLayout) count(res []rueidis.RedisResult) (keyCount, error) {
 	return keyCount{}, nil
 }
 
+// sampleScript answers a sampled key's length and its first bytes (the
+// expiry and the envelope's header, enough to tell the compressor).
+const sampleScript = `return {redis.call('STRLEN', KEYS[1]), redis.call('GETRANGE', KEYS[1], 0, ` + "79" + `)}`
+
 func (b *stringLayout) sampleCommand(key string) rueidis.Completed {
-	return b.c.B().Strlen().Key(key).Build()
+	return b.c.B().Eval().Script(sampleScript).Numkeys(1).Key(key).Build()
 }
 
 // sampled: StringMode values are never kept past their expiry.
 func (b *stringLayout) sampled(res rueidis.RedisResult, _ time.Time) sample {
-	n, err := res.AsInt64()
+	v, err := res.ToArray()
+	if err != nil || len(v) != 2 {
+		return sample{}
+	}
+	n, err := v[0].AsInt64()
 	if err != nil || n == 0 {
 		return sample{} // gone since it was counted
 	}
-	return sample{sessions: 1, valueBytes: []int{int(n)}}
+	head, _ := v[1].ToString()
+	return sample{sessions: 1, valueBytes: []int{int(n)}, heads: []string{head}}
 }
 
 func (b *stringLayout) expiresItself() bool { return true }

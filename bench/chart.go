@@ -9,13 +9,16 @@ import (
 
 // contenderColors keeps each contender's color the same in every panel.
 var contenderColors = map[string]string{
-	"hash":         "#1f77b4",
-	"string":       "#6baed6",
-	"hash-users":   "#2ca02c",
-	"string-users": "#98df8a",
-	"boj":          "#d62728",
-	"goredis":      "#ff7f0e",
-	"raw":          "#7f7f7f",
+	"hash":             "#1f77b4",
+	"string":           "#6baed6",
+	"hash-users":       "#2ca02c",
+	"string-users":     "#98df8a",
+	"hash-plain":       "#9467bd",
+	"hash-zstd":        "#8c564b",
+	"hash-zstd-better": "#e377c2",
+	"boj":              "#d62728",
+	"goredis":          "#ff7f0e",
+	"raw":              "#7f7f7f",
 }
 
 const (

@@ -29,7 +29,7 @@ const cookieName = "sid"
 const userValueKey = "k2"
 
 // contenderNames lists every contender, in report order. boj is the baseline.
-var contenderNames = []string{"hash", "string", "hash-users", "string-users", "boj", "goredis", "raw"}
+var contenderNames = []string{"hash", "string", "hash-users", "string-users", "hash-plain", "hash-zstd", "hash-zstd-better", "boj", "goredis", "raw"}
 
 const baseline = "boj"
 
@@ -40,9 +40,13 @@ var contenderLabels = map[string]string{
 	// With Config.UserKey: every session is indexed under its user.
 	"hash-users":   "redistore HashMode, UserKey",
 	"string-users": "redistore StringMode, UserKey",
-	"boj":          "boj/redistore v1.4.1",
-	"goredis":      "go-redis v9 store",
-	"raw":          "raw rueidis GET+SET",
+	// Compressors: none, and zstd at two levels, beside "hash" (LZ4).
+	"hash-plain":       "redistore HashMode, no compression",
+	"hash-zstd":        "redistore HashMode, zstd fastest",
+	"hash-zstd-better": "redistore HashMode, zstd better",
+	"boj":              "boj/redistore v1.4.1",
+	"goredis":          "go-redis v9 store",
+	"raw":              "raw rueidis GET+SET",
 }
 
 // contender is one way of serving a session request: a sessions.Store, or
@@ -66,7 +70,7 @@ type contenderConfig struct {
 func newContender(ctx context.Context, name string, cfg contenderConfig) (*contender, error) {
 	c := &contender{name: name, label: contenderLabels[name]}
 	switch name {
-	case "hash", "string", "hash-users", "string-users":
+	case "hash", "string", "hash-users", "string-users", "hash-plain", "hash-zstd", "hash-zstd-better":
 		client, err := redistore.NewClient("redis://" + cfg.addr)
 		if err != nil {
 			return nil, err
@@ -79,7 +83,21 @@ func newContender(ctx context.Context, name string, cfg contenderConfig) (*conte
 		if name == "hash-users" || name == "string-users" {
 			userKey = userValueKey
 		}
-		st, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL, UserKey: userKey})
+		rc := redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL, UserKey: userKey}
+		switch name {
+		case "hash-plain":
+			rc.CompressMinLength = -1
+		case "hash-zstd", "hash-zstd-better":
+			level := redistore.ZstdFastest
+			if name == "hash-zstd-better" {
+				level = redistore.ZstdBetter
+			}
+			if rc.Compressor, err = redistore.Zstd(level); err != nil {
+				client.Close()
+				return nil, err
+			}
+		}
+		st, err := redistore.New(rc)
 		if err != nil {
 			client.Close()
 			return nil, err

@@ -183,6 +183,8 @@ func contenderNotes(cfg *config, name string) string {
 	case "string":
 		return "the same with `Mode: redistore.StringMode`: one key per session, GET to load, a Lua script " +
 			"(GET, compare, SET EX) to save."
+	case "hash-plain", "hash-zstd", "hash-zstd-better":
+		return "HashMode with `CompressMinLength: -1` (no compression), or `Compressor: redistore.Zstd(redistore.ZstdFastest)` / `ZstdBetter` in place of LZ4."
 	case "hash-users", "string-users":
 		return "the same with `UserKey` set: every session is indexed under a user of its own (a per-session value in " +
 			"place of one of the payload's ints), so the script that creates it also writes the user's index entry."

@@ -154,7 +154,7 @@ func printSession(w io.Writer, id, source string, info redistore.SessionInfo, no
 		fmt.Fprintf(tw, "codec\t%s\n", info.Codec)
 		compression := "none"
 		if info.Compressed {
-			compression = "LZ4"
+			compression = strings.ToUpper(info.Compressor)
 		}
 		fmt.Fprintf(tw, "compression\t%s\n", compression)
 		fmt.Fprintf(tw, "size\t%d B stored, %d B serialized\n", info.StoredBytes, info.SerializedBytes)

@@ -64,6 +64,8 @@ type statsJSON struct {
 	PerBucket        []barJSON      `json:"per_bucket"`
 	Sampled          int            `json:"sampled"`
 	Encodings        map[string]int `json:"encodings"`
+	// Compressors counts the sampled sessions by compressor ("lz4", "zstd", "none").
+	Compressors map[string]int `json:"compressors"`
 	// BytesPerSession is 0 where the server lacks MEMORY USAGE.
 	BytesPerSession float64 `json:"bytes_per_session"`
 	ValueBytes      float64 `json:"value_bytes"`
