@@ -245,3 +245,32 @@ func TestStatsCountCompressors(t *testing.T) {
 		}
 	})
 }
+
+// TestCompressorsRoundTripEveryGoldenVector: every golden payload, of the
+// envelope and of the compact codec, comes back through every compressor.
+func TestCompressorsRoundTripEveryGoldenVector(t *testing.T) {
+	t.Parallel()
+	var payloads []string
+	for _, g := range envelopeGolden {
+		payloads = append(payloads, g.payload)
+	}
+	for _, g := range zstdGolden {
+		payloads = append(payloads, g.payload)
+	}
+	for _, g := range compactGolden {
+		b, err := hex.DecodeString(g.hex)
+		noErr(t, err)
+		payloads = append(payloads, string(b), strings.Repeat(string(b), 50))
+	}
+	dec := testStoreDecompress(t, DefaultMaxLength)
+	for name, c := range compressors(t) {
+		for _, p := range payloads {
+			env := appendEnvelopeWith(nil, []byte(p), codecCompact, c, 0, false, envMeta{})
+			o, err := openEnvelopeWith(string(env), DefaultMaxLength, dec)
+			noErr(t, err)
+			if o.payload != p {
+				t.Fatalf("%s: a golden payload of %d bytes does not round-trip", name, len(p))
+			}
+		}
+	}
+}
