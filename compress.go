@@ -141,8 +141,11 @@ type zstdDecoder struct {
 
 func (d *zstdDecoder) decompress(dst, src []byte) error {
 	d.once.Do(func() {
+		// The window of a small frame is zstd's minimum, which must fit in
+		// the memory bound; DecodeAll never grows dst past its capacity.
 		d.dec, d.err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxMemory(uint64(max(d.max, 1))), zstd.WithDecoderMaxWindow(zstdWindow))
+			zstd.WithDecoderMaxMemory(uint64(max(d.max, zstd.MinWindowSize))), zstd.WithDecoderMaxWindow(zstdWindow),
+			zstd.WithDecodeAllCapLimit(true))
 	})
 	if d.err != nil {
 		return fmt.Errorf("zstd: %w", d.err)

@@ -274,3 +274,42 @@ func TestCompressorsRoundTripEveryGoldenVector(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdWithASmallMaxLength: a store whose MaxLength is under zstd's
+// minimum window reads back what it wrote.
+func TestZstdWithASmallMaxLength(t *testing.T) {
+	t.Parallel()
+	z, err := Zstd(ZstdFastest)
+	noErr(t, err)
+	for _, maxLength := range []int{200, 450, 1000, 2000} {
+		dec := testStoreDecompress(t, maxLength)
+		payload := []byte(strings.Repeat("abc def ", maxLength/8))
+		env := appendEnvelopeWith(nil, payload, codecCompact, z, 100, false, envMeta{})
+		o, err := openEnvelopeWith(string(env), maxLength, dec)
+		noErr(t, err)
+		equal(t, "payload", o.payload, string(payload))
+	}
+}
+
+// TestZstdRecordedSizeBoundsTheOutput: a frame that holds more than the
+// envelope records fails without allocating what the frame holds, even in
+// a store whose MaxLength would allow it.
+func TestZstdRecordedSizeBoundsTheOutput(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil)
+	frame := enc.EncodeAll(make([]byte, 512<<10), nil)
+	env := string(append(binary.AppendUvarint([]byte{envelopeVersion<<4 | flagLZ4 | flagNamed, codecCompact, CompressorZstd}, 16), frame...))
+	dec := testStoreDecompress(t, 1<<20)
+	dec(CompressorZstd, make([]byte, 1), []byte{0})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		if _, err := openEnvelopeWith(env, 1<<20, dec); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%v, want ErrCorrupt", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
+		t.Fatalf("10 reads of a 16-byte claim allocated %d bytes", grew)
+	}
+}

@@ -418,14 +418,14 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// cookieCodecs builds the securecookie codecs: the cookie holds the ID's
-// bytes as they are (no gob) and has no age limit of its own, so that the
-// server's expiry is the only one and changing Options.MaxAge never makes
-// valid cookies fail to decode.
 // MinHashKeyLength is the shortest hash key New accepts: a shorter HMAC key
 // can be guessed, and then any cookie forged.
 const MinHashKeyLength = 32
 
+// cookieCodecs builds the securecookie codecs: the cookie holds the ID's
+// bytes as they are (no gob) and has no age limit of its own, so that the
+// server's expiry is the only one and changing Options.MaxAge never makes
+// valid cookies fail to decode.
 func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")

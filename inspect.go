@@ -22,7 +22,7 @@ type SessionInfo struct {
 	// Codec names the serializer that wrote it: "compact", "gob", "json" or
 	// "application".
 	Codec string
-	// Compressed reports LZ4 compression; StoredBytes is the value's size
+	// Compressed reports compression (see Compressor); StoredBytes is the value's size
 	// in Redis, SerializedBytes the size of the serialized Values.
 	Compressed  bool
 	StoredBytes int

@@ -35,7 +35,7 @@ type Event struct {
 	Duration time.Duration
 	// SerializedBytes and StoredBytes are the session's size serialized
 	// and as stored (after compression, with its expiry and envelope), and
-	// Compressed whether it is LZ4-compressed: for a Get that loaded a
+	// Compressed whether it is compressed: for a Get that loaded a
 	// session and a Save that wrote one.
 	SerializedBytes, StoredBytes int
 	Compressed                   bool
@@ -176,6 +176,9 @@ func (s *Store) observe(ctx context.Context, op Op, start time.Time, info opInfo
 	e := Event{Op: op, Mode: s.layout.mode(), Outcome: info.outcome, Error: errorKindOf(err),
 		Start: start, Duration: time.Since(start),
 		SerializedBytes: info.serializedBytes, StoredBytes: info.storedBytes, Compressed: info.compressed, Merges: info.merges}
+	if err != nil && ctx.Err() != nil {
+		e.Error = ErrorCanceled // the caller's context ended, whatever the error says
+	}
 	switch {
 	case errors.Is(err, ErrEnded) && op == OpSave:
 		e.Outcome = OutcomeEnded

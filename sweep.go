@@ -181,7 +181,7 @@ func (s *Store) sweep(ctx context.Context, start time.Time) (SweepStats, error) 
 	sw.st.Duration = time.Since(start)
 	switch {
 	case sw.gaveUp:
-		return sw.st, fmt.Errorf("redistore: sweep stopped after %d buckets failed in a row: %w", MaxSweepFailures, sw.firstErr)
+		return sw.st, fmt.Errorf("redistore: sweep stopped after %d buckets failed in a row: %w", MaxSweepFailures, sw.lastErr)
 	case ctx.Err() != nil:
 		return sw.st, fmt.Errorf("redistore: sweep stopped early: %w", ctx.Err())
 	case srcErr != nil:
@@ -202,6 +202,7 @@ type sweeper struct {
 	mu       sync.Mutex
 	st       SweepStats
 	firstErr error
+	lastErr  error
 	failing  int  // buckets that failed in a row
 	gaveUp   bool // MaxSweepFailures in a row: the sweep stopped
 }
@@ -246,6 +247,7 @@ func (sw *sweeper) worker() {
 				if sw.firstErr == nil {
 					sw.firstErr = err
 				}
+				sw.lastErr = err
 				if sw.failing++; sw.failing >= MaxSweepFailures && !sw.gaveUp {
 					sw.gaveUp = true
 					sw.stop()

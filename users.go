@@ -77,15 +77,16 @@ func (s *Store) userOf(values map[any]any) (string, error) {
 	switch x := v.(type) {
 	case float64:
 		// JSONSerializer reads every number back as a float64.
-		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+		if x != math.Trunc(x) || math.Abs(x) >= 1<<53 {
 			return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds %v, not a whole number: store the user's ID as a string or an integer", s.userKey, x)
 		}
 		u = strconv.FormatInt(int64(x), 10)
 	case json.Number:
-		if _, err := strconv.ParseInt(string(x), 10, 64); err != nil {
+		n, err := strconv.ParseInt(string(x), 10, 64)
+		if err != nil {
 			return "", fmt.Errorf("redistore: Values[%q] (Config.UserKey) holds %s, not an integer: store the user's ID as a string or an integer", s.userKey, x)
 		}
-		u = string(x)
+		u = strconv.FormatInt(n, 10) // "007" and "+7" are the user 7
 	default:
 		// Strings and integers, of named types too (type UserID int64).
 		switch rv := reflect.ValueOf(v); rv.Kind() {

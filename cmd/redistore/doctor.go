@@ -40,7 +40,7 @@ func setupDoctor(fs *flag.FlagSet, _ *options) func(context.Context, *env, []str
 		if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
 			return fmt.Errorf("the server does not answer PING: %w", err)
 		}
-		d := gather(ctx, client, store, cfg, *sample)
+		d := gather(ctx, client, store, cfg, *sample, e)
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted before the checks were done: %w", ctx.Err())
 		}
@@ -121,8 +121,9 @@ type facts struct {
 	// The keys under the prefix, from a SCAN of their names.
 	underPrefix int
 	indexKeys   int // user index keys (Config.UserKey) among them
-	// prefixHint, with no key under the prefix, is the most common prefix
-	// of other keys: likely the store's, if the flag is wrong.
+	// prefixHint, with no key under the prefix, is a prefix under which
+	// keys have the shape of sessions: likely the store's, if the flag is
+	// wrong.
 	prefixHint string
 	misnamed   int // not named as the layout names its keys
 	// Of the first maxClassified misnamed keys: how many have the layout's
@@ -138,7 +139,7 @@ type facts struct {
 }
 
 // gather asks the server everything the checks need.
-func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, cfg redistore.Config, sample int) *facts {
+func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, cfg redistore.Config, sample int, e *env) *facts {
 	d := &facts{prefix: cfg.KeyPrefix, keyType: store.KeyType(), mode: cfg.Mode.String(), info: map[string]string{}, config: map[string]configReply{}}
 	for _, section := range []string{"server", "memory", "persistence", "stats"} {
 		res, err := client.Do(ctx, client.B().Info().Section(section).Build()).ToString()
@@ -180,7 +181,7 @@ func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, 
 		return nil
 	})
 	if d.scanErr == nil && d.underPrefix == 0 {
-		d.prefixHint = likelyPrefix(ctx, client, d.prefix)
+		d.prefixHint = e.likelyPrefix(ctx, client, d.prefix)
 	}
 	d.dbsize, d.dbsizeErr = dbsize(ctx, client)
 	d.churn = max(d.dbsize-before, before-d.dbsize)
@@ -563,7 +564,7 @@ func checkPrefix(d *facts) finding {
 	}
 	if d.underPrefix == 0 {
 		if d.prefixHint != "" {
-			return judged(statusWarn, check, "no keys under %s, but many under %s: if that is the store's Config.KeyPrefix, pass --prefix %s", strconv.Quote(d.prefix), strconv.Quote(d.prefixHint), strconv.Quote(d.prefixHint))
+			return judged(statusWarn, check, "no keys under %s, but keys shaped like sessions under %s: if that is the store's Config.KeyPrefix, pass --prefix %s", strconv.Quote(d.prefix), strconv.Quote(d.prefixHint), strconv.Quote(d.prefixHint))
 		}
 		return judged(statusOK, check, "no keys under %s: no session stored yet", strconv.Quote(d.prefix))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -12,6 +13,9 @@ import (
 // "0 seconds". Negative durations get a minus sign.
 func human(d time.Duration) string {
 	if d < 0 {
+		if d == math.MinInt64 {
+			d++ // -d would overflow
+		}
 		return "-" + human(-d)
 	}
 	units := []struct {

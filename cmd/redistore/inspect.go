@@ -15,8 +15,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/redis/rueidis"
-
 	"github.com/redisession/redistore"
 )
 
@@ -65,32 +63,14 @@ func setupInspect(fs *flag.FlagSet, _ *options) func(context.Context, *env, []st
 		info, lookupErr := store.Lookup(ctx, id)
 		printSession(e.stdout, id, source, info, time.Now())
 		if lookupErr == nil && !info.Found {
-			if found, err := e.foundInOtherMode(ctx, client, store, id); err == nil && found {
-				return fmt.Errorf("no session under --mode %s, but this ID has one under --mode %s: pass --mode %s", e.opts.mode, otherMode(store), otherMode(store))
+			if other, err := e.storeLike(client, modeOf(otherMode(store)), ""); err == nil {
+				if oi, err := other.Lookup(ctx, id); err == nil && oi.Found {
+					return fmt.Errorf("no session under --mode %s, but this ID has one under --mode %s: pass --mode %s", e.opts.mode, otherMode(store), otherMode(store))
+				}
 			}
 		}
 		return lookupErr
 	}
-}
-
-// foundInOtherMode reports whether the other layout holds the session: the
-// store's --mode is then likely wrong.
-func (e *env) foundInOtherMode(ctx context.Context, client rueidis.Client, store *redistore.Store, id string) (bool, error) {
-	cfg, err := e.config(false)
-	if err != nil {
-		return false, err
-	}
-	cfg.Client, cfg.Buckets = client, 0
-	cfg.Mode = redistore.HashMode
-	if store.KeyType() == "hash" {
-		cfg.Mode = redistore.StringMode
-	}
-	other, err := redistore.New(cfg)
-	if err != nil {
-		return false, err
-	}
-	info, err := other.Lookup(ctx, id)
-	return info.Found, err
 }
 
 // whatArgIs says what inspect's argument looks like.

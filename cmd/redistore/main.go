@@ -408,7 +408,7 @@ func (e *env) tlsOptions(raw string) (func(*rueidis.ClientOption), error) {
 	if o.tlsCA == "" && o.tlsCert == "" && o.tlsKey == "" {
 		return none, nil
 	}
-	if !strings.HasPrefix(strings.ToLower(raw), "rediss://") {
+	if l := strings.ToLower(raw); !strings.HasPrefix(l, "rediss://") && !strings.HasPrefix(l, "valkeys://") {
 		return nil, usageErrorf("--tls-ca, --tls-cert and --tls-key are for TLS: use a rediss:// URL")
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
@@ -445,7 +445,7 @@ func (e *env) tlsOptions(raw string) (func(*rueidis.ClientOption), error) {
 }
 
 // schemes are the URL schemes rueidis.ParseURL accepts.
-var schemes = []string{"redis://", "rediss://", "unix://"}
+var schemes = []string{"redis://", "rediss://", "unix://", "valkey://", "valkeys://"}
 
 // checkScheme refuses a URL of another scheme before anything is sent.
 func checkScheme(raw string) error {

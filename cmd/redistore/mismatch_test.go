@@ -38,7 +38,7 @@ func TestWrongModeOrPrefixIsSaid(t *testing.T) {
 		// The right mode, a wrong prefix: a warning that names the right one.
 		wrong := runCmd(t, f.env(), "stats", "--mode", "string", "--prefix", "nothing-here:")
 		wrong.wantCode(t, 0)
-		contains(t, "stats", wrong.stderr, "warning: no keys under \"nothing-here:\", but many under \""+f.prefix+"\"")
+		contains(t, "stats", wrong.stderr, "warning: no keys under \"nothing-here:\", but keys shaped like sessions under \""+f.prefix+"\"")
 		contains(t, "stats", wrong.stderr, "pass --prefix")
 		wrong = runCmd(t, f.env(), "doctor", "--mode", "string", "--prefix", "nothing-here:")
 		contains(t, "doctor", doctorLine(t, wrong.stdout, "key", "WARN"), "pass --prefix \""+f.prefix+"\"")

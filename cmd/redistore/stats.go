@@ -35,18 +35,21 @@ func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		if err != nil {
 			return err
 		}
-		if err := e.tell(mismatch(ctx, client, store, e.opts.prefix, st.Keys+st.UserIndexKeys, st.OtherKeys)); err != nil {
-			fmt.Fprint(e.stdout, st)
-			return err
+		var hintErr error
+		if st.Keys == 0 {
+			hintErr = e.tell(e.mismatch(ctx, client, store))
 		}
 		if *asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(statsDocument(st))
+			if err := enc.Encode(statsDocument(st)); err != nil {
+				return err
+			}
+			return hintErr
 		}
 		fmt.Fprint(e.stdout, st)
 		fmt.Fprintf(e.stdout, "took %v\n", st.Duration.Round(time.Millisecond))
-		return nil
+		return hintErr
 	}
 }
 

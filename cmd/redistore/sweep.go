@@ -63,13 +63,12 @@ func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		bar.clear()
 		fmt.Fprintln(e.stdout, st)
 		if err != nil && ctx.Err() != nil {
-			if err == nil && !st.NothingToDo && st.Buckets == 0 {
-				return e.tell(mismatch(ctx, client, store, e.opts.prefix, 0, st.Skipped))
-			}
 			return errors.New("interrupted: the sweep stopped early; the line above is what it did")
 		}
-		if err == nil && !st.NothingToDo && st.Buckets == 0 {
-			return e.tell(mismatch(ctx, client, store, e.opts.prefix, 0, st.Skipped))
+		if err == nil && !st.NothingToDo && st.Sessions == 0 && st.Removed == 0 {
+			// Nothing found: a wrong --mode or --prefix? (With --sample,
+			// buckets that do not exist count as visited.)
+			return e.tell(e.mismatch(ctx, client, store))
 		}
 		return err
 	}
