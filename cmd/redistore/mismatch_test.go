@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/redisession/redistore"
@@ -42,5 +43,39 @@ func TestWrongModeOrPrefixIsSaid(t *testing.T) {
 		contains(t, "stats", wrong.stderr, "pass --prefix")
 		wrong = runCmd(t, f.env(), "doctor", "--mode", "string", "--prefix", "nothing-here:")
 		contains(t, "doctor", doctorLine(t, wrong.stdout, "key", "WARN"), "pass --prefix \""+f.prefix+"\"")
+
+		// No false alarms: an empty store beside another application's keys,
+		// and a key of its own under the prefix.
+		g := newFixture(t, in)
+		g.do(t, "SET", "cache:a", "1")
+		g.do(t, "SET", "cache:b", "2")
+		g.do(t, "SET", "cache:c", "3")
+		g.do(t, "SET", g.prefix+"maintenance", "on")
+		for _, args := range [][]string{{"sweep"}, {"stats"}, {"sweep", "--sample", "10"}} {
+			r := g.run(t, args...)
+			r.wantCode(t, 0)
+			lacks(t, "stderr", r.stderr, "--mode")
+			lacks(t, "stderr", r.stderr, "cache:")
+		}
+		// --sample finds the mismatch too.
+		r = f.run(t, "sweep", "--sample", "10")
+		r.wantCode(t, 1)
+		contains(t, "sweep --sample", r.stderr, "try --mode string")
+		// stats --json stays JSON.
+		r = f.run(t, "stats", "--json")
+		r.wantCode(t, 1)
+		if !strings.HasPrefix(strings.TrimSpace(r.stdout), "{") {
+			t.Fatalf("stats --json printed:\n%s", r.stdout)
+		}
 	})
+}
+
+// TestValkeySchemes: valkey:// and valkeys:// URLs, which rueidis reads, are
+// not usage errors.
+func TestValkeySchemes(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"valkey://127.0.0.1:1", "valkeys://127.0.0.1:1"} {
+		r := runCmd(t, map[string]string{}, "stats", "--url", u, "--timeout", "500ms")
+		r.wantCode(t, 1) // refused by the (absent) server, not by the command
+	}
 }
