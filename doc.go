@@ -94,7 +94,8 @@
 // applies to custom types. GobSerializer and JSONSerializer are provided;
 // values written by any of the three stay readable when Config.Serializer
 // changes. Serialized sessions of CompressMinLength bytes or more are
-// LZ4-compressed when that makes them shorter.
+// compressed when that makes them shorter: with LZ4 unless Config.Compressor
+// names zstd (Zstd) or an application's Compressor.
 //
 // # Moving from boj/redistore
 //
