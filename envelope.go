@@ -181,44 +181,17 @@ type decompressor func(id byte, dst, src []byte) error
 // LZ4 here, the others through dec (nil: LZ4 only). The flags it returns
 // never have flagMeta or flagNamed; comp is the compressor's ID (0: plain).
 func openEnvelopeWith(v string, maxLength int, dec decompressor) (opened, error) {
-	var codec byte
-	var m envMeta
-	var err error
 	fail := func(err error) (opened, error) { return opened{}, err }
-	if len(v) < headerLen {
-		return fail(fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v)))
+	h, err := readHeader(v)
+	if err != nil {
+		return fail(err)
 	}
-	version, flags := v[0]>>4, v[0]&0x0f
-	if version != envelopeVersion || flags&^knownFlags != 0 {
-		return fail(fmt.Errorf("%w: envelope version %d flags %#x (this release reads version %d)", ErrUnknownFormat, version, flags, envelopeVersion))
-	}
-	if flags&(flagLZ4|flagIncompressible) == flagLZ4|flagIncompressible {
-		return fail(fmt.Errorf("%w: envelope says both compressed and incompressible", ErrCorrupt))
-	}
-	codec = v[1]
-	body := v[headerLen:]
-	if flags&flagMeta != 0 {
-		if m, body, err = readMeta(body); err != nil {
-			return fail(err)
-		}
-		flags &^= flagMeta
-	}
-	if flags&flagNamed != 0 && flags&flagLZ4 == 0 {
-		return fail(fmt.Errorf("%w: envelope names a compressor but is not compressed", ErrCorrupt))
-	}
-	if flags&flagLZ4 == 0 {
+	codec, flags, m, comp, body := h.codec, h.flags, h.meta, h.comp, h.body
+	if comp == 0 {
 		if len(body) > maxLength {
 			return fail(fmt.Errorf("%w: stored session is %d bytes, over MaxLength %d", ErrTooLarge, len(body), maxLength))
 		}
 		return opened{codec: codec, payload: body, flags: flags, meta: m}, nil
-	}
-	comp := CompressorLZ4
-	if flags&flagNamed != 0 {
-		if body == "" {
-			return fail(fmt.Errorf("%w: no compressor byte", ErrCorrupt))
-		}
-		comp, body = body[0], body[1:]
-		flags &^= flagNamed
 	}
 	size, n := uvarintString(body)
 	if n <= 0 {
@@ -243,6 +216,52 @@ func openEnvelopeWith(v string, maxLength int, dec decompressor) (opened, error)
 		return fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
 	}
 	return opened{codec: codec, payload: bytesToString(out), flags: flags, meta: m, comp: comp}, nil
+}
+
+// header is what an envelope says before its payload.
+type header struct {
+	codec byte
+	flags byte    // flagMeta and flagNamed aside
+	meta  envMeta // the metadata block
+	comp  byte    // the compressor's ID; 0: stored plain
+	body  string  // the rest: the payload, or its length and compressed bytes
+}
+
+// readHeader checks an envelope's header and reads its metadata block and
+// compressor byte. It needs only the front of the envelope.
+func readHeader(v string) (header, error) {
+	if len(v) < headerLen {
+		return header{}, fmt.Errorf("%w: %d-byte value is shorter than the envelope header", ErrCorrupt, len(v))
+	}
+	version, flags := v[0]>>4, v[0]&0x0f
+	if version != envelopeVersion || flags&^knownFlags != 0 {
+		return header{}, fmt.Errorf("%w: envelope version %d flags %#x (this release reads version %d)", ErrUnknownFormat, version, flags, envelopeVersion)
+	}
+	if flags&(flagLZ4|flagIncompressible) == flagLZ4|flagIncompressible {
+		return header{}, fmt.Errorf("%w: envelope says both compressed and incompressible", ErrCorrupt)
+	}
+	h := header{codec: v[1], body: v[headerLen:]}
+	if flags&flagMeta != 0 {
+		var err error
+		if h.meta, h.body, err = readMeta(h.body); err != nil {
+			return header{}, err
+		}
+		flags &^= flagMeta
+	}
+	switch {
+	case flags&flagNamed != 0 && flags&flagLZ4 == 0:
+		return header{}, fmt.Errorf("%w: envelope names a compressor but is not compressed", ErrCorrupt)
+	case flags&flagNamed != 0:
+		if h.body == "" {
+			return header{}, fmt.Errorf("%w: no compressor byte", ErrCorrupt)
+		}
+		h.comp, h.body = h.body[0], h.body[1:]
+		flags &^= flagNamed
+	case flags&flagLZ4 != 0:
+		h.comp = CompressorLZ4
+	}
+	h.flags = flags
+	return h, nil
 }
 
 // uvarintString is binary.Uvarint over a string.

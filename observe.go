@@ -69,12 +69,7 @@ var opNames = [...]string{"", "get", "save", "delete", "sweep", "user_sessions",
 
 // String returns the operation's name in snake case ("get", "save", ...),
 // as metrics label it.
-func (o Op) String() string {
-	if int(o) < len(opNames) && o != 0 {
-		return opNames[o]
-	}
-	return "unknown"
-}
+func (o Op) String() string { return nameOf(opNames[:], int(o), "unknown") }
 
 // Outcome says how an operation ended.
 type Outcome uint8
@@ -96,12 +91,7 @@ const (
 var outcomeNames = [...]string{"", "hit", "miss", "new", "written", "touched", "skipped", "deleted", "ended", "conflict", "done", "error"}
 
 // String returns the outcome's name ("hit", "written", ...).
-func (o Outcome) String() string {
-	if int(o) < len(outcomeNames) && o != 0 {
-		return outcomeNames[o]
-	}
-	return "unknown"
-}
+func (o Outcome) String() string { return nameOf(outcomeNames[:], int(o), "unknown") }
 
 // ErrorKind classifies an operation's error by the package's sentinel
 // errors.
@@ -126,10 +116,18 @@ var errorKindNames = [...]string{"", "invalid_cookie", "invalid_id", "too_large"
 // String returns the kind's name ("unavailable", "corrupt", ...; "" for
 // ErrorNone).
 func (k ErrorKind) String() string {
-	if int(k) < len(errorKindNames) {
-		return errorKindNames[k]
+	if k == ErrorNone {
+		return ""
 	}
-	return "other"
+	return nameOf(errorKindNames[:], int(k), "other")
+}
+
+// nameOf returns names[i], or unknown for i out of range or 0.
+func nameOf(names []string, i int, unknown string) string {
+	if i > 0 && i < len(names) {
+		return names[i]
+	}
+	return unknown
 }
 
 // errorKindOf classifies err.

@@ -404,38 +404,21 @@ func plural(n int, noun string) string {
 // compressorName names the compressor of a stored value from its first
 // bytes (expiry, envelope header, metadata block, compressor byte).
 func (s *Store) compressorName(head string) string {
-	if len(head) < expiryLen+headerLen {
+	if len(head) < expiryLen {
 		return "unknown"
 	}
-	env := head[expiryLen:]
-	flags := env[0] & 0x0f
-	if env[0]>>4 != envelopeVersion {
+	h, err := readHeader(head[expiryLen:])
+	switch {
+	case err != nil:
 		return "unknown"
-	}
-	if flags&flagLZ4 == 0 {
+	case h.comp == 0:
 		return "none"
-	}
-	if flags&flagNamed == 0 {
+	case h.comp == CompressorLZ4:
 		return "lz4"
-	}
-	body := env[headerLen:]
-	if flags&flagMeta != 0 {
-		var err error
-		if _, body, err = readMeta(body); err != nil {
-			return "unknown"
-		}
-	}
-	if body == "" {
-		return "unknown"
-	}
-	switch id := body[0]; {
-	case id == CompressorLZ4:
-		return "lz4"
-	case id == CompressorZstd:
+	case h.comp == CompressorZstd:
 		return "zstd"
-	case id == s.compressor.ID():
+	case h.comp == s.compressor.ID():
 		return s.compressor.Name()
-	default:
-		return fmt.Sprintf("%#x", id)
 	}
+	return fmt.Sprintf("%#x", h.comp)
 }

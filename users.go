@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -455,21 +456,42 @@ func (s *Store) eachUserSession(ctx context.Context, user string, seen map[strin
 	if err != nil {
 		return 0, err
 	}
-	var errs []error
-	for field, value := range entries {
-		if field == indexCursor {
+	var fields []string
+	for field := range entries {
+		if field == indexCursor || seen != nil && seen[field] {
 			continue
 		}
 		if seen != nil {
-			if seen[field] {
-				continue
-			}
 			seen[field] = true
 			fresh++
 		}
-		us, live, err := s.indexedSession(ctx, user, indexEntry{key, field}, value)
-		if err == nil && live {
-			err = fn(ctx, us)
+		fields = append(fields, field)
+	}
+	// Check the sessions at once (rueidis pipelines the concurrent loads
+	// into few round trips), then hand them to fn one by one.
+	type checked struct {
+		us   userSession
+		live bool
+		err  error
+	}
+	results := make([]checked, len(fields))
+	var wg sync.WaitGroup
+	limit := make(chan struct{}, userCheckers)
+	for i, field := range fields {
+		wg.Add(1)
+		limit <- struct{}{}
+		go func() {
+			defer func() { <-limit; wg.Done() }()
+			r := &results[i]
+			r.us, r.live, r.err = s.indexedSession(ctx, user, indexEntry{key, field}, entries[field])
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range results {
+		err := r.err
+		if err == nil && r.live {
+			err = fn(ctx, r.us)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -477,6 +499,9 @@ func (s *Store) eachUserSession(ctx context.Context, user string, seen map[strin
 	}
 	return fresh, errors.Join(errs...)
 }
+
+// userCheckers bounds the sessions of a user's index checked at once.
+const userCheckers = 32
 
 // indexEntries reads a user's whole index.
 func (s *Store) indexEntries(ctx context.Context, key string) (map[string]string, error) {
