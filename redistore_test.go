@@ -983,7 +983,9 @@ func TestFastForwardPastMaxAgeEndsTheSession(t *testing.T) {
 			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{m.Addr()}, DisableCache: true, ForceSingleClient: true})
 			noErr(t, err)
 			t.Cleanup(c.Close)
-			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode})
+			// Timeout aside (a loaded machine can stall miniredis past the
+			// default second), the default configuration.
+			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, Timeout: 5 * time.Second})
 			noErr(t, err)
 			s.Options.MaxAge = 60
 			b := newBrowser()
