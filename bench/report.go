@@ -72,7 +72,7 @@ func moduleList(env *environment) string {
 func renderThroughput(b *strings.Builder, cfg *config, tp *throughputResults) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## How the throughput was measured\n\n")
-	p("Every contender serves the same simulated request in-process (`httptest.NewRequest` and\n")
+	p("Every contender serves the same simulated request in-process (a request built as net/http hands it to a handler, and\n")
 	p("`httptest.NewRecorder`, no HTTP server): decode the session cookie, load the session, and for\n")
 	p("read-modify-write change one int value, save and set the cookie. Each of the N goroutines has\n")
 	p("its own cookie jar of %d sessions, created before timing, and takes every Set-Cookie back\n", cfg.jarSize)
