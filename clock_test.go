@@ -145,3 +145,53 @@ func TestAStepOfTheServersClockIsSeenWithinRefresh(t *testing.T) {
 		t.Fatal("a session past its expiry on the server's clock was served")
 	}
 }
+
+// TestWritesTakeTheEstimateWhileItIsFresh: while the store knows the
+// server's clock, a HashMode write puts the expiry in front of the value
+// itself, from that estimate, and its script reads no TIME (the answer
+// carries none, so the store does not learn from a time it gave); with an
+// old estimate the script reads TIME and the store learns from its answer.
+// The estimate is made an hour slow here, so that which clock set the
+// expiry shows.
+func TestWritesTakeTheEstimateWhileItIsFresh(t *testing.T) {
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{})
+		mono := &fakeMonotonic{}
+		mono.advance(time.Hour)
+		s.clock.local = mono.now
+		s.Options.MaxAge = 7200
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["n"] = 0
+		b.save(t, s, r, sess)
+		expiry := func() int64 {
+			loc, _ := s.locate(sess.ID)
+			v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()
+			noErr(t, err)
+			return expiryOf(v).Unix()
+		}
+
+		st := *s.clock.state.Load()
+		st.server = st.server.Add(-time.Hour)
+		s.clock.state.Store(&st)
+		sess, r = b.get(t, s, "sid")
+		sess.Values["n"] = 1
+		b.save(t, s, r, sess)
+		equal(t, "the estimate after a write with a fresh one", *s.clock.state.Load(), st)
+		est, _ := s.clock.now()
+		equal(t, "expiry written with a fresh estimate", expiry(), est.Unix()+7200)
+
+		sess, r = b.get(t, s, "sid")
+		sess.Values["n"] = 2
+		mono.advance(s.clock.refresh)
+		b.save(t, s, r, sess)
+		learned, ok := s.clock.now()
+		if !ok || learned.Sub(est) < 59*time.Minute {
+			t.Fatalf("after a write with an old estimate the store knows %v (%v), want about an hour past %v", learned, ok, est)
+		}
+		if got := expiry(); got < est.Unix()+7200+3500 {
+			t.Fatalf("expiry written with an old estimate %d, want the server's time + 7200 (about %d)", got, learned.Unix()+7200)
+		}
+	})
+}
