@@ -11,15 +11,14 @@ const DefaultClockRefresh = 10 * time.Second
 
 // maxClockUncertainty is the widest round trip, halved, that a reading of
 // the server's clock may come from and still be used: past it the server
-// is asked again (a read adds TIME; a HashMode write's script reads TIME
-// on the server itself).
+// is asked again, and HashMode writes let the script put the expiry in
+// front of the value by the server's TIME.
 const maxClockUncertainty = 250 * time.Millisecond
 
 // serverClock tracks the Redis server's clock, so that expiries are judged by
 // one clock for every application server without asking Redis for TIME on
 // every read. It learns the server's time from TIME replies and from the
-// replies of HashMode's write scripts, which read TIME when the estimate is
-// too old to give them (while it is fresh, the write takes it); between replies
+// replies of the write scripts, which read TIME themselves; between replies
 // it advances with the local monotonic clock, so that a step of this
 // machine's wall clock (NTP, a resumed VM) changes nothing. An estimate older
 // than refresh is not used: the next read asks the server again, so a step

@@ -1,6 +1,9 @@
 package redistore
 
 import (
+	"encoding/binary"
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -100,7 +103,7 @@ func TestReadsAskForTimeOnlyWhenTheEstimateIsOld(t *testing.T) {
 		b := newBrowser()
 		sess, r := b.get(t, s, "sid")
 		sess.Values["n"] = 1
-		b.save(t, s, r, sess) // the write script's reply carries the server's time
+		b.save(t, s, r, sess)
 
 		commands := func() string {
 			var names []string
@@ -148,11 +151,13 @@ func TestAStepOfTheServersClockIsSeenWithinRefresh(t *testing.T) {
 
 // TestWritesTakeTheEstimateWhileItIsFresh: while the store knows the
 // server's clock, a HashMode write puts the expiry in front of the value
-// itself, from that estimate, and its script reads no TIME (the answer
-// carries none, so the store does not learn from a time it gave); with an
-// old estimate the script reads TIME and the store learns from its answer.
-// The estimate is made an hour slow here, so that which clock set the
-// expiry shows.
+// itself, from that estimate, so the script need not build the value again;
+// the script still checks the session and cleans by the server's TIME, and
+// the store learns the server's clock from its answer. An estimate far
+// behind (the expiry it gives would not be in the future) is not used for
+// the expiry, and a session that expired on the server is not brought back
+// by a write whose estimate says it is live. The estimate is skewed by hand
+// here, so that which clock decided shows.
 func TestWritesTakeTheEstimateWhileItIsFresh(t *testing.T) {
 	t.Parallel()
 	forEachReal(t, func(t *testing.T, tg *target) {
@@ -165,33 +170,61 @@ func TestWritesTakeTheEstimateWhileItIsFresh(t *testing.T) {
 		sess, r := b.get(t, s, "sid")
 		sess.Values["n"] = 0
 		b.save(t, s, r, sess)
-		expiry := func() int64 {
-			loc, _ := s.locate(sess.ID)
+		loc, _ := s.locate(sess.ID)
+		stored := func() string {
 			v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()
 			noErr(t, err)
-			return expiryOf(v).Unix()
+			return v
+		}
+		skew := func(d time.Duration) time.Time {
+			st := *s.clock.state.Load()
+			st.server = st.server.Add(d)
+			s.clock.state.Store(&st)
+			est, _ := s.clock.now()
+			return est
+		}
+		server := func() int64 {
+			a, err := tg.do(t, "TIME").ToArray()
+			noErr(t, err)
+			sec, err := a[0].AsInt64()
+			noErr(t, err)
+			return sec
 		}
 
-		st := *s.clock.state.Load()
-		st.server = st.server.Add(-time.Hour)
-		s.clock.state.Store(&st)
+		est := skew(-time.Hour)
 		sess, r = b.get(t, s, "sid")
 		sess.Values["n"] = 1
 		b.save(t, s, r, sess)
-		equal(t, "the estimate after a write with a fresh one", *s.clock.state.Load(), st)
-		est, _ := s.clock.now()
-		equal(t, "expiry written with a fresh estimate", expiry(), est.Unix()+7200)
+		equal(t, "expiry written with a fresh estimate an hour slow", expiryOf(stored()).Unix(), est.Unix()+7200)
+		if learned, _ := s.clock.now(); learned.Sub(est) < 59*time.Minute {
+			t.Fatalf("after a write the store's estimate is %v, want the server's time, about an hour past %v", learned, est)
+		}
 
+		skew(-3 * time.Hour)
 		sess, r = b.get(t, s, "sid")
 		sess.Values["n"] = 2
-		mono.advance(s.clock.refresh)
 		b.save(t, s, r, sess)
-		learned, ok := s.clock.now()
-		if !ok || learned.Sub(est) < 59*time.Minute {
-			t.Fatalf("after a write with an old estimate the store knows %v (%v), want about an hour past %v", learned, ok, est)
+		if got, now := expiryOf(stored()).Unix(), server(); got < now+7190 || got > now+7200 {
+			t.Fatalf("expiry written with an estimate 3 h slow: %d, want the server's time + 7200 (%d)", got, now+7200)
 		}
-		if got := expiry(); got < est.Unix()+7200+3500 {
-			t.Fatalf("expiry written with an old estimate %d, want the server's time + 7200 (about %d)", got, learned.Unix()+7200)
+
+		// The session expires on the server; an estimate an hour slow still
+		// serves it, but its write must not renew it.
+		v := []byte(stored())
+		binary.BigEndian.PutUint32(v, uint32(server()-10))
+		tg.do(t, "HSET", loc.key, loc.field, string(v))
+		skew(-time.Hour)
+		sess, r = b.get(t, s, "sid")
+		if sess.IsNew {
+			t.Fatal("the skewed estimate did not serve the session: the test proves nothing")
+		}
+		sess.Values["n"] = 3
+		w := httptest.NewRecorder()
+		if err := s.Save(r, w, sess); !errors.Is(err, ErrEnded) {
+			t.Fatalf("Save of a session expired on the server: %v, want ErrEnded", err)
+		}
+		if got, err := tg.do(t, "HGET", loc.key, loc.field).ToString(); err == nil && got != string(v) {
+			t.Fatalf("the expired session was rewritten: expiry %v", expiryOf(got))
 		}
 	})
 }

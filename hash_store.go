@@ -14,7 +14,7 @@ import (
 
 // hashLayout packs sessions into hashes ("buckets"): the field is the
 // session, the value a 4-byte big-endian expiry (Unix seconds on the Redis
-// server's clock) followed by the envelope. Every read checks the expiry, so
+// server's clock, or the store's estimate of it) followed by the envelope. Every read checks the expiry, so
 // an expired session is never served, whatever is left in Redis. Expired
 // fields are removed by Redis itself where it supports field TTLs (HEXPIRE,
 // Redis 7.4+), and otherwise by the writes into their bucket: each write
@@ -39,8 +39,9 @@ type hashLayout struct {
 	clock   *serverClock
 }
 
-// reserve: the expiry goes in front of the envelope; the scripts compute
-// it on the server.
+// reserve: the expiry goes in front of the envelope; the store writes it
+// there from its estimate of the server's clock when that is fresh, else
+// the script computes it on the server.
 func (b *hashLayout) reserve() int { return expiryLen }
 
 func (b *hashLayout) mode() Mode      { return HashMode }
@@ -224,11 +225,13 @@ const (
 // luaPut is the one way sessions are written, inlined into each script that
 // writes (Lua functions defined in a script are built again on every call,
 // which costs a quarter of the script's time). It expects the locals now (the
-// server's clock), key, field, body, full, ttl, native and doclean, and sets
-// used:
-//   - the value is body behind the expiry now + ttl; with full set, body
-//     has that expiry in front already (the caller computed it from the
-//     same now), which spares Lua building a copy of the value;
+// server's clock, by TIME), at (nil, or the time the store computed body's
+// expiry from), key, field, body, ttl, native and doclean, and sets used:
+//   - the value is body behind the expiry now + ttl; with at set, body has
+//     the expiry at + ttl in front already, which spares Lua building a
+//     copy of the value, unless that expiry is not after now (the store's
+//     estimate of the server's clock was far behind), when the expiry is
+//     now + ttl as without at. Checks and cleaning always go by now;
 //   - with native set, the field also gets a Redis TTL (HEXPIRE) just past
 //     that expiry; used is 1 then, or -1 if the server refuses HEXPIRE (and
 //     the bucket is cleaned as below), and 0 without native;
@@ -251,9 +254,11 @@ const (
 const luaPut = `
 local exp = now + ttl
 local expb
-if full then
+if at and at + ttl > now then
+	exp = at + ttl
 	expb = string.sub(body, 1, 4)
 else
+	if at then body = string.sub(body, 5) end
 	expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
 		math.floor(exp / 256) % 256, exp % 256)
 	body = expb .. body
@@ -261,7 +266,7 @@ end
 redis.call('HSET', key, field, body)
 local used = 0
 if native then
-	local r = redis.pcall('HEXPIRE', key, ttl + 1, 'FIELDS', 1, field)
+	local r = redis.pcall('HEXPIRE', key, exp - now + 1, 'FIELDS', 1, field)
 	if type(r) == 'table' and r.err then used = -1 else used = 1 end
 end
 if doclean then
@@ -328,7 +333,7 @@ if doclean then
 		end
 	end
 end
-local need = (ttl + 1) * 1000
+local need = (exp - now + 1) * 1000
 if redis.call('PTTL', key) < need then
 	redis.call('PEXPIRE', key, need + math.min(math.floor(need / 16), 3600000))
 end
@@ -363,42 +368,29 @@ if op ~= 'w' then
 end
 `
 
-// luaClock sets the locals now and time of a write script: with ARGV[AT]
-// a time in seconds (the store's estimate of the server's clock, fresh
-// enough to trust), now is that and time {false, false}, so that the answer
-// carries no server time; else both come from the server's TIME, and the
-// answer teaches the store the server's clock.
-const luaClock = `
-local time, now
-if ARGV[AT] and ARGV[AT] ~= '' then
-	now, time = tonumber(ARGV[AT]), {false, false}
-else
-	time = redis.call('TIME')
-	now = tonumber(time[1])
-end
-`
-
 // writeScript stores or renews a session; one script, so that the first
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
 // seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5]
-// the operation, ARGV[6] the envelope (with its expiry in front when
-// ARGV[8] is set), ARGV[7] the expected stored value, ARGV[8] the time
-// (luaClock); KEYS[2..3] and ARGV[9..11] the index step (luaIndexAdd,
-// luaIndexDrop), when set.
+// the operation, ARGV[6] the envelope, with its expiry in front when ARGV[8]
+// is set, ARGV[7] the expected stored value, ARGV[8] "" or the time (Unix
+// seconds) the store computed that expiry from (luaPut's at); KEYS[2..3]
+// and ARGV[9..11] the index step (luaIndexAdd, luaIndexDrop), when set.
 // The operations: 'w' writes (a new session); 'c' writes only if the stored
 // value is still ARGV[7] (a loaded session: else it answers what is there
 // now, so that the caller can merge); 't' renews the expiry of the stored
 // session, keeping its value. Neither 'c' nor 't' brings back a session
 // that is gone or expired. It returns {status, used (see luaPut), server
-// seconds (false when the store gave the time), microseconds[, stored
-// value]}: status 1 written, 0 ended, 2 changed since it was loaded.
-var writeScript = rueidis.NewLuaScript(strings.ReplaceAll(luaClock, "AT", "8") + `
+// seconds, microseconds[, stored value]}: status 1 written, 0 ended, 2
+// changed since it was loaded.
+var writeScript = rueidis.NewLuaScript(`
+local time = redis.call('TIME')
+local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
 local body, markread = ARGV[6], doclean and op ~= 'w'
-local full = time[1] == false
+local at = ARGV[8] and ARGV[8] ~= '' and tonumber(ARGV[8]) or nil
 ` + strings.ReplaceAll(luaGet, "EXPECT", "7") + `
-if op == 't' then body, full = string.sub(v, 5), false end
+if op == 't' then body, at = string.sub(v, 5), nil end
 ` + luaIndexAdd(2, 9) + luaPutCode + luaIndexDrop(2, 9) + `
 return {1, used, time[1], time[2]}
 `)
@@ -418,7 +410,7 @@ local key, field, op, markread = KEYS[1], ARGV[1], ARGV[7], false
 key, field = KEYS[2], ARGV[2]
 local ttl = tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
-local body, full = ARGV[6], false
+local body, at = ARGV[6], nil
 ` + luaIndexAdd(3, 9) + luaPutCode + `
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
@@ -452,10 +444,7 @@ func (b *hashLayout) flags() (native, clean string) {
 // the server has field TTLs and what its clock says. A session that ended
 // is ErrEnded; one that changed since it was loaded is a *conflict with the
 // value stored now.
-//
-// now is the time the store gave the script (luaClock), zero when the script
-// asked the server.
-func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args []string, now time.Time) error {
+func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
 	sent := b.clock.local()
 	v, err := script.Exec(ctx, b.c, keys, args).ToArray()
 	received := b.clock.local()
@@ -471,13 +460,10 @@ func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args [
 	case -1:
 		b.native.Store(-1)
 	}
-	if now.IsZero() {
-		sec, err1 := v[2].AsInt64()
-		usec, err2 := v[3].AsInt64()
-		if err1 != nil || err2 != nil {
-			return fmt.Errorf("write script returned no server time: %v, %v", err1, err2)
-		}
-		now = time.Unix(sec, usec*1000)
+	sec, err1 := v[2].AsInt64()
+	usec, err2 := v[3].AsInt64()
+	now := time.Unix(sec, usec*1000)
+	if err1 == nil && err2 == nil {
 		b.clock.observe(now, sent, received)
 	}
 	switch status, _ := v[0].AsInt64(); status {
@@ -509,25 +495,20 @@ func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl i
 		op, expect = "c", prev.raw
 	}
 	// With a fresh estimate of the server's clock the value goes with its
-	// expiry in front, written by the script as it is; else the script
-	// reads TIME and puts the expiry in front itself.
+	// expiry in front, and the script writes it as it is; else the script
+	// puts the expiry in front itself. The script checks the session and
+	// cleans the bucket by the server's own clock either way.
 	body, at := value[expiryLen:], ""
-	now, ok := b.clock.now()
-	if ok {
+	if now, ok := b.clock.now(); ok {
 		binary.BigEndian.PutUint32(value[:expiryLen], uint32(now.Unix()+ttl))
 		body, at = value, itoa(now.Unix())
 	}
-	return b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(body), expect, at), now)
+	return b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(body), expect, at))
 }
 
 func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	native, clean := b.flags()
-	at := ""
-	now, ok := b.clock.now()
-	if ok {
-		at = itoa(now.Unix())
-	}
-	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t", "", "", at}, now)
+	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t", "", "", ""})
 }
 
 func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error {
@@ -540,7 +521,7 @@ func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byt
 		op = "c"
 	}
 	return b.exec(ctx, replaceHashScript, ix.keys(old.key, loc.key),
-		ix.args(old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:]), op, prevOld.raw), time.Time{})
+		ix.args(old.field, loc.field, itoa(ttl), native, clean, bytesToString(value[expiryLen:]), op, prevOld.raw))
 }
 
 func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
@@ -601,7 +582,7 @@ return {1, 0, time[1], time[2]}
 `)
 
 func (b *hashLayout) removeIf(ctx context.Context, loc location, prev stored) error {
-	return b.exec(ctx, removeIfScript, []string{loc.key}, []string{loc.field, prev.raw}, time.Time{})
+	return b.exec(ctx, removeIfScript, []string{loc.key}, []string{loc.field, prev.raw})
 }
 
 func (b *hashLayout) remove(ctx context.Context, loc location) error {
