@@ -11,8 +11,8 @@ const DefaultClockRefresh = 10 * time.Second
 
 // maxClockUncertainty is the widest round trip, halved, that a reading of
 // the server's clock may come from and still be used: past it the server
-// is asked again, and HashMode writes let the script put the expiry in
-// front of the value by the server's TIME.
+// is asked again, and HashMode writes take the script, which reads TIME on
+// the server itself.
 const maxClockUncertainty = 250 * time.Millisecond
 
 // serverClock tracks the Redis server's clock, so that expiries are judged by

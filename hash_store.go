@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 // hashLayout packs sessions into hashes ("buckets"): the field is the
 // session, the value a 4-byte big-endian expiry (Unix seconds on the Redis
-// server's clock, or the store's estimate of it) followed by the envelope. Every read checks the expiry, so
+// server's clock) followed by the envelope. Every read checks the expiry, so
 // an expired session is never served, whatever is left in Redis. Expired
 // fields are removed by Redis itself where it supports field TTLs (HEXPIRE,
 // Redis 7.4+), and otherwise by the writes into their bucket: each write
@@ -39,9 +38,8 @@ type hashLayout struct {
 	clock   *serverClock
 }
 
-// reserve: the expiry goes in front of the envelope; the store writes it
-// there from its estimate of the server's clock when that is fresh, else
-// the script computes it on the server.
+// reserve: the expiry goes in front of the envelope; the scripts compute
+// it on the server.
 func (b *hashLayout) reserve() int { return expiryLen }
 
 func (b *hashLayout) mode() Mode      { return HashMode }
@@ -225,13 +223,8 @@ const (
 // luaPut is the one way sessions are written, inlined into each script that
 // writes (Lua functions defined in a script are built again on every call,
 // which costs a quarter of the script's time). It expects the locals now (the
-// server's clock, by TIME), at (nil, or the time the store computed body's
-// expiry from), key, field, body, ttl, native and doclean, and sets used:
-//   - the value is body behind the expiry now + ttl; with at set, body has
-//     the expiry at + ttl in front already, which spares Lua building a
-//     copy of the value, unless that expiry is not after now (the store's
-//     estimate of the server's clock was far behind), when the expiry is
-//     now + ttl as without at. Checks and cleaning always go by now;
+// server's clock), key, field, body, ttl, native and doclean, and sets used:
+//   - the value is body behind the expiry now + ttl;
 //   - with native set, the field also gets a Redis TTL (HEXPIRE) just past
 //     that expiry; used is 1 then, or -1 if the server refuses HEXPIRE (and
 //     the bucket is cleaned as below), and 0 without native;
@@ -253,20 +246,12 @@ const (
 // With markread set the marker was read already, into m, by luaGet.
 const luaPut = `
 local exp = now + ttl
-local expb
-if at and at + ttl > now then
-	exp = at + ttl
-	expb = string.sub(body, 1, 4)
-else
-	if at then body = string.sub(body, 5) end
-	expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
-		math.floor(exp / 256) % 256, exp % 256)
-	body = expb .. body
-end
-redis.call('HSET', key, field, body)
+local expb = string.char(math.floor(exp / 16777216) % 256, math.floor(exp / 65536) % 256,
+	math.floor(exp / 256) % 256, exp % 256)
+redis.call('HSET', key, field, expb .. body)
 local used = 0
 if native then
-	local r = redis.pcall('HEXPIRE', key, exp - now + 1, 'FIELDS', 1, field)
+	local r = redis.pcall('HEXPIRE', key, ttl + 1, 'FIELDS', 1, field)
 	if type(r) == 'table' and r.err then used = -1 else used = 1 end
 end
 if doclean then
@@ -333,7 +318,7 @@ if doclean then
 		end
 	end
 end
-local need = (exp - now + 1) * 1000
+local need = (ttl + 1) * 1000
 if redis.call('PTTL', key) < need then
 	redis.call('PEXPIRE', key, need + math.min(math.floor(need / 16), 3600000))
 end
@@ -371,10 +356,9 @@ end
 // writeScript stores or renews a session; one script, so that the first
 // write loads it for both. KEYS[1] bucket; ARGV[1] field, ARGV[2] TTL in
 // seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5]
-// the operation, ARGV[6] the envelope, with its expiry in front when ARGV[8]
-// is set, ARGV[7] the expected stored value, ARGV[8] "" or the time (Unix
-// seconds) the store computed that expiry from (luaPut's at); KEYS[2..3]
-// and ARGV[9..11] the index step (luaIndexAdd, luaIndexDrop), when set.
+// the operation, ARGV[6] the envelope, ARGV[7] the expected stored value;
+// KEYS[2..3] and ARGV[8..10] the index step (luaIndexAdd, luaIndexDrop),
+// when set.
 // The operations: 'w' writes (a new session); 'c' writes only if the stored
 // value is still ARGV[7] (a loaded session: else it answers what is there
 // now, so that the caller can merge); 't' renews the expiry of the stored
@@ -388,10 +372,9 @@ local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
 local body, markread = ARGV[6], doclean and op ~= 'w'
-local at = ARGV[8] and ARGV[8] ~= '' and tonumber(ARGV[8]) or nil
 ` + strings.ReplaceAll(luaGet, "EXPECT", "7") + `
-if op == 't' then body, at = string.sub(v, 5), nil end
-` + luaIndexAdd(2, 9) + luaPutCode + luaIndexDrop(2, 9) + `
+if op == 't' then body = string.sub(v, 5) end
+` + luaIndexAdd(2, 8) + luaPutCode + luaIndexDrop(2, 8) + `
 return {1, used, time[1], time[2]}
 `)
 
@@ -410,7 +393,7 @@ local key, field, op, markread = KEYS[1], ARGV[1], ARGV[7], false
 key, field = KEYS[2], ARGV[2]
 local ttl = tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
-local body, at = ARGV[6], nil
+local body = ARGV[6]
 ` + luaIndexAdd(3, 9) + luaPutCode + `
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
@@ -494,21 +477,12 @@ func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl i
 	if prev.found {
 		op, expect = "c", prev.raw
 	}
-	// With a fresh estimate of the server's clock the value goes with its
-	// expiry in front, and the script writes it as it is; else the script
-	// puts the expiry in front itself. The script checks the session and
-	// cleans the bucket by the server's own clock either way.
-	body, at := value[expiryLen:], ""
-	if now, ok := b.clock.now(); ok {
-		binary.BigEndian.PutUint32(value[:expiryLen], uint32(now.Unix()+ttl))
-		body, at = value, itoa(now.Unix())
-	}
-	return b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(body), expect, at))
+	return b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(value[expiryLen:]), expect))
 }
 
 func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
 	native, clean := b.flags()
-	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t", "", "", ""})
+	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t"})
 }
 
 func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error {
