@@ -26,7 +26,7 @@ func TestLookup(t *testing.T) {
 		equal(t, "field", info.Field, loc.field)
 		equal(t, "found", info.Found, true)
 		equal(t, "expired", info.Expired, false)
-		near(t, "expires in", info.Expires.Sub(tg.now()), time.Hour, 2*time.Second)
+		near(t, "expires in", info.Expires.Sub(tg.now()), time.Hour, 5*time.Second)
 		equal(t, "codec", info.Codec, "compact")
 		equal(t, "user", info.Values["user"], any("alice"))
 
