@@ -177,7 +177,24 @@ func (run *invariantRun) burst(m *modelSession) {
 		m.n++
 		sess.Values["n"] = m.n
 		sess.Options.MaxAge = m.maxAge
-		m.b.save(t, s, r, sess)
+		old := m.b.cookies["sid"]
+		w := httptest.NewRecorder()
+		err := s.Save(r, w, sess)
+		if errors.Is(err, ErrEnded) && tg.now().Unix()+1 >= m.lo {
+			// It expired while the request held it, as in step.
+			if len(w.Result().Cookies()) != 0 {
+				run.fail("burst: a Save of a session that had ended set a cookie")
+			}
+			m.alive = false
+			run.dead = append(run.dead, deadCookie{cookieJar(old), m.hi + 1})
+			run.counts["ended in flight"]++
+			run.check()
+			return
+		}
+		if err != nil {
+			run.fail("burst: Save: %v", err)
+		}
+		m.b.keep(t, w)
 		run.touch(sess.ID)
 		m.lo, m.hi = before+int64(m.maxAge), tg.now().Unix()+int64(m.maxAge)+1
 		run.check()
