@@ -269,7 +269,7 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("redistore: Config.Client is nil: pass a rueidis.Client (NewClient builds one from a URL)")
 	}
-	codecs, err := cookieCodecs(cfg.KeyPairs)
+	codecs, fast, err := cookieCodecs(cfg.KeyPairs)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +290,7 @@ func New(cfg Config) (*Store, error) {
 		logger:        cfg.Logger,
 		logKeyErrors:  cfg.LogKeyErrors,
 		codecs:        codecs,
+		fastCodecs:    fast,
 		sweepSource:   cfg.SweepBuckets,
 		clock:         newServerClock(),
 		userKey:       cfg.UserKey,
@@ -425,12 +426,14 @@ const MinHashKeyLength = 32
 // cookieCodecs builds the securecookie codecs: the cookie holds the ID's
 // bytes as they are (no gob) and has no age limit of its own, so that the
 // server's expiry is the only one and changing Options.MaxAge never makes
-// valid cookies fail to decode.
-func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
+// valid cookies fail to decode. For each pair without a block key it also
+// builds the allocation-free reader of its values (macCodec); fast[i] is nil
+// for a pair with one.
+func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec, err error) {
 	if len(pairs) == 0 {
-		return nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
+		return nil, nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
 	}
-	codecs := make([]securecookie.Codec, 0, (len(pairs)+1)/2)
+	codecs = make([]securecookie.Codec, 0, (len(pairs)+1)/2)
 	for i := 0; i < len(pairs); i += 2 {
 		hashKey := pairs[i]
 		var blockKey []byte
@@ -438,21 +441,26 @@ func cookieCodecs(pairs [][]byte) ([]securecookie.Codec, error) {
 			blockKey = pairs[i+1]
 		}
 		if len(hashKey) < MinHashKeyLength {
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is %d bytes: use at least %d random bytes, from securecookie.GenerateRandomKey(32) (or `openssl rand -hex 32` for an environment variable holding it in hex)", i, len(hashKey), MinHashKeyLength)
+			return nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is %d bytes: use at least %d random bytes, from securecookie.GenerateRandomKey(32) (or `openssl rand -hex 32` for an environment variable holding it in hex)", i, len(hashKey), MinHashKeyLength)
 		}
 		switch len(blockKey) {
 		case 0, 16, 24, 32:
 		default:
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a block key) is %d bytes: use 16, 24 or 32 bytes, or nil for no encryption", i+1, len(blockKey))
+			return nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a block key) is %d bytes: use 16, 24 or 32 bytes, or nil for no encryption", i+1, len(blockKey))
 		}
 		if len(blockKey) == 0 {
 			blockKey = nil
 		}
 		sc := securecookie.New(hashKey, blockKey).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
 		if _, err := sc.Encode("probe", []byte("probe")); err != nil {
-			return nil, fmt.Errorf("redistore: Config.KeyPairs[%d:%d]: %w", i, i+2, err)
+			return nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d:%d]: %w", i, i+2, err)
 		}
 		codecs = append(codecs, sc)
+		var f *macCodec
+		if blockKey == nil {
+			f = newMacCodec(hashKey)
+		}
+		fast = append(fast, f)
 	}
-	return codecs, nil
+	return codecs, fast, nil
 }

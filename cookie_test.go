@@ -1,0 +1,161 @@
+package redistore
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/securecookie"
+)
+
+// referenceCodec is the securecookie codec cookieCodecs builds for key.
+func referenceCodec(key []byte) *securecookie.SecureCookie {
+	return securecookie.New(key, nil).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
+}
+
+// forgeMACCookie builds a value in securecookie's layout from its parts, with a
+// valid MAC over whatever date and encoded ID it is given.
+func forgeMACCookie(key []byte, name, date, encodedID string) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(name + "|" + date + "|" + encodedID))
+	return base64.URLEncoding.EncodeToString(append([]byte(date+"|"+encodedID+"|"), h.Sum(nil)...))
+}
+
+// TestCookieFastPathMatchesSecurecookie: the store's own reader of cookie
+// values accepts what securecookie.Decode accepts, with the same ID, and
+// refuses what it refuses.
+func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
+	t.Parallel()
+	key := securecookie.GenerateRandomKey(32)
+	other := securecookie.GenerateRandomKey(64)
+	ref := referenceCodec(key)
+	fast := newMacCodec(key)
+	agree := func(what, name, value string) {
+		t.Helper()
+		var want []byte
+		refErr := ref.Decode(name, value, &want)
+		got, ok := fast.decode(name, value)
+		switch {
+		case refErr == nil && !ok:
+			t.Fatalf("%s: securecookie reads %q, the fast path refuses it", what, want)
+		case refErr != nil && ok:
+			t.Fatalf("%s: securecookie refuses it (%v), the fast path reads %q", what, refErr, got)
+		case ok && got != string(want):
+			t.Fatalf("%s: fast path read %q, securecookie %q", what, got, want)
+		}
+	}
+	for _, id := range []string{newID(), newID(), "", "a|b|c", strings.Repeat("x", 2000), "\x00\xff|"} {
+		v, err := ref.Encode("sid", []byte(id))
+		noErr(t, err)
+		agree("a value securecookie made", "sid", v)
+		if got, ok := fast.decode("sid", v); !ok || got != id {
+			t.Fatalf("fast path read %q, %v from a value holding %q", got, ok, id)
+		}
+		agree("another cookie name", "other", v)
+		otherV, err := referenceCodec(other).Encode("sid", []byte(id))
+		noErr(t, err)
+		agree("another key", "sid", otherV)
+		for i := 0; i < len(v); i += 7 {
+			for _, c := range []byte{'A', '_', '-', '=', '|'} {
+				b := []byte(v)
+				b[i] = c
+				agree("a changed byte", "sid", string(b))
+			}
+		}
+		agree("cut short", "sid", v[:len(v)/2])
+		agree("more after it", "sid", v+"AAAA")
+		agree("with a line break", "sid", v[:8]+"\r\n"+v[8:])
+	}
+	enc := base64.URLEncoding.EncodeToString([]byte(newID()))
+	for _, date := range []string{"1700000000", "", "-5", "12x", "99999999999999999999", " 1"} {
+		agree("date "+date, "sid", forgeMACCookie(key, "sid", date, enc))
+	}
+	for _, e := range []string{"", "!!!!", enc[:len(enc)-1], enc + "\n"} {
+		agree("encoded ID "+e, "sid", forgeMACCookie(key, "sid", "1700000000", e))
+	}
+	agree("too long", "sid", forgeMACCookie(key, "sid", "1700000000", base64.URLEncoding.EncodeToString(make([]byte, 3500))))
+	agree("empty", "sid", "")
+	agree("one pipe", "sid", base64.URLEncoding.EncodeToString([]byte("1700000000|abc")))
+}
+
+// TestCookieKeyRotation: a cookie made with an older key pair still opens,
+// and is reported as not current, with and without a block key in the mix.
+func TestCookieKeyRotation(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	oldKey, newKey, block := securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)
+	id := newID()
+	oldV, err := referenceCodec(oldKey).Encode("sid", []byte(id))
+	noErr(t, err)
+	encV, err := securecookie.New(oldKey, block).MaxAge(0).SetSerializer(securecookie.NopEncoder{}).Encode("sid", []byte(id))
+	noErr(t, err)
+	for _, tt := range []struct {
+		name  string
+		pairs [][]byte
+		value string
+	}{
+		{"old plain key second", [][]byte{newKey, nil, oldKey, nil}, oldV},
+		{"old encrypting key second", [][]byte{newKey, nil, oldKey, block}, encV},
+		{"encrypting key first, old plain second", [][]byte{newKey, block, oldKey, nil}, oldV},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{Client: tg.client, KeyPairs: tt.pairs, KeyPrefix: tg.prefix})
+			noErr(t, err)
+			got, current, err := s.decodeCookie("sid", tt.value)
+			noErr(t, err)
+			equal(t, "ID", got, id)
+			equal(t, "current", current, false)
+			if _, _, err := s.decodeCookie("sid", tt.value[:len(tt.value)-2]); err == nil {
+				t.Fatal("a cut cookie decoded")
+			}
+		})
+	}
+}
+
+// FuzzCookieFastPath: on any value, the fast path and securecookie agree.
+func FuzzCookieFastPath(f *testing.F) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	ref := referenceCodec(key)
+	fast := newMacCodec(key)
+	good, _ := ref.Encode("sid", []byte(newID()))
+	f.Add(good)
+	f.Add(forgeMACCookie(key, "sid", "x", "abc"))
+	f.Add(forgeMACCookie(key, "sid", "1", base64.URLEncoding.EncodeToString([]byte("a|b"))))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, value string) {
+		var want []byte
+		refErr := ref.Decode("sid", value, &want)
+		got, ok := fast.decode("sid", value)
+		if (refErr == nil) != ok || (ok && got != string(want)) {
+			t.Fatalf("securecookie: %q, %v; fast path: %q, %v", want, refErr, got, ok)
+		}
+	})
+}
+
+// BenchmarkCookieDecode: reading a session cookie's ID, with securecookie
+// and with the store's fast path.
+func BenchmarkCookieDecode(b *testing.B) {
+	key := securecookie.GenerateRandomKey(32)
+	ref := referenceCodec(key)
+	fast := newMacCodec(key)
+	v, _ := ref.Encode("sid", []byte(newID()))
+	b.Run("securecookie", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out []byte
+			if err := ref.Decode("sid", v, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("store", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := fast.decode("sid", v); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
