@@ -1,9 +1,11 @@
 package redistore
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -76,6 +78,32 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 		agree("encoded ID "+e, "sid", forgeMACCookie(key, "sid", "1700000000", e))
 	}
 	agree("too long", "sid", forgeMACCookie(key, "sid", "1700000000", base64.URLEncoding.EncodeToString(make([]byte, 3500))))
+	// securecookie's limit is 4096 characters: an ID of 2271 bytes makes
+	// a value of exactly that, one of 2274 bytes one of 4104.
+	limit := forgeMACCookie(key, "sid", "1700000000", base64.URLEncoding.EncodeToString(make([]byte, 2271)))
+	equal(t, "length of the longest value", len(limit), 4096)
+	agree("4096 characters", "sid", limit)
+	if _, ok := fast.decode("sid", limit); !ok {
+		t.Fatal("a value of 4096 characters was refused")
+	}
+	over := forgeMACCookie(key, "sid", "1700000000", base64.URLEncoding.EncodeToString(make([]byte, 2274)))
+	equal(t, "length of a value past the limit", len(over), 4104)
+	agree("4104 characters", "sid", over)
+	// A MAC holding '|' (the split takes the first two only).
+	for d := 1700000000; ; d++ {
+		date := strconv.Itoa(d)
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte("sid|" + date + "|" + enc))
+		if !bytes.Contains(h.Sum(nil), []byte("|")) {
+			continue
+		}
+		v := forgeMACCookie(key, "sid", date, enc)
+		agree("a MAC holding '|'", "sid", v)
+		if _, ok := fast.decode("sid", v); !ok {
+			t.Fatal("a value whose MAC holds '|' was refused")
+		}
+		break
+	}
 	agree("empty", "sid", "")
 	agree("one pipe", "sid", base64.URLEncoding.EncodeToString([]byte("1700000000|abc")))
 }
@@ -110,6 +138,37 @@ func TestCookieKeyRotation(t *testing.T) {
 			if _, _, err := s.decodeCookie("sid", tt.value[:len(tt.value)-2]); err == nil {
 				t.Fatal("a cut cookie decoded")
 			}
+		})
+	}
+}
+
+// TestCookieOfTheCurrentPair: a cookie of the first pair is current, also
+// when a later pair has the same hash key (encryption turned on, the plain
+// pair kept so that old cookies still open): the first pair that takes a
+// cookie wins, so an encrypted cookie is decrypted, not read as it is.
+func TestCookieOfTheCurrentPair(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	key, block := securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)
+	id := newID()
+	for _, tt := range []struct {
+		name  string
+		pairs [][]byte
+	}{
+		{"plain", [][]byte{key, nil}},
+		{"plain, an older pair after it", [][]byte{key, nil, securecookie.GenerateRandomKey(32), nil}},
+		{"encrypting", [][]byte{key, block}},
+		{"encrypting, the same hash key plain after it", [][]byte{key, block, key, nil}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{Client: tg.client, KeyPairs: tt.pairs, KeyPrefix: tg.prefix})
+			noErr(t, err)
+			v, err := s.codecs[0].Encode("sid", []byte(id))
+			noErr(t, err)
+			got, current, err := s.decodeCookie("sid", v)
+			noErr(t, err)
+			equal(t, "ID", got, id)
+			equal(t, "current", current, true)
 		})
 	}
 }

@@ -272,15 +272,22 @@ func (s *Store) decode(codec byte, payload string, values map[any]any) error {
 // decodeCookie returns the ID in a cookie value, and whether the first (the
 // current) key pair decoded it.
 func (s *Store) decodeCookie(name, value string) (id string, current bool, err error) {
-	for i, f := range s.fastCodecs {
-		if f != nil {
+	// The pairs in order, the first that takes the cookie wins: two pairs
+	// may share a hash key (encryption turned on), and then only the order
+	// says which made it.
+	for i, c := range s.codecs {
+		if f := s.fastCodecs[i]; f != nil {
 			if id, ok := f.decode(name, value); ok {
 				return id, i == 0, nil
 			}
+			continue
+		}
+		var b []byte
+		if c.Decode(name, value, &b) == nil {
+			return string(b), i == 0, nil
 		}
 	}
-	// No key without encryption made it: securecookie, for the pairs with a
-	// block key and for the error.
+	// None took it: securecookie says why, pair by pair.
 	var errs securecookie.MultiError
 	for i, c := range s.codecs {
 		var b []byte

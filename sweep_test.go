@@ -2,6 +2,7 @@ package redistore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -49,6 +50,30 @@ func waitExpiry(t testing.TB, tg *target) {
 	tg.advance(t, expireSoon*time.Second+200*time.Millisecond)
 }
 
+// backdate makes every session under the prefix expired on the server's
+// clock (its stored expiry 10 s past) while its bucket keeps its TTL, so
+// that a sweep test does not race Redis ending buckets by themselves,
+// however slow the run.
+func backdate(t testing.TB, tg *target) {
+	t.Helper()
+	past := uint32(tg.now().Unix() - 10)
+	for k, typ := range scanPrefix(t, tg, tg.prefix) {
+		if typ != "hash" {
+			continue
+		}
+		all, err := tg.do(t, "HGETALL", k).AsStrMap()
+		noErr(t, err)
+		for f, v := range all {
+			if f == "" || len(v) < expiryLen {
+				continue
+			}
+			b := []byte(v)
+			binary.BigEndian.PutUint32(b, past)
+			tg.do(t, "HSET", k, f, string(b))
+		}
+	}
+}
+
 // The sweep tests use FieldTTLOff: the layout Sweep is for. Redis 7.4+ and
 // miniredis would otherwise expire the fields themselves, racing the sweep.
 
@@ -94,20 +119,16 @@ func TestSweepTouchesOnlyItsOwnHashes(t *testing.T) {
 	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
-		fill(t, s, 20, expireSoon)
-		// Each session has a bucket of its own, which Redis would end by
-		// itself a second after the session; on a slow run before the sweep.
-		// Keep them, so that the sweep must remove every session.
-		for k := range scanPrefix(t, tg, tg.prefix) {
-			tg.do(t, "PERSIST", k)
-		}
+		fill(t, s, 20, 3600)
+		// Expired by their stored expiry while their buckets live on: the
+		// sweep must remove every session.
+		backdate(t, tg)
 		// Keys of other kinds under the prefix, and another application's
 		// hash, laid out like a bucket, outside it.
 		tg.do(t, "SET", tg.prefix+"a-string", "x")
 		tg.do(t, "RPUSH", tg.prefix+"a-list", "x")
 		other := "other-app:" + tg.prefix
 		tg.do(t, "HSET", other, "\x00\x00\x00\x01old", "expired-looking")
-		waitExpiry(t, tg)
 
 		st, err := s.Sweep(context.Background())
 		noErr(t, err)
@@ -305,8 +326,8 @@ func TestSweepLeavesWhatIsNotShapedLikeASession(t *testing.T) {
 	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		s := newStore(t, tg, Config{FieldTTL: FieldTTLOff})
-		fill(t, s, 10, expireSoon)
-		waitExpiry(t, tg)
+		fill(t, s, 10, 3600)
+		backdate(t, tg)
 		// A hash under the prefix that is not a bucket, and a stray field
 		// in a real bucket; both hold values that look expired.
 		tg.do(t, "HSET", tg.prefix+"user:42", "\x00\x00\x00\x01abc", "\x00\x00\x00\x01x")
