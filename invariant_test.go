@@ -122,15 +122,7 @@ func (run *invariantRun) step() {
 	}
 	after := tg.now().Unix()
 	if errors.Is(err, ErrEnded) && action != "logout" && after+1 >= m.lo {
-		// It expired while the request held it (MaxAge 1 runs out between
-		// a Get and its Save): nothing written, no cookie, dead from now.
-		if len(w.Result().Cookies()) != 0 {
-			run.fail("%s: a Save of a session that had ended set a cookie", action)
-		}
-		m.alive = false
-		run.dead = append(run.dead, deadCookie{cookieJar(old), m.hi + 1})
-		run.counts["ended in flight"]++
-		run.check()
+		run.endedInFlight(action, m, w, old)
 		return
 	}
 	if err != nil {
@@ -158,6 +150,19 @@ func (run *invariantRun) step() {
 	run.check()
 }
 
+// endedInFlight records a session that expired while a request held it
+// (MaxAge 1 runs out between a Get and its Save): its Save wrote nothing and
+// must have set no cookie; it is dead from now.
+func (run *invariantRun) endedInFlight(action string, m *modelSession, w *httptest.ResponseRecorder, old *http.Cookie) {
+	if len(w.Result().Cookies()) != 0 {
+		run.fail("%s: a Save of a session that had ended set a cookie", action)
+	}
+	m.alive = false
+	run.dead = append(run.dead, deadCookie{cookieJar(old), m.hi + 1})
+	run.counts["ended in flight"]++
+	run.check()
+}
+
 // burst changes one session several times in quick succession, as a user
 // clicking through pages does: each write must carry its bucket along.
 func (run *invariantRun) burst(m *modelSession) {
@@ -181,14 +186,7 @@ func (run *invariantRun) burst(m *modelSession) {
 		w := httptest.NewRecorder()
 		err := s.Save(r, w, sess)
 		if errors.Is(err, ErrEnded) && tg.now().Unix()+1 >= m.lo {
-			// It expired while the request held it, as in step.
-			if len(w.Result().Cookies()) != 0 {
-				run.fail("burst: a Save of a session that had ended set a cookie")
-			}
-			m.alive = false
-			run.dead = append(run.dead, deadCookie{cookieJar(old), m.hi + 1})
-			run.counts["ended in flight"]++
-			run.check()
+			run.endedInFlight("burst", m, w, old)
 			return
 		}
 		if err != nil {
