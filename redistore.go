@@ -274,22 +274,15 @@ func (s *Store) decode(codec byte, payload string, values map[any]any) error {
 func (s *Store) decodeCookie(name, value string) (id string, current bool, err error) {
 	// The pairs in order, the first that takes the cookie wins: two pairs
 	// may share a hash key (encryption turned on), and then only the order
-	// says which made it.
+	// says which made it. securecookie reads what the fast reader refuses,
+	// for its error (and for the pairs with a block key).
+	var errs securecookie.MultiError
 	for i, c := range s.codecs {
 		if f := s.fastCodecs[i]; f != nil {
 			if id, ok := f.decode(name, value); ok {
 				return id, i == 0, nil
 			}
-			continue
 		}
-		var b []byte
-		if c.Decode(name, value, &b) == nil {
-			return string(b), i == 0, nil
-		}
-	}
-	// None took it: securecookie says why, pair by pair.
-	var errs securecookie.MultiError
-	for i, c := range s.codecs {
 		var b []byte
 		if err := c.Decode(name, value, &b); err != nil {
 			errs = append(errs, err)
