@@ -3,6 +3,7 @@ package redistore
 import (
 	"fmt"
 	neturl "net/url"
+	"runtime"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -30,7 +31,12 @@ const DefaultSentinelRefresh = time.Second
 // requests are in flight, rueidis waits up to that long after each write to
 // the socket to gather more commands into the next one, which under load
 // saves most of its system calls (a single request in flight is never
-// delayed). With Sentinel, the client also asks the sentinels for the primary
+// delayed). On a machine of one or two cores (GOMAXPROCS <= 2) it sends
+// everything through one connection to each server, where rueidis would open
+// two: the commands of concurrent requests then share fewer, larger writes
+// and reads, which cost the client and Redis less CPU per request (measured
+// with the comparison program in bench/ on two cores: about 5 us less per
+// read-modify-write, 5-10% more of them a second). With Sentinel, the client also asks the sentinels for the primary
 // every DefaultSentinelRefresh: rueidis otherwise follows a failover only by
 // the +switch-master message of the one sentinel it listens to, and a client
 // that misses it keeps writing to the old primary, or to nothing, until it
@@ -45,6 +51,7 @@ func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Clien
 	}
 	opt.DisableCache = true
 	opt.MaxFlushDelay = DefaultMaxFlushDelay
+	opt.PipelineMultiplex = pipelineMultiplex(runtime.GOMAXPROCS(0))
 	if opt.Sentinel.MasterSet != "" {
 		opt.Sentinel.TopologyRefreshInterval = DefaultSentinelRefresh
 	}
@@ -56,6 +63,16 @@ func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Clien
 		return nil, fmt.Errorf("redistore: connecting to %s: %w", redactURL(url), err)
 	}
 	return c, nil
+}
+
+// pipelineMultiplex is the rueidis PipelineMultiplex NewClient sets for a
+// process of procs cores: -1 (one connection) for two or fewer, else 0
+// (rueidis's default, two to four connections).
+func pipelineMultiplex(procs int) int {
+	if procs <= 2 {
+		return -1
+	}
+	return 0
 }
 
 // redactURL hides the password in a Redis URL.

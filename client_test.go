@@ -3,9 +3,13 @@ package redistore
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/redisession/redistore/internal/redistest"
 )
@@ -67,5 +71,47 @@ func TestNewClient(t *testing.T) {
 				t.Fatal("NewClient hangs")
 			}
 		})
+	}
+}
+
+func TestNewClientConnections(t *testing.T) {
+	t.Parallel()
+	for procs, want := range map[int]int{1: -1, 2: -1, 3: 0, 4: 0, 64: 0} {
+		if got := pipelineMultiplex(procs); got != want {
+			t.Errorf("pipelineMultiplex(%d) = %d, want %d", procs, got, want)
+		}
+	}
+	srv := redistest.StartT(t)
+	var opt rueidis.ClientOption
+	c, err := NewClient("redis://"+srv.Addr+"?client_name=conns-under-test", func(o *rueidis.ClientOption) { opt = *o })
+	noErr(t, err)
+	defer c.Close()
+	if want := pipelineMultiplex(runtime.GOMAXPROCS(0)); opt.PipelineMultiplex != want {
+		t.Fatalf("PipelineMultiplex = %d, want %d", opt.PipelineMultiplex, want)
+	}
+	// Many requests at once, then count the client's connections.
+	s := newStore(t, &target{client: c, prefix: randomPrefix()}, Config{})
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := newBrowser()
+			for range 20 {
+				sess, r := b.get(t, s, "sid")
+				sess.Values["n"] = 1
+				b.save(t, s, r, sess)
+			}
+		}()
+	}
+	wg.Wait()
+	list, err := c.Do(context.Background(), c.B().ClientList().Build()).ToString()
+	noErr(t, err)
+	n := strings.Count(list, "name=conns-under-test ")
+	switch {
+	case n < 1:
+		t.Fatalf("no connection named conns-under-test in CLIENT LIST:\n%s", list)
+	case runtime.GOMAXPROCS(0) <= 2 && n != 1:
+		t.Fatalf("%d connections on %d cores, want 1", n, runtime.GOMAXPROCS(0))
 	}
 }
