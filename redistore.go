@@ -355,7 +355,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		defer cancel()
 		err := s.logout(ctx, st, session)
 		// The cookie goes whatever happened: the user asked to be logged out.
-		http.SetCookie(w, sessions.NewCookie(name, "", opts))
+		addSetCookie(w, name, "", opts)
 		info.outcome = OutcomeDeleted
 		return info, err
 	}
@@ -466,7 +466,7 @@ func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sess
 		clamped.MaxAge = MaxAgeLimit
 		opts = &clamped
 	}
-	http.SetCookie(w, sessions.NewCookie(name, st.cookie, opts))
+	addSetCookie(w, name, st.cookie, opts)
 	return nil
 }
 
