@@ -62,8 +62,22 @@ func (c *serverClock) now() (time.Time, bool) {
 
 // observe records that the server's clock read server while a call was in
 // flight between the local monotonic instants sent and received.
+//
+// A reading replaces the one kept only when it is tighter, when the two
+// disagree (the server's clock stepped, or the kept one was wrong), or when
+// the kept one is more than an eighth of refresh old; so that the many
+// replies of a busy store, nearly all of them saying what the store knew
+// already, cost no allocation.
 func (c *serverClock) observe(server time.Time, sent, received time.Duration) {
 	rtt := max(received-sent, 0)
 	// The server read its clock somewhere in the call: take the middle.
-	c.state.Store(&clockState{server: server.Add(rtt - rtt/2), at: received, uncertainty: rtt / 2})
+	mid, uncertainty := server.Add(rtt-rtt/2), rtt/2
+	if st := c.state.Load(); st != nil && uncertainty >= st.uncertainty {
+		if age := received - st.at; age >= 0 && age <= c.refresh/8 {
+			if off := st.server.Add(age).Sub(mid); off <= st.uncertainty+uncertainty && off >= -(st.uncertainty+uncertainty) {
+				return
+			}
+		}
+	}
+	c.state.Store(&clockState{server: mid, at: received, uncertainty: uncertainty})
 }

@@ -46,6 +46,49 @@ func TestServerClock(t *testing.T) {
 	}
 }
 
+// TestServerClockKeepsTheTighterReading: a reply that says what the store
+// knew already is not kept (and costs nothing); one that is tighter, that
+// disagrees, or that comes when the kept reading is an eighth of refresh old
+// replaces it.
+func TestServerClockKeepsTheTighterReading(t *testing.T) {
+	mono := &fakeMonotonic{}
+	mono.advance(time.Hour)
+	c := &serverClock{refresh: 8 * time.Second, local: mono.now}
+	server := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := mono.now()
+	c.observe(server, at-2*time.Millisecond, at) // +-1 ms
+	kept := c.state.Load()
+	serverAt := func() time.Time { return server.Add(mono.now() - at) }
+
+	mono.advance(100 * time.Millisecond)
+	c.observe(serverAt().Add(-2*time.Millisecond), mono.now()-10*time.Millisecond, mono.now()) // +-5 ms, agrees
+	if c.state.Load() != kept {
+		t.Fatal("a looser reading that agrees replaced the kept one")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		c.observe(serverAt().Add(-2*time.Millisecond), mono.now()-10*time.Millisecond, mono.now())
+	}); n != 0 {
+		t.Fatalf("a reading that changes nothing allocates %v times", n)
+	}
+
+	c.observe(serverAt().Add(time.Second), mono.now()-10*time.Millisecond, mono.now()) // the server's clock stepped
+	now, _ := c.now()
+	equal(t, "estimate after a reading that disagrees", now, serverAt().Add(time.Second+5*time.Millisecond))
+
+	kept = c.state.Load()
+	mono.advance(time.Second + time.Millisecond) // past refresh/8
+	c.observe(serverAt().Add(time.Second), mono.now()-20*time.Millisecond, mono.now())
+	if c.state.Load() == kept {
+		t.Fatal("a reading an eighth of refresh later did not renew the kept one")
+	}
+
+	kept = c.state.Load()
+	c.observe(serverAt().Add(time.Second), mono.now(), mono.now()) // exact
+	if c.state.Load() == kept {
+		t.Fatal("a tighter reading did not replace the kept one")
+	}
+}
+
 // TestServerClockIgnoresTheWallClock: the estimate moves with the local
 // monotonic clock and nothing else, so a step of this machine's wall clock
 // (NTP, a VM resumed) does not make live sessions look expired or expired
