@@ -31,9 +31,9 @@ const DefaultSentinelRefresh = time.Second
 // requests are in flight, rueidis waits up to that long after each write to
 // the socket to gather more commands into the next one, which under load
 // saves most of its system calls (a single request in flight is never
-// delayed). On a machine of one or two cores (GOMAXPROCS <= 2) it sends
-// everything through one connection to each server, where rueidis would open
-// two: the commands of concurrent requests then share fewer, larger writes
+// delayed). On two cores (GOMAXPROCS 2) it sends everything through one
+// connection to each server, where rueidis would open two (it opens one on
+// one core, and one per node in a cluster, as here): the commands of concurrent requests then share fewer, larger writes
 // and reads, which cost the client and Redis less CPU per request (measured
 // with the comparison program in bench/ on two cores: about 5 us less per
 // read-modify-write, 5-10% more of them a second). With Sentinel, the client also asks the sentinels for the primary
@@ -67,7 +67,8 @@ func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Clien
 
 // pipelineMultiplex is the rueidis PipelineMultiplex NewClient sets for a
 // process of procs cores: -1 (one connection) for two or fewer, else 0
-// (rueidis's default, two to four connections).
+// (rueidis's default: for a single server or Sentinel, two connections on
+// three cores, four on four or more; one per node in a cluster).
 func pipelineMultiplex(procs int) int {
 	if procs <= 2 {
 		return -1
