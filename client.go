@@ -25,22 +25,23 @@ const DefaultSentinelRefresh = time.Second
 //	redis://s1:26379?addr=s2:26379&master_set=M  Sentinel
 //
 // with rueidis's query options (protocol=2, dial_timeout, client_name, ...).
-// Two options differ from rueidis's defaults. Client-side caching is off: the
+// Three options differ from rueidis's defaults. Client-side caching is off: the
 // store does not use it, and some servers (and Redis-compatible proxies)
 // refuse CLIENT TRACKING. MaxFlushDelay is DefaultMaxFlushDelay: when several
 // requests are in flight, rueidis waits up to that long after each write to
 // the socket to gather more commands into the next one, which under load
 // saves most of its system calls (a single request in flight is never
 // delayed). On two cores (GOMAXPROCS 2) it sends everything through one
-// connection to each server, where rueidis would open two (it opens one on
-// one core, and one per node in a cluster, as here): the commands of concurrent requests then share fewer, larger writes
-// and reads, which cost the client and Redis less CPU per request (measured
-// with the comparison program in bench/ on two cores: about 5 us less per
-// read-modify-write, 5-10% more of them a second). With Sentinel, the client also asks the sentinels for the primary
-// every DefaultSentinelRefresh: rueidis otherwise follows a failover only by
-// the +switch-master message of the one sentinel it listens to, and a client
-// that misses it keeps writing to the old primary, or to nothing, until it
-// is restarted. Each of adjust, if any, may then change the options, e.g. to set
+// connection to each server, where rueidis would open two (rueidis itself
+// opens one on one core, and one per node in a cluster): the commands of
+// concurrent requests then share fewer, larger writes and reads, which cost
+// the client and Redis less CPU per request (measured with the comparison
+// program in bench/ on two cores: about 5 us less per read-modify-write,
+// 5-10% more of them a second). With Sentinel, the client also asks the
+// sentinels for the primary every DefaultSentinelRefresh: rueidis otherwise
+// follows a failover only by the +switch-master message of the one sentinel
+// it listens to, and a client that misses it keeps writing to the old
+// primary, or to nothing, until it is restarted. Each of adjust, if any, may then change the options, e.g. to set
 // ForceSingleClient for miniredis, a TLS configuration, or MaxFlushDelay 0.
 // The caller owns the client and closes it.
 func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Client, error) {

@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -516,7 +515,7 @@ func (b *hashLayout) guessExpiry(value []byte, ttl int64) {
 	if now, ok := b.clock.now(); ok {
 		exp = now.Unix() + ttl
 	}
-	binary.BigEndian.PutUint32(value[:expiryLen], uint32(exp))
+	putExpiry(value, exp)
 }
 
 func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {

@@ -138,6 +138,12 @@ func expiryOf(v string) time.Time {
 	return time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
 }
 
+// putExpiry writes the expiry unix (seconds) into the first 4 bytes of a
+// stored value, as expiryOf reads it.
+func putExpiry(value []byte, unix int64) {
+	binary.BigEndian.PutUint32(value[:expiryLen], uint32(unix))
+}
+
 // readWithClock runs one read, adding TIME to it when the store's estimate
 // of the server's clock is too old, and returns the read's reply and the
 // server's time.

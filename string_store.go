@@ -2,7 +2,6 @@ package redistore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -72,7 +71,7 @@ func (b *stringLayout) stored(v string) stored {
 // putExpiry writes the expiry of a session saved now for ttl seconds into
 // the first 4 bytes of value, rounding down to the second as HashMode does.
 func (b *stringLayout) putExpiry(value []byte, ttl int64) {
-	binary.BigEndian.PutUint32(value[:expiryLen], uint32(b.now().Unix()+ttl))
+	putExpiry(value, b.now().Unix()+ttl)
 }
 
 // casStringScript is the conditional write of a loaded session and its
