@@ -174,6 +174,25 @@ func (f *fixture) do(t *testing.T, args ...string) {
 	}
 }
 
+// hashes counts the hashes on the fixture's server (its own, so every one is
+// a bucket of the fixture's store).
+func (f *fixture) hashes(t *testing.T) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n := 0
+	for cursor := uint64(0); ; {
+		e, err := f.client.Do(ctx, f.client.B().Scan().Cursor(cursor).Type("hash").Build()).AsScanEntry()
+		if err != nil {
+			t.Fatalf("SCAN: %v", err)
+		}
+		n += len(e.Elements)
+		if cursor = e.Cursor; cursor == 0 {
+			return n
+		}
+	}
+}
+
 // serverNow reads the server's clock, which decides expiry.
 func (f *fixture) serverNow(t *testing.T) time.Time {
 	t.Helper()
