@@ -7,6 +7,7 @@ package redistest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -259,36 +260,74 @@ func (in Install) StartT(tb TB, extra ...string) *Server {
 	return s
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Redis
-// Cluster also uses port+10000 for its bus, so the port is kept below 55536.
+// FreePort returns a TCP port on 127.0.0.1 that is free and reserved for
+// this process until it exits, so that a server started on it can stop and
+// start again on the same port.
 func FreePort() (int, error) {
 	return freePort(false)
 }
 
-// freePort is FreePort, and with bus it also checks that port+10000 is free.
+// freePort is FreePort, and with bus it also reserves port+10000, for the
+// Redis Cluster bus.
+//
+// The port is drawn below the kernel's ephemeral range: a port from
+// Listen(":0") may be handed to any connection's local end, or to another
+// Listen(":0"), while its server is down for a restart, and the server then
+// cannot come back. A reservation is a lock on a file named after the port
+// in a directory every process of the machine shares, held until the
+// process exits, so that test processes running side by side never pick one
+// port.
 func freePort(bus bool) (int, error) {
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if port >= 55536 {
-			l.Close()
+	lo, hi := portRange(bus)
+	for i := 0; i < 500; i++ {
+		port := lo + rand.IntN(hi-lo)
+		if !reserve(port) || bus && !reserve(port+10000) {
 			continue
 		}
-		if bus {
-			bl, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
-			if err != nil {
-				l.Close()
-				continue
-			}
-			bl.Close()
+		if !listenable(port) || bus && !listenable(port+10000) {
+			continue // another program's: it stays reserved, and unused
 		}
-		l.Close()
 		return port, nil
 	}
-	return 0, errors.New("no free port below 55536")
+	return 0, fmt.Errorf("no free port in %d-%d", lo, hi-1)
+}
+
+// portRange is where freePort draws ports from: [10000, the first ephemeral
+// port), less 10000 at the top for a bus port, or the ports above the
+// ephemeral range when it leaves too few below it.
+func portRange(bus bool) (lo, hi int) {
+	lo, hi = 10000, 32768 // Linux's default ephemeral range is 32768-60999
+	ephemeralHi := 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l <= h {
+				hi, ephemeralHi = l, h
+			}
+		}
+	}
+	top := 0
+	if bus {
+		top = 10000
+	}
+	if hi-top-lo >= 1000 {
+		return lo, hi - top
+	}
+	if 65536-top-(ephemeralHi+1) >= 1000 {
+		return ephemeralHi + 1, 65536 - top
+	}
+	return 1024, 65536 - top // no room outside it: take the chance
+}
+
+// listenable reports whether a listener can be opened on the port now.
+func listenable(port int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // Ping sends PING over a fresh connection and expects PONG, or NOAUTH from
