@@ -131,11 +131,13 @@ func TestRedisFailures(t *testing.T) {
 			b.save(t, s, r, sess)
 
 			slept := make(chan error, 1)
-			go func() { _, err := redistest.Do(srv.Addr, "DEBUG", "SLEEP", "1.5"); slept <- err }()
+			go func() { _, err := redistest.DoWithin(srv.Addr, 10*time.Second, "DEBUG", "SLEEP", "6"); slept <- err }()
 			// DEBUG SLEEP must reach the server first: wait until a PING goes
-			// unanswered.
-			waitFor(t, time.Second, "DEBUG SLEEP to block the server", func() bool {
-				_, err := redistest.DoWithin(srv.Addr, 50*time.Millisecond, "PING")
+			// unanswered for half a second (a busy machine can delay a
+			// PING's reply by a few tens of milliseconds), which leaves the
+			// request more than 2*timeout+slack of the sleep.
+			waitFor(t, 2*time.Second, "DEBUG SLEEP to block the server", func() bool {
+				_, err := redistest.DoWithin(srv.Addr, 500*time.Millisecond, "PING")
 				return err != nil
 			})
 			getErr, saveErr, took := request(s, b)

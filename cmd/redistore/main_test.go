@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http/httptest"
 	"strconv"
@@ -190,6 +191,28 @@ func (f *fixture) hashes(t *testing.T) int {
 		if cursor = e.Cursor; cursor == 0 {
 			return n
 		}
+	}
+}
+
+// expire makes a session of the default layout expired on the server's
+// clock (its stored expiry 10 s past) while its bucket keeps its TTL, as a
+// sweep finds a session that ended long ago, however slow the run.
+func (f *fixture) expire(t *testing.T, s seeded) {
+	t.Helper()
+	raw, err := hex.DecodeString(s.id)
+	if err != nil || len(raw) != 16 {
+		t.Fatalf("session ID %q", s.id)
+	}
+	bucket, field := f.prefix+string(raw[:2]), string(raw)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := f.client.Do(ctx, f.client.B().Hget().Key(bucket).Field(field).Build()).AsBytes()
+	if err != nil || len(v) < 4 {
+		t.Fatalf("HGET of the session: %q %v", v, err)
+	}
+	binary.BigEndian.PutUint32(v, uint32(f.serverNow(t).Unix()-10))
+	if err := f.client.Do(ctx, f.client.B().Hset().Key(bucket).FieldValue().FieldValue(field, string(v)).Build()).Error(); err != nil {
+		t.Fatalf("HSET: %v", err)
 	}
 }
 
