@@ -262,17 +262,19 @@ func TestSweepNeverRemovesARenewedSession(t *testing.T) {
 		}})
 		fill(t, s, 200, expireSoon)
 		waitExpiry(t, tg)
+		filled := time.Now()
 		hammered := fill(t, s, 16, 2)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var lost, saves atomic.Int64
+		var lost, stalled, saves atomic.Int64
 		var removed atomic.Int64
 		var wg sync.WaitGroup
 		for i, b := range hammered {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				saved := filled // the last Save of the session began after this
 				for n := 0; ctx.Err() == nil; n++ {
 					r := b.request()
 					sess, err := s.Get(r, "sid")
@@ -281,12 +283,21 @@ func TestSweepNeverRemovesARenewedSession(t *testing.T) {
 						return
 					}
 					if sess.IsNew {
-						lost.Add(1)
+						// A Save with MaxAge 2 keeps the session at least a
+						// second (expiry is in whole seconds): gone sooner is
+						// a loss; later, the machine stalled this goroutine
+						// past the session's end.
+						if time.Since(saved) < time.Second {
+							lost.Add(1)
+						} else {
+							stalled.Add(1)
+						}
 						return
 					}
 					if n%2 == 0 { // alternate changes and pure renewals
 						sess.Values["n"] = fmt.Sprint(i, n)
 					}
+					saved = time.Now()
 					if err := s.Save(r, httptest.NewRecorder(), sess); err != nil {
 						t.Errorf("Save: %v", err)
 						return
@@ -317,8 +328,11 @@ func TestSweepNeverRemovesARenewedSession(t *testing.T) {
 		}
 		// Expired sessions go by Sweep, by writes cleaning their bucket, or
 		// by their field TTL.
-		equal(t, "sessions left", left, len(hammered))
-		t.Logf("%d saves during the sweeps, which removed %d sessions", saves.Load(), removed.Load())
+		if n := len(hammered); left > n || left < n-int(stalled.Load()) {
+			t.Fatalf("%d sessions left, want %d (less those that ended in a stall, %d)", left, n, stalled.Load())
+		}
+		t.Logf("%d saves during the sweeps, which removed %d sessions; %d sessions ended while the machine stalled their requests for over a second",
+			saves.Load(), removed.Load(), stalled.Load())
 	})
 }
 
