@@ -3,6 +3,7 @@ package redistore
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -69,14 +70,15 @@ type Stats struct {
 }
 
 // Bucket is one bar of the sessions-per-bucket histogram: Buckets buckets
-// hold between Min and Max sessions.
+// hold between Min and Max sessions. The last bar has no upper bound: its
+// Max is math.MaxInt.
 type Bucket struct {
 	Min, Max int
 	Buckets  int
 }
 
 // bars are the histogram's upper bounds.
-var bars = []int{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1 << 62}
+var bars = []int{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, math.MaxInt}
 
 // Stats walks the keys under the store's prefix and samples sample of them
 // (DefaultStatsSample when 0) for encodings, memory and value sizes. It reads
@@ -359,7 +361,7 @@ func (st Stats) String() string {
 			label := fmt.Sprintf("%d-%d", b.Min, b.Max)
 			if b.Min == b.Max {
 				label = fmt.Sprint(b.Min)
-			} else if b.Max > 1<<40 {
+			} else if b.Max == math.MaxInt {
 				label = fmt.Sprintf("%d+", b.Min)
 			}
 			bar := make([]byte, max(1, 40*b.Buckets/max(most, 1)))

@@ -428,7 +428,7 @@ func checkListpackEntries(d *facts) finding {
 	if d.statsErr == nil && len(d.stats.PerBucket) > 0 {
 		top := d.stats.PerBucket[len(d.stats.PerBucket)-1]
 		fullest = top.Max
-		if top.Max > 1<<40 {
+		if top.Max == math.MaxInt {
 			fullest, bounded = top.Min, false
 		}
 	}

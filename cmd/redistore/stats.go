@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/redisession/redistore"
@@ -115,7 +116,7 @@ func statsDocument(st redistore.Stats) statsJSON {
 	}
 	for _, b := range st.PerBucket {
 		bar := barJSON{Min: b.Min, Buckets: b.Buckets}
-		if b.Max < 1<<40 { // the last bar's bound is a sentinel, not a number
+		if b.Max != math.MaxInt { // the last bar has no bound
 			hi := b.Max
 			bar.Max = &hi
 		}
