@@ -323,9 +323,9 @@ if doclean then
 		end
 	end
 end
-local need = (ttl + 1) * 1000
-if redis.call('PTTL', key) < need then
-	redis.call('PEXPIRE', key, need + math.min(math.floor(need / 16), 3600000))
+local need = ttl + 1
+if redis.call('PTTL', key) < need * 1000 then
+	redis.call('EXPIRE', key, need + math.min(math.floor(need / 16), 3600))
 end
 `
 

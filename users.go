@@ -210,7 +210,7 @@ if KEYS[IK] and ARGV[IA0] ~= '' then
 		if kv[i] ~= '' and kv[i] ~= ARGV[IA0] and (not d or d < t) then redis.call('HDEL', ix, kv[i]) end
 	end
 	if r[1] == '0' then redis.call('HDEL', ix, '') else redis.call('HSET', ix, '', r[1]) end
-	if redis.call('PTTL', ix) < keep * 1000 then redis.call('PEXPIRE', ix, keep * 1000) end
+	if redis.call('PTTL', ix) < keep * 1000 then redis.call('EXPIRE', ix, keep) end
 end
 `)
 }
