@@ -244,8 +244,13 @@ const (
 //     the earliest expiry it saw;
 //   - when the bucket's TTL would end less than a second after the
 //     session's expiry, it is pushed out to that plus a sixteenth of the
-//     session's lifetime (at most an hour), so that a bucket written often
-//     is given a new TTL about once per sixteenth, not on every write.
+//     session's lifetime (at least a second, at most an hour), so that a
+//     bucket written often is given a new TTL about once per sixteenth, not
+//     on every write. TTLs are read and set in seconds: miniredis on 32-bit
+//     platforms answers and parses milliseconds as 32-bit ints, which a
+//     session of 25 days overflows. TTL rounds to the nearest second (in
+//     miniredis, down), so "TTL < need + 1" holds whenever the time left is
+//     under need seconds.
 //
 // With markread set the marker was read already, into m, by luaGet.
 const luaPut = `
@@ -324,8 +329,8 @@ if doclean then
 	end
 end
 local need = ttl + 1
-if redis.call('PTTL', key) < need * 1000 then
-	redis.call('EXPIRE', key, need + math.min(math.floor(need / 16), 3600))
+if redis.call('TTL', key) < need + 1 then
+	redis.call('EXPIRE', key, need + math.max(1, math.min(math.floor(need / 16), 3600)))
 end
 `
 

@@ -210,7 +210,7 @@ if KEYS[IK] and ARGV[IA0] ~= '' then
 		if kv[i] ~= '' and kv[i] ~= ARGV[IA0] and (not d or d < t) then redis.call('HDEL', ix, kv[i]) end
 	end
 	if r[1] == '0' then redis.call('HDEL', ix, '') else redis.call('HSET', ix, '', r[1]) end
-	if redis.call('PTTL', ix) < keep * 1000 then redis.call('EXPIRE', ix, keep) end
+	if redis.call('TTL', ix) < keep then redis.call('EXPIRE', ix, keep) end
 end
 `)
 }
@@ -291,7 +291,10 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 		} else {
 			// Signing in, a new ID, or an entry due for renewal: the write
 			// adds the entry, before the session.
-			keep := 2*p.ttl + indexSlack
+			// At most 2^31-1 s: a TTL command argument past it is refused
+			// by miniredis on 32-bit platforms; the session's own TTL is
+			// at most MaxAgeLimit (2^30 s), so the entry still outlives it.
+			keep := min(2*p.ttl+indexSlack, math.MaxInt32)
 			p.ix = &indexOp{addKey: s.indexKey(user), add: rawField(session.ID), keep: keep}
 			p.meta.indexUntil = snow + keep
 			p.full = true

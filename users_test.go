@@ -571,3 +571,35 @@ func TestFailedRegenerateKeepsTheSessionListed(t *testing.T) {
 		sameHandles(t, "alice after the failed RegenerateID", handles(t, s, "alice"), s.Handle(sess))
 	})
 }
+
+// TestShorterSessionsNeverShortenTheKeys: a shorter session saved beside a
+// longer one never shortens the keys that hold both, the bucket and the
+// user's index, and the longest MaxAge saves and is indexed. On 32-bit
+// platforms miniredis answers and parses TTLs in milliseconds as 32-bit
+// ints, which a month overflows: CI runs this test with GOARCH=386 too.
+func TestShorterSessionsNeverShortenTheKeys(t *testing.T) {
+	t.Parallel()
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		bucket := tg.prefix + "one"
+		s := newStore(t, tg, Config{UserKey: "uid", HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
+		const month = 30 * 86400
+		s.Options.MaxAge = month
+		signIn(t, s, "alice")
+		s.Options.MaxAge = 3600
+		signIn(t, s, "alice")
+		if ttl := tg.do(t, "TTL", bucket).IntMust(t); ttl < month {
+			t.Fatalf("the bucket of a month's session ends in %d s after an hour's session was saved in it", ttl)
+		}
+		if ttl := tg.do(t, "TTL", s.indexKey("alice")).IntMust(t); ttl < 2*month {
+			t.Fatalf("the index of a month's session ends in %d s after an hour's session was saved", ttl)
+		}
+		equal(t, "alice's sessions", len(handles(t, s, "alice")), 2)
+
+		s.Options.MaxAge = MaxAgeLimit
+		signIn(t, s, "bob")
+		if ttl := tg.do(t, "TTL", s.indexKey("bob")).IntMust(t); ttl < MaxAgeLimit {
+			t.Fatalf("the index of a session of MaxAgeLimit ends in %d s", ttl)
+		}
+		equal(t, "bob's sessions", len(handles(t, s, "bob")), 1)
+	})
+}
