@@ -274,9 +274,9 @@ func FreePort() (int, error) {
 // Listen(":0") may be handed to any connection's local end, or to another
 // Listen(":0"), while its server is down for a restart, and the server then
 // cannot come back. A reservation is a lock on a file named after the port
-// in a directory every process of the machine shares, held until the
-// process exits, so that test processes running side by side never pick one
-// port.
+// in the temporary directory, held until the process exits, so that test
+// processes sharing that directory (on Linux, every process of the machine)
+// never pick one port.
 func freePort(bus bool) (int, error) {
 	lo, hi := portRange(bus)
 	for i := 0; i < 500; i++ {
@@ -318,6 +318,29 @@ func portRange(bus bool) (lo, hi int) {
 		return ephemeralHi + 1, 65536 - top
 	}
 	return 1024, 65536 - top // no room outside it: take the chance
+}
+
+// reserved records the ports this process handed out, on every platform,
+// so that it never hands one out twice, even where no machine-wide lock can
+// be taken.
+var reserved struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// reserve takes a port for this process, reporting false when this process
+// or another one holds it already.
+func reserve(port int) bool {
+	reserved.Lock()
+	defer reserved.Unlock()
+	if reserved.ports[port] || !reserveMachineWide(port) {
+		return false
+	}
+	if reserved.ports == nil {
+		reserved.ports = map[int]bool{}
+	}
+	reserved.ports[port] = true
+	return true
 }
 
 // listenable reports whether a listener can be opened on the port now.
