@@ -199,11 +199,14 @@ func (f *fixture) hashes(t *testing.T) int {
 // sweep finds a session that ended long ago, however slow the run.
 func (f *fixture) expire(t *testing.T, s seeded) {
 	t.Helper()
-	raw, err := hex.DecodeString(s.id)
-	if err != nil || len(raw) != 16 {
-		t.Fatalf("session ID %q", s.id)
+	bucket, err := redistore.BucketKeyGenerator(f.prefix)(s.id)
+	if err != nil {
+		t.Fatal(err)
 	}
-	bucket, field := f.prefix+string(raw[:2]), string(raw)
+	field, err := redistore.RawKeyGenerator("")(s.id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	v, err := f.client.Do(ctx, f.client.B().Hget().Key(bucket).Field(field).Build()).AsBytes()
