@@ -49,15 +49,22 @@ func monotonic() time.Duration { return time.Since(origin) }
 // now returns the server's current time, and false when the estimate is
 // missing, too old or too uncertain to use.
 func (c *serverClock) now() (time.Time, bool) {
+	now, _, ok := c.estimate()
+	return now, ok
+}
+
+// estimate is now, with how far the server's clock may be from it either
+// way.
+func (c *serverClock) estimate() (now time.Time, uncertainty time.Duration, ok bool) {
 	st := c.state.Load()
 	if st == nil || st.uncertainty > maxClockUncertainty {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	elapsed := c.local() - st.at
 	if elapsed >= c.refresh || elapsed < 0 {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
-	return st.server.Add(elapsed), true
+	return st.server.Add(elapsed), st.uncertainty, true
 }
 
 // observe records that the server's clock read server while a call was in

@@ -111,20 +111,28 @@ func (c CompactSerializer) Decode(data []byte, values map[any]any) error {
 }
 
 func (CompactSerializer) decodeString(data string, values map[any]any) error {
+	_, err := decodeCompact(data, values)
+	return err
+}
+
+// decodeCompact decodes data into values; canonical reports that data
+// holds no gob-encoded item, so that the same values always encode to
+// these bytes.
+func decodeCompact(data string, values map[any]any) (canonical bool, err error) {
 	d := decoder{s: data}
 	n, err := d.count(2)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// Keys are nearly always strings, and values often are.
 	d.strs = make([]string, 0, min(2*n, 64))
 	if err := d.mapEntries(values, n, 0); err != nil {
-		return err
+		return false, err
 	}
 	if d.i != len(d.s) {
-		return d.fail("%d trailing bytes", len(d.s)-d.i)
+		return false, d.fail("%d trailing bytes", len(d.s)-d.i)
 	}
-	return nil
+	return !d.gob, nil
 }
 
 // entry is the span of one encoded map entry.
@@ -486,6 +494,7 @@ type decoder struct {
 	i    int
 	strs []string
 	ints []int
+	gob  bool // an item was gob-encoded
 }
 
 // slabSize is the size of a further slab, when the first (sized for the
@@ -628,6 +637,7 @@ func (d *decoder) item(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.gob = true
 		return decodeGobItem(s)
 	}
 	return nil, d.fail("unknown tag %#x", tag)

@@ -20,8 +20,13 @@ import (
 //	[meta]   with bit 2: the block's length as an unsigned varint, then the
 //	         block: the session's start (Unix seconds, 0 unknown) and the
 //	         deadline its user index entry was last given (Unix seconds, 0
-//	         none), both unsigned varints; a reader ignores bytes after the
-//	         fields it knows, so that later releases can add fields
+//	         none), both unsigned varints; then, written by stores with
+//	         Config.UserKey, whose session it is: a length (0: no user, or
+//	         16) and the first 16 bytes of the SHA-256 of the user's ID, as
+//	         the user's index key names it, so that what ends a user's
+//	         sessions never needs to decode their values; a reader ignores
+//	         bytes after the fields it knows, so that later releases can add
+//	         fields
 //	[comp]   with bits 0 and 3: the compressor's ID
 //	rest     the serialized session, or, when compressed, its length as an
 //	         unsigned varint followed by the compressed bytes (one LZ4
@@ -47,15 +52,23 @@ const (
 type envMeta struct {
 	start      int64 // when the session began (Unix seconds); 0: unknown
 	indexUntil int64 // the deadline of its user index entry (Unix seconds); 0: none
+	// user is the digest of the session's user (userDigest), "" for none;
+	// hasUser says the block records it (written by a store with UserKey).
+	user    string
+	hasUser bool
 }
 
 func (m envMeta) empty() bool { return m == envMeta{} }
 
 // appendMeta appends the metadata block of m after a header.
 func appendMeta(dst []byte, m envMeta) []byte {
-	var block [2 * binary.MaxVarintLen64]byte
+	var block [3*binary.MaxVarintLen64 + userDigestLen]byte
 	n := binary.PutUvarint(block[:], uint64(max(m.start, 0)))
 	n += binary.PutUvarint(block[n:], uint64(max(m.indexUntil, 0)))
+	if m.hasUser {
+		n += binary.PutUvarint(block[n:], uint64(len(m.user)))
+		n += copy(block[n:], m.user)
+	}
 	dst = binary.AppendUvarint(dst, uint64(n))
 	return append(dst, block[:n]...)
 }
@@ -78,6 +91,11 @@ func readMeta(body string) (envMeta, string, error) {
 			return envMeta{}, "", fmt.Errorf("%w: bad metadata field", ErrCorrupt)
 		}
 		*f, block = int64(v), block[k:]
+	}
+	// The user: bytes that are not one (a field of a release that never
+	// wrote it) say nothing, and the user is learned from the values.
+	if n, k := uvarintString(block); k > 0 && (n == 0 || n == userDigestLen) && uint64(len(block)-k) >= n {
+		m.user, m.hasUser = block[k:k+int(n)], true
 	}
 	return m, rest, nil
 }

@@ -31,6 +31,8 @@ var envelopeGolden = []struct {
 	{"lz4", "1101" + "f403" + "1f610100ffd2000200b06161616161616161616161", codecCompact, strings.Repeat("a", 500), envMeta{}},
 	{"metadata", "1401" + "0a80e2cfaa06bc85d5aa06" + hex.EncodeToString([]byte("hello")), codecCompact, "hello", envMeta{start: 1700000000, indexUntil: 1700086460}},
 	{"metadata with fields of a later release", "1601" + "0880e2cfaa06000701" + "78797a", codecCompact, "xyz", envMeta{start: 1700000000}},
+	{"metadata with a user", "1401" + "1b80e2cfaa06bc85d5aa0610" + "000102030405060708090a0b0c0d0e0f" + "78797a", codecCompact, "xyz", envMeta{start: 1700000000, indexUntil: 1700086460, user: "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", hasUser: true}},
+	{"metadata with no user, and fields of a later release", "1401" + "0880e2cfaa06000001" + "78797a", codecCompact, "xyz", envMeta{start: 1700000000, hasUser: true}},
 	{"metadata and lz4", "1501" + "0680e2cfaa0600" + "f403" + "1f610100ffd2000200b06161616161616161616161", codecCompact, strings.Repeat("a", 500), envMeta{start: 1700000000}},
 }
 

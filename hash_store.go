@@ -238,10 +238,11 @@ const (
 //     so far in this pass (4 bytes) and the HSCAN cursor. A write never
 //     leaves the marker above its own session's expiry;
 //   - without a field TTL, once the marker's time has passed (or with no
-//     marker), the write removes the expired sessions of the bucket: all of
-//     them in a bucket of up to cleanLimit, else one HSCAN chunk, resuming
-//     where the last write stopped; when a pass is complete the marker is
-//     the earliest expiry it saw;
+//     marker, or one that is not a marker: a pass starts again), the write
+//     removes the expired sessions of the bucket: all of them in a bucket
+//     of up to cleanLimit, else one HSCAN chunk, resuming where the last
+//     write stopped; when a pass is complete the marker is the earliest
+//     expiry it saw;
 //   - when the bucket's TTL would end less than a second after the
 //     session's expiry, it is pushed out to that plus a sixteenth of the
 //     session's lifetime (at least a second, at most an hour), so that a
@@ -274,6 +275,10 @@ if doclean then
 			a, b, c, d = string.byte(m, 5, 8)
 			low = ((a * 256 + b) * 256 + c) * 256 + d
 			cursor = string.sub(m, 9)
+			if not string.match(cursor, '^%d+$') then
+				-- Not a marker this store wrote: as if there were none.
+				dueAt, low, cursor = nil, nil, nil
+			end
 		end
 	end
 	if used == 1 or (dueAt and dueAt > now) then
@@ -338,10 +343,11 @@ var luaPutCode = strings.NewReplacer("CLEAN_LIMIT", strconv.Itoa(cleanLimit), "C
 
 // luaGet is the check before a conditional write or a renewal, inlined:
 // with the locals key, field, now, op and markread, it reads the session
-// and returns {0} when it is gone or expired (the session ended), and for op
-// 'c' {2, ..., stored value} when it is not the expected ARGV value, at
-// index EXPECT. It leaves v holding the stored value and, with markread
-// set, m the bucket's cleaning marker, read by the same HMGET.
+// (for every op but 'w') and returns {0} when it is gone or expired (the
+// session ended), and {2, ..., stored value} when it is not the expected
+// ARGV value, at index EXPECT. It leaves v holding the stored value and,
+// with markread set, m the bucket's cleaning marker, read by the same
+// HMGET.
 const luaGet = `
 local v, m
 if op ~= 'w' then
@@ -359,7 +365,7 @@ if op ~= 'w' then
 		local a, b, c, d = string.byte(v, 1, 4)
 		if ((a * 256 + b) * 256 + c) * 256 + d <= now then return {0, 0, time[1], time[2]} end
 	end
-	if op == 'c' and ARGV[EXPECT] ~= '\0' and v ~= ARGV[EXPECT] then return {2, 0, time[1], time[2], v} end
+	if v ~= ARGV[EXPECT] then return {2, 0, time[1], time[2], v} end
 end
 `
 
@@ -371,10 +377,10 @@ end
 // KEYS[2..3] and ARGV[8..10] the index step (luaIndexAdd, luaIndexDrop),
 // when set.
 // The operations: 'w' writes (a new session); 'c' writes only if the stored
-// value is still ARGV[7] (a loaded session: else it answers what is there
-// now, so that the caller can merge); 't' renews the expiry of the stored
-// session, keeping its value. Neither 'c' nor 't' brings back a session
-// that is gone or expired. It returns {status, used (see luaPut), server
+// value is still ARGV[7] (a session the request holds: else it answers
+// what is there now, so that the caller can merge); 't' renews the expiry
+// of the stored session, keeping its value, on the same condition. Neither
+// 'c' nor 't' brings back a session that is gone or expired. It returns {status, used (see luaPut), server
 // seconds, microseconds[, stored value]}: status 1 written, 0 ended, 2
 // changed since it was loaded.
 var writeScript = rueidis.NewLuaScript(`
@@ -383,7 +389,7 @@ local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
 local body, markread = ARGV[6], doclean and op ~= 'w'
-` + strings.ReplaceAll(luaGet, "EXPECT", "7") + `
+` + strings.ReplaceAll(luaGet, "EXPECT", "7") + luaCheckHashes(2, "key") + `
 if op == 't' then body = v end
 ` + luaIndexAdd(2, 8) + luaPutCode + luaIndexDrop(2, 8) + `
 return {1, used, time[1], time[2]}
@@ -405,7 +411,9 @@ key, field = KEYS[2], ARGV[2]
 local ttl = tonumber(ARGV[3])
 local native, doclean = ARGV[4] == '1', ARGV[5] == '1'
 local body = ARGV[6]
-` + luaIndexAdd(3, 9) + luaPutCode + `
+local t = redis.call('TYPE', key).ok
+if t ~= 'hash' and t ~= 'none' then return redis.error_reply('WRONGTYPE the new session\'s bucket holds a ' .. t) end
+` + luaCheckHashes(3, "") + luaIndexAdd(3, 9) + luaPutCode + `
 if ARGV[1] == '' then
 	redis.call('DEL', KEYS[1])
 else
@@ -435,18 +443,18 @@ func (b *hashLayout) flags() (native, clean string) {
 }
 
 // exec runs a write script and reads its answer, learning from it whether
-// the server has field TTLs and what its clock says. A session that ended
-// is ErrEnded; one that changed since it was loaded is a *conflict with the
-// value stored now.
-func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) error {
+// the server has field TTLs and what its clock says, which it returns. A
+// session that ended is ErrEnded; one that changed since the request's
+// snapshot is a *conflict with the value stored now.
+func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) (time.Time, error) {
 	sent := b.clock.local()
 	v, err := script.Exec(ctx, b.c, keys, args).ToArray()
 	received := b.clock.local()
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if len(v) < 4 {
-		return fmt.Errorf("write script returned %d values", len(v))
+		return time.Time{}, fmt.Errorf("write script returned %d values", len(v))
 	}
 	switch used, _ := v[1].AsInt64(); used {
 	case 1:
@@ -460,18 +468,21 @@ func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args [
 	if err1 == nil && err2 == nil {
 		b.clock.observe(now, sent, received)
 	}
+	if err1 != nil || err2 != nil {
+		return time.Time{}, fmt.Errorf("write script returned no time")
+	}
 	switch status, _ := v[0].AsInt64(); status {
 	case 0:
-		return ErrEnded
+		return now, ErrEnded
 	case 2:
 		if len(v) == 5 {
 			if cur, err := v[4].ToString(); err == nil && len(cur) >= expiryLen {
-				return &conflict{current: hashStored(cur, now)}
+				return now, &conflict{current: hashStored(cur, now)}
 			}
 		}
-		return fmt.Errorf("write script answered a conflict without the stored value")
+		return now, fmt.Errorf("write script answered a conflict without the stored value")
 	}
-	return nil
+	return now, nil
 }
 
 // hashStored describes a stored HashMode value read at the server time now.
@@ -480,24 +491,27 @@ func hashStored(v string, now time.Time) stored {
 	return stored{raw: v, envelope: v[expiryLen:], found: true, expiry: exp.Unix(), left: exp.Sub(now)}
 }
 
-// save writes a session: a new one unconditionally, a loaded one (prev)
-// only if what is stored is still what was loaded.
-func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) error {
+// save writes a session: a new one unconditionally, one the request holds
+// (prev) only if what is stored is still prev. The scripts give the value
+// the expiry now + ttl by the server's clock, which save returns.
+func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) (int64, error) {
 	native, clean := b.flags()
 	op, expect := "w", ""
 	if prev.found {
 		op, expect = "c", prev.raw
 	}
 	b.guessExpiry(value, ttl)
-	return b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(value), expect))
+	now, err := b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(value), expect))
+	return now.Unix() + ttl, err
 }
 
-func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64) error {
+func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64, prev stored) (int64, error) {
 	native, clean := b.flags()
-	return b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t"})
+	now, err := b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t", "", prev.raw})
+	return now.Unix() + ttl, err
 }
 
-func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error {
+func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) (int64, error) {
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
@@ -507,8 +521,9 @@ func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byt
 		op = "c"
 	}
 	b.guessExpiry(value, ttl)
-	return b.exec(ctx, replaceHashScript, ix.keys(old.key, loc.key),
+	now, err := b.exec(ctx, replaceHashScript, ix.keys(old.key, loc.key),
 		ix.args(old.field, loc.field, itoa(ttl), native, clean, bytesToString(value), op, prevOld.raw))
+	return now.Unix() + ttl, err
 }
 
 // guessExpiry puts into the first 4 bytes of value the expiry a write
@@ -523,8 +538,11 @@ func (b *hashLayout) guessExpiry(value []byte, ttl int64) {
 	putExpiry(value, exp)
 }
 
+// load reads a session, judging its expiry by the store's estimate of the
+// server's clock: a session that may have ended within the estimate's
+// uncertainty counts as ended.
 func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
-	res, now := readWithClock(ctx, b.c, b.clock, b.c.B().Hget().Key(loc.key).Field(loc.field).Build())
+	res, now, uncertainty := readWithClock(ctx, b.c, b.clock, b.c.B().Hget().Key(loc.key).Field(loc.field).Build())
 	v, err := res.ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
@@ -536,7 +554,7 @@ func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
 		return stored{}, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
 	}
 	st := hashStored(v, now)
-	if st.left <= 0 {
+	if st.left <= uncertainty {
 		return stored{}, nil
 	}
 	return st, nil
@@ -581,7 +599,8 @@ return {1, 0, time[1], time[2]}
 `)
 
 func (b *hashLayout) removeIf(ctx context.Context, loc location, prev stored) error {
-	return b.exec(ctx, removeIfScript, []string{loc.key}, []string{loc.field, prev.raw})
+	_, err := b.exec(ctx, removeIfScript, []string{loc.key}, []string{loc.field, prev.raw})
+	return err
 }
 
 func (b *hashLayout) remove(ctx context.Context, loc location) error {

@@ -112,16 +112,14 @@ func (s *Store) delete(ctx context.Context, id string) error {
 			// delete it all the same, with no user to tell.
 		}
 		if err == nil && got.found {
-			if values, _, err := s.openValues(got.envelope, nil); err == nil {
-				user, _ = s.userOf(values)
-			}
+			_, user, _ = s.ownerOf(got.envelope)
 		}
 	}
 	if err := s.layout.remove(ctx, loc); err != nil {
 		return redisError("deleting session", err)
 	}
 	if user != "" {
-		s.dropEntries(ctx, []indexEntry{{s.indexKey(user), rawField(id)}})
+		s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(user), rawField(id)}})
 	}
 	return nil
 }

@@ -33,16 +33,17 @@ type layout interface {
 	// load returns what is stored at loc.
 	load(ctx context.Context, loc location) (stored, error)
 	// save stores a value for ttl (whole seconds, at least 1): the envelope
-	// behind reserve() bytes that the layout fills in. A new session (prev
-	// not found) is written as it is; a loaded one only if what is stored
-	// is still prev: else save writes nothing and returns ErrEnded when the
-	// session is gone or expired, or a *conflict holding what is stored now.
-	// With ix set, the same script runs the index step (luaIndex) after its
+	// behind reserve() bytes that the layout fills in, the expiry it
+	// returns (Unix seconds) among them. A new session (prev not found) is
+	// written as it is; one a request holds only if what is stored is still
+	// prev: else save writes nothing and returns ErrEnded when the session
+	// is gone or expired, or a *conflict holding what is stored now. With
+	// ix set, the same script runs the index step (luaIndex) after its
 	// checks and before it writes.
-	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) error
-	// touch extends a stored session to ttl from now, keeping its value; a
-	// session that is gone or expired stays so, and touch returns ErrEnded.
-	touch(ctx context.Context, loc location, ttl int64) error
+	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) (exp int64, err error)
+	// touch extends a stored session to ttl from now, keeping its value, if
+	// what is stored is still prev, answering as save does.
+	touch(ctx context.Context, loc location, ttl int64, prev stored) (exp int64, err error)
 	// remove deletes a session; a location with an empty field in HashMode
 	// names a key of its own (a boj/redistore session being moved).
 	remove(ctx context.Context, loc location) error
@@ -54,7 +55,7 @@ type layout interface {
 	// on different nodes: see replaceInSteps). With prevOld found, only if
 	// what is stored at old is still prevOld, answering as save does; ix
 	// as in save (never in Redis Cluster).
-	replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error
+	replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) (exp int64, err error)
 	// reserve is how many bytes save and replace want before the envelope.
 	reserve() int
 
@@ -94,11 +95,6 @@ type stored struct {
 	found    bool          // false for a missing or expired session
 	expiry   int64         // the session's stored expiry (Unix seconds)
 }
-
-// anyStored, as the raw value a conditional write expects, asks only that
-// the session still exist, whatever it holds (no stored value is a single
-// byte).
-const anyStored = "\x00"
 
 // conflict is what a conditional write of a loaded session returns when the
 // session changed since: current is what is stored now.
@@ -145,11 +141,11 @@ func putExpiry(value []byte, unix int64) {
 }
 
 // readWithClock runs one read, adding TIME to it when the store's estimate
-// of the server's clock is too old, and returns the read's reply and the
-// server's time.
-func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (rueidis.RedisResult, time.Time) {
-	if now, ok := clock.now(); ok {
-		return c.Do(ctx, read), now
+// of the server's clock is too old, and returns the read's reply, the
+// server's time and how far from it the server's clock may be either way.
+func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (rueidis.RedisResult, time.Time, time.Duration) {
+	if now, uncertainty, ok := clock.estimate(); ok {
+		return c.Do(ctx, read), now, uncertainty
 	}
 	sent := clock.local()
 	res := c.DoMulti(ctx, read, c.B().Time().Build())
@@ -157,13 +153,14 @@ func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, re
 	server, err := serverTime(res[1])
 	if err != nil {
 		if res[0].Error() == nil {
-			return rueidis.NewErrorResult(err), time.Time{}
+			return rueidis.NewErrorResult(err), time.Time{}, 0
 		}
-		return res[0], time.Time{}
+		return res[0], time.Time{}, 0
 	}
 	clock.observe(server, sent, received)
-	rtt := received - sent
-	return res[0], server.Add(rtt - rtt/2)
+	rtt := max(received-sent, 0)
+	// The server read its clock somewhere in the call.
+	return res[0], server.Add(rtt - rtt/2), rtt - rtt/2
 }
 
 // peekReplies reads the replies of a peek: the value's read first, TIME
@@ -209,21 +206,22 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 // between leaves the user logged in rather than out, then deletes the old
 // one if it is still prevOld. When it is not (ended or changed), the new
 // session is deleted again, and the answer is removeIf's.
-func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64, prevOld stored) error {
-	if err := l.save(ctx, loc, value, ttl, stored{}, nil); err != nil {
-		return err
+func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64, prevOld stored) (int64, error) {
+	exp, err := l.save(ctx, loc, value, ttl, stored{}, nil)
+	if err != nil {
+		return 0, err
 	}
 	if !prevOld.found {
-		return l.remove(ctx, old)
+		return exp, l.remove(ctx, old)
 	}
-	err := l.removeIf(ctx, old, prevOld)
+	err = l.removeIf(ctx, old, prevOld)
 	var c *conflict
 	if errors.Is(err, ErrEnded) || errors.As(err, &c) {
 		if undo := l.remove(ctx, loc); undo != nil {
-			return undo
+			return 0, undo
 		}
 	}
-	return err
+	return exp, err
 }
 
 // itoa formats a script argument.

@@ -103,6 +103,6 @@ func (s *Store) newFromLegacy(r *http.Request, session *sessions.Session, lid st
 	}
 	session.ID = newID()
 	session.IsNew = false
-	s.attach(r, &sessionState{session: session, id: session.ID, legacyKey: key, legacyRaw: payload, loaded: stored{left: left}})
+	s.attach(r, &sessionState{session: session, phase: phaseLoaded, id: session.ID, legacyKey: key, legacyRaw: payload, snap: snapshot{stored: stored{left: left}}})
 	return session, nil
 }

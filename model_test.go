@@ -367,11 +367,15 @@ func (st mState) step(op mOp, res mRes) (reason string, next mState) {
 		case res.err != "":
 			return "unexpected error: " + res.err, st
 		case res.outcome == OutcomeSkipped:
+			// Skipped: unchanged, or its changes merged into what another
+			// request stored came to what is stored (a key it set that
+			// another set alike, a key it deleted that another deleted or
+			// changed); then it holds what is stored.
 			switch {
 			case op.kind == "regen":
 				return "regen skipped", st
-			case changed:
-				return fmt.Sprintf("change skipped: an unchanged-session skip dropped the changes %v -%v", op.sets, op.dels), st
+			case changed && (!maybe || !maps.Equal(apply(se.vals, op), se.vals)):
+				return fmt.Sprintf("change skipped: a Save dropped the changes %v -%v (stored %v)", op.sets, op.dels, se.vals), st
 			case !maps.Equal(res.vals, op.snap) && (!maybe || !maps.Equal(res.vals, se.vals)):
 				return fmt.Sprintf("wrong values: a skipped Save left %v, neither loaded %v nor stored %v", res.vals, op.snap, se.vals), st
 			}

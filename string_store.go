@@ -69,21 +69,24 @@ func (b *stringLayout) stored(v string) stored {
 }
 
 // putExpiry writes the expiry of a session saved now for ttl seconds into
-// the first 4 bytes of value, rounding down to the second as HashMode does.
-func (b *stringLayout) putExpiry(value []byte, ttl int64) {
-	putExpiry(value, b.now().Unix()+ttl)
+// the first 4 bytes of value, rounding down to the second as HashMode does,
+// and returns it.
+func (b *stringLayout) putExpiry(value []byte, ttl int64) int64 {
+	exp := b.now().Unix() + ttl
+	putExpiry(value, exp)
+	return exp
 }
 
-// casStringScript is the conditional write of a loaded session and its
-// conditional delete: KEYS[1] key, ARGV[1] the expected value; ARGV[2]
-// TTL in seconds and ARGV[3] the new value, or no ARGV[2] to delete. It
-// returns {1} done, {0} gone, or {2, stored value}.
+// casStringScript is the conditional write of a session a request holds
+// and its conditional delete: KEYS[1] key, ARGV[1] the expected value;
+// ARGV[2] TTL in seconds and ARGV[3] the new value, or no ARGV[2] to
+// delete. It returns {1} done, {0} gone, or {2, stored value}.
 var casStringScript = rueidis.NewLuaScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return {0} end
-if ARGV[1] ~= '\0' and v ~= ARGV[1] then return {2, v} end
+if v ~= ARGV[1] then return {2, v} end
 if ARGV[2] then
-` + luaIndexAdd(2, 4) + `
+` + luaCheckHashes(2, "") + luaIndexAdd(2, 4) + `
 	redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
 ` + luaIndexDrop(2, 4) + `
 else
@@ -119,40 +122,44 @@ func (b *stringLayout) answer(res rueidis.RedisResult) error {
 // newStringScript writes a new session with an index step: KEYS[1] key,
 // ARGV[1] TTL in seconds, ARGV[2] value; KEYS[2..3] and ARGV[3..5] the index
 // step (luaIndexAdd, luaIndexDrop).
-var newStringScript = rueidis.NewLuaScript(luaIndexAdd(2, 3) + `
+var newStringScript = rueidis.NewLuaScript(luaCheckHashes(2, "") + luaIndexAdd(2, 3) + `
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
 ` + luaIndexDrop(2, 3) + `
 return {1}
 `)
 
-func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) error {
-	b.putExpiry(value, ttl)
+func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) (int64, error) {
+	exp := b.putExpiry(value, ttl)
 	switch {
 	case !prev.found && ix == nil:
-		return b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
+		return exp, b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
 	case !prev.found:
-		return b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), bytesToString(value))))
+		return exp, b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), bytesToString(value))))
 	}
-	return b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), bytesToString(value))))
+	return exp, b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), bytesToString(value))))
 }
 
 func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {
 	return b.answer(casStringScript.Exec(ctx, b.c, []string{loc.key}, []string{prev.raw}))
 }
 
-// touchStringScript renews a live session: KEYS[1] key, ARGV[1] TTL in
-// seconds, ARGV[2] the new 4-byte expiry. A missing key stays missing.
+// touchStringScript renews a live session if it is still the expected
+// value: KEYS[1] key, ARGV[1] TTL in seconds, ARGV[2] the new 4-byte
+// expiry, ARGV[3] the expected value. A missing key stays missing. It
+// answers as casStringScript.
 var touchStringScript = rueidis.NewLuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local v = redis.call('GET', KEYS[1])
+if not v then return {0} end
+if v ~= ARGV[3] then return {2, v} end
 redis.call('SETRANGE', KEYS[1], 0, ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return {1}
 `)
 
-func (b *stringLayout) touch(ctx context.Context, loc location, ttl int64) error {
-	var exp [expiryLen]byte
-	b.putExpiry(exp[:], ttl)
-	return b.answer(touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(exp[:])}))
+func (b *stringLayout) touch(ctx context.Context, loc location, ttl int64, prev stored) (int64, error) {
+	var e [expiryLen]byte
+	exp := b.putExpiry(e[:], ttl)
+	return exp, b.answer(touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(e[:]), prev.raw}))
 }
 
 func (b *stringLayout) remove(ctx context.Context, loc location) error {
@@ -167,25 +174,25 @@ var replaceStringScript = rueidis.NewLuaScript(`
 if ARGV[3] ~= '' then
 	local v = redis.call('GET', KEYS[1])
 	if not v then return {0} end
-	if ARGV[3] ~= '\0' and v ~= ARGV[3] then return {2, v} end
+	if v ~= ARGV[3] then return {2, v} end
 end
-` + luaIndexAdd(3, 4) + `
+` + luaCheckHashes(3, "") + luaIndexAdd(3, 4) + `
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('DEL', KEYS[1])
 ` + luaIndexDrop(3, 4) + `
 return {1}
 `)
 
-func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) error {
+func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) (int64, error) {
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
-	b.putExpiry(value, ttl)
+	exp := b.putExpiry(value, ttl)
 	expect := ""
 	if prevOld.found {
 		expect = prevOld.raw
 	}
-	return b.answer(replaceStringScript.Exec(ctx, b.c, ix.keys(old.key, loc.key), ix.args(itoa(ttl), bytesToString(value), expect)))
+	return exp, b.answer(replaceStringScript.Exec(ctx, b.c, ix.keys(old.key, loc.key), ix.args(itoa(ttl), bytesToString(value), expect)))
 }
 
 // peek: Redis's TTL, not the stored expiry, ends a StringMode session.

@@ -107,10 +107,23 @@ func (s *Store) userOf(values map[any]any) (string, error) {
 	return u, nil
 }
 
-// indexKey returns the key of a user's index.
-func (s *Store) indexKey(user string) string {
+// userDigestLen is the length of a user's digest.
+const userDigestLen = 16
+
+// userDigest names a user without its ID: the first 16 bytes of the
+// SHA-256 of the ID, as the user's index key (in hexadecimal) and a stored
+// session's metadata (raw) hold it.
+func userDigest(user string) string {
 	h := sha256.Sum256([]byte(user))
-	return s.prefix + indexInfix + hex.EncodeToString(h[:16])
+	return string(h[:userDigestLen])
+}
+
+// indexKey returns the key of a user's index.
+func (s *Store) indexKey(user string) string { return s.indexKeyOf(userDigest(user)) }
+
+// indexKeyOf returns the key of the index of the user with this digest.
+func (s *Store) indexKeyOf(digest string) string {
+	return s.prefix + indexInfix + hex.EncodeToString([]byte(digest))
 }
 
 // isIndexKey reports whether key has the shape of a user index key.
@@ -191,19 +204,22 @@ func (ix *indexOp) args(args ...string) []string {
 const indexCursor = ""
 
 // luaIndexAdd is the first half of the index step of the write scripts,
-// run after their checks and before their writes, so that a failure leaves
-// at most a stale entry: with KEYS[IK] set it adds the entry ARGV[IA] kept
-// ARGV[IA+1] seconds, drops the entries past their deadline in one HSCAN
-// chunk (all of a small hash; a large one chunk by chunk, the cursor kept in
-// the field ""), and makes the key outlive the entry. luaIndexDrop, run
-// after the write, deletes the entry ARGV[IA+2] from KEYS[IK+1].
+// run after their checks (luaCheckHashes among them) and before their
+// writes: with KEYS[IK] set it adds the entry ARGV[IA] kept ARGV[IA+1]
+// seconds, drops the entries past their deadline in one HSCAN chunk (all
+// of a small hash; a large one chunk by chunk, the cursor kept in the field
+// "": one that is not a cursor starts a pass again), and makes the key
+// outlive the entry. luaIndexDrop, run after the write, deletes the entry
+// ARGV[IA+2] from KEYS[IK+1].
 func luaIndexAdd(ik, ia int) string {
 	return indexReplacer(ik, ia).Replace(`
 if KEYS[IK] and ARGV[IA0] ~= '' then
 	local ix, t = KEYS[IK], tonumber(redis.call('TIME')[1])
 	local keep = tonumber(ARGV[IA1])
+	local cursor = redis.call('HGET', ix, '')
+	if not cursor or not string.match(cursor, '^%d+$') then cursor = '0' end
 	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', t + keep, t))
-	local r = redis.call('HSCAN', ix, redis.call('HGET', ix, '') or '0', 'COUNT', 16)
+	local r = redis.call('HSCAN', ix, cursor, 'COUNT', 16)
 	local kv = r[2]
 	for i = 1, #kv, 2 do
 		local d = tonumber(string.sub(kv[i + 1], 1, 10))
@@ -219,6 +235,29 @@ func luaIndexDrop(ik, ia int) string {
 	return indexReplacer(ik, ia).Replace(`
 if KEYS[IK] and ARGV[IA2] ~= '' then redis.call('HDEL', KEYS[IKD], ARGV[IA2]) end
 `)
+}
+
+// luaCheckHashes is what a write script with an index step (KEYS[ik] and
+// KEYS[ik+1] set) checks before its first write: that those keys, and the
+// key the Lua expression also names where it is not empty (the bucket of a
+// new session), are hashes or absent. A key of another type then fails the
+// script before it has written anything, not halfway through (Lua does not
+// roll back).
+func luaCheckHashes(ik int, also string) string {
+	keys := fmt.Sprintf("KEYS[%d], KEYS[%d]", ik, ik+1)
+	if also != "" {
+		keys += ", " + also
+	}
+	return fmt.Sprintf(`
+if KEYS[%d] then
+	for _, k in ipairs({%s}) do
+		local t = redis.call('TYPE', k).ok
+		if t ~= 'hash' and t ~= 'none' then
+			return redis.error_reply('WRONGTYPE a key this write needs holds a ' .. t .. ', not a hash')
+		end
+	end
+end
+`, ik, keys)
 }
 
 func indexReplacer(ik, ia int) *strings.Replacer {
@@ -253,18 +292,22 @@ type writePlan struct {
 var errLifetimeOver = fmt.Errorf("%w: it reached Config.MaxLifetime", ErrEnded)
 
 // plan works out the metadata, lifetime and index steps of a write of
-// session (its ID already the one it is written under) for ttl seconds.
+// session (its ID already the one it is written under) holding user, for
+// ttl seconds, from what the request holds: the index is planned from the
+// user the write stores against the user stored now (the snapshot's), so
+// that the session is on the index of exactly the user it holds.
 func (s *Store) plan(st *sessionState, session *sessions.Session, user string, ttl int64) (writePlan, error) {
 	p := writePlan{ttl: ttl}
 	if s.maxLifetime == 0 && s.userKey == "" {
 		return p, nil
 	}
 	now := time.Now().Unix()
-	p.meta.start = st.meta.start
-	if st.id == "" || p.meta.start == 0 {
+	stored := st.stored()
+	p.meta.start = st.snap.meta.start
+	if !stored || p.meta.start == 0 {
 		// A new session begins now; one written before MaxLifetime or
 		// UserKey was set begins now too, and is written to record it.
-		p.meta.start, p.full = now, st.id != ""
+		p.meta.start, p.full = now, stored
 	}
 	if s.maxLifetime > 0 {
 		left := p.meta.start + s.maxLifetime - now
@@ -273,12 +316,30 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 		}
 		p.ttl = min(ttl, left)
 	}
-	moved := st.id != "" && st.id != session.ID
-	var drop *indexEntry
-	if st.user != "" && (st.user != user || moved) {
-		drop = &indexEntry{s.indexKey(st.user), rawField(st.id)}
+	if s.userKey == "" {
+		return p, nil
 	}
+	digest := ""
 	if user != "" {
+		digest = userDigest(user)
+	}
+	p.meta.user, p.meta.hasUser = digest, true
+	if stored && !st.snap.meta.hasUser {
+		p.full = true // written before the metadata named the user: record it
+	}
+	moved := stored && st.id != session.ID
+	cluster := s.client.Mode() == rueidis.ClientModeCluster
+	var drop *indexEntry
+	// The entry of the user stored now goes when the session leaves that
+	// user or its ID. In Redis Cluster it would go in a step after the
+	// write, and there only for an ID that is gone: a session that changed
+	// users may change back before that step, and must not lose the entry
+	// then; its stale entry is passed over by the user methods and goes at
+	// its deadline.
+	if st.snap.user != "" && (moved || st.snap.user != digest && !cluster) {
+		drop = &indexEntry{s.indexKeyOf(st.snap.user), rawField(st.id)}
+	}
+	if digest != "" {
 		// Entry deadlines are the server's: so is this, as well as the
 		// store knows it.
 		server, ok := s.clock.now()
@@ -286,8 +347,8 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 			server = time.Now()
 		}
 		snow := server.Unix()
-		if user == st.user && !moved && st.meta.indexUntil != 0 && snow+p.ttl+indexSlack <= st.meta.indexUntil {
-			p.meta.indexUntil = st.meta.indexUntil
+		if digest == st.snap.user && !moved && st.snap.meta.indexUntil != 0 && snow+p.ttl+indexSlack <= st.snap.meta.indexUntil {
+			p.meta.indexUntil = st.snap.meta.indexUntil
 		} else {
 			// Signing in, a new ID, or an entry due for renewal: the write
 			// adds the entry, before the session.
@@ -295,7 +356,7 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 			// by miniredis on 32-bit platforms; the session's own TTL is
 			// at most MaxAgeLimit (2^30 s), so the entry still outlives it.
 			keep := min(2*p.ttl+indexSlack, math.MaxInt32)
-			p.ix = &indexOp{addKey: s.indexKey(user), add: rawField(session.ID), keep: keep}
+			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep}
 			p.meta.indexUntil = snow + keep
 			p.full = true
 		}
@@ -303,7 +364,7 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 	if drop == nil {
 		return p, nil
 	}
-	if s.client.Mode() == rueidis.ClientModeCluster {
+	if cluster {
 		p.drops = append(p.drops, *drop) // after the write, in a step of its own
 		return p, nil
 	}
@@ -567,27 +628,56 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 		}
 		return us, false, nil
 	}
-	values, o, err := s.openValues(got.envelope, nil)
+	h, owner, err := s.ownerOf(got.envelope)
 	if err != nil {
 		// Not this store's to judge or to end: leave it, and say so.
 		return us, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
 	}
-	u, err := s.userOf(values)
-	if err != nil {
-		return us, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
-	}
-	if u != user {
-		return us, false, drop() // signed out, or another user's now
-	}
-	if s.maxLifetime > 0 && o.meta.start != 0 && time.Now().Unix() >= o.meta.start+s.maxLifetime {
+	if owner != userDigest(user) {
+		// Signed out, or another user's now: not listed. The entry stays
+		// until its deadline, as the session may come back to this user
+		// (whose write then renews the entry, in Redis Cluster before this
+		// call could drop it).
 		return us, false, nil
+	}
+	if s.pastLifetime(h.meta) {
+		// Past a MaxLifetime lowered since it was written: it ends now
+		// (raised again later, it must not come back).
+		cctx, cancel := s.callContext(ctx)
+		defer cancel()
+		if err := s.removeExpired(cctx, loc, got); err != nil {
+			return us, false, err
+		}
+		return us, false, drop()
 	}
 	us.loc, us.got = loc, got
 	us.info = UserSession{Handle: handleOf(id), Expires: time.Unix(got.expiry, 0)}
-	if o.meta.start != 0 {
-		us.info.Started = time.Unix(o.meta.start, 0)
+	if h.meta.start != 0 {
+		us.info.Started = time.Unix(h.meta.start, 0)
 	}
 	return us, true, nil
+}
+
+// ownerOf returns the header of a stored envelope and the digest of the
+// session's user ("" for none). The metadata names the user; only a
+// session written before it did is decoded to learn it.
+func (s *Store) ownerOf(env string) (header, string, error) {
+	h, err := readHeader(env)
+	if err != nil {
+		return h, "", err
+	}
+	if h.meta.hasUser {
+		return h, h.meta.user, nil
+	}
+	values, _, err := s.openValues(env, nil)
+	if err != nil {
+		return h, "", err
+	}
+	u, err := s.userOf(values)
+	if err != nil || u == "" {
+		return h, "", err
+	}
+	return h, userDigest(u), nil
 }
 
 // endIndexed ends a session found by eachUserSession if it is still as
@@ -610,11 +700,7 @@ func (s *Store) endIndexed(ctx context.Context, user string, us userSession) (en
 		case attempt == MaxMergeAttempts:
 			return false, fmt.Errorf("%w: %d attempts to end a session that kept changing", ErrConflict, attempt)
 		}
-		values, _, err := s.openValues(c.current.envelope, nil)
-		if err != nil {
-			return false, err
-		}
-		if u, err := s.userOf(values); err != nil || u != user {
+		if _, owner, err := s.ownerOf(c.current.envelope); err != nil || owner != userDigest(user) {
 			return false, err // no longer this user's
 		}
 		us.got = c.current

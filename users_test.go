@@ -144,7 +144,12 @@ func TestUserIndexFollowsTheSession(t *testing.T) {
 		b.save(t, s, r, sess)
 		sameHandles(t, "alice after switching to bob", handles(t, s, "alice"))
 		sameHandles(t, "bob after the switch", handles(t, s, "bob"), s.Handle(sess))
-		equal(t, "alice's index entries", tg.do(t, "HLEN", s.indexKey("alice")).IntMust(t), 0)
+		if tg.cluster == nil {
+			// In Redis Cluster the entry stays until its deadline (the
+			// session may come back to alice before a step after the write
+			// could drop it), passed over by the user methods.
+			equal(t, "alice's index entries", tg.do(t, "HLEN", s.indexKey("alice")).IntMust(t), 0)
+		}
 
 		old := s.Handle(sess)
 		sess, r = b.get(t, s, "sid")
@@ -405,7 +410,9 @@ func TestMaxLifetime(t *testing.T) {
 		if sess, _ := b.get(t, short, "sid"); !sess.IsNew {
 			t.Fatal("a session past a lowered MaxLifetime still opens")
 		}
-		lives(t, long, b, "the same session under the longer MaxLifetime")
+		// Found past its lifetime, it ended: raising MaxLifetime again does
+		// not bring it back.
+		ended(t, long, b, "a session found past a lowered MaxLifetime, under the longer one")
 	})
 }
 

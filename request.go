@@ -1,0 +1,482 @@
+package redistore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// What a request holds for each of its sessions, and what Save does with
+// it: one small state machine, the way scs keeps one status per request.
+// Every write path (save, merge, renewal, a new ID, logout, the user index
+// plan) reads the state and moves it on; none works it out again from the
+// session's fields.
+//
+//	phase            Save                        Save, nothing changed        RegenerateID, cleared ID      MaxAge < 0 (logout)
+//	new              store under a new ID        (the same)                   (the same)                    expire the cookie
+//	                 -> written
+//	loaded,          write the changes since     renew the expiry when due,   move to a new ID, the old     delete it; the object
+//	written          the snapshot if it is still if still as in the           one deleted, if still as      becomes a new, empty
+//	                 as in it; else merge them   snapshot (else skip: the     in the snapshot (else         session -> new
+//	                 onto what is stored now     other write renewed it)      merge, retry) -> written
+//	                 and retry -> written
+//	ended            ErrEnded, nothing written   ErrEnded                     ErrEnded                      -> new
+//
+// Any Save that finds the session gone or expired in Redis moves it to
+// ended. After a write the snapshot is what the request wrote, so a second
+// Save in the same request (a handler's, then a middleware's) is an ordinary
+// Save of the changes since the first.
+
+// phase is where a session is in its life, as its request sees it.
+type phase uint8
+
+const (
+	// phaseNew: nothing is stored for the session: the request had no
+	// cookie, or one for a session that no longer exists, or it logged out.
+	phaseNew phase = iota
+	// phaseLoaded: loaded from Redis (or from boj/redistore's key, with
+	// Config.Legacy, to be moved at the first Save).
+	phaseLoaded
+	// phaseWritten: written by this request.
+	phaseWritten
+	// phaseEnded: it ended while the request held it: logged out, revoked
+	// or moved to a new ID elsewhere, expired, or past MaxLifetime.
+	phaseEnded
+)
+
+var phaseNames = [...]string{"new", "loaded", "written", "ended"}
+
+func (p phase) String() string { return nameOf(phaseNames[:], int(p), "unknown") }
+
+// sessionState is what a request holds for one of its sessions, kept in
+// the request's context (gorilla's registry replaces a session's store,
+// so the session itself cannot carry it).
+type sessionState struct {
+	session *sessions.Session
+	next    *sessionState // the state of another session of the request
+
+	phase  phase
+	id     string   // the ID the session is stored under (not in phaseNew)
+	loc    location // where id lives
+	snap   snapshot // what is stored, as the request last saw it
+	cookie string   // a cookie value for id from the current key pair
+
+	legacyKey string // the boj/redistore key a loaded session moves from
+	legacyRaw string // and the value there, as read
+}
+
+// snapshot is a stored session as its request last saw it: loaded, found
+// by a write that conflicted, or written. Conditional writes expect it;
+// merges compute the request's changes against it.
+type snapshot struct {
+	stored                // the value as it is in Redis (raw), its expiry
+	payload        string // its serialized Values
+	codec          byte   // the codec of payload
+	meta           envMeta
+	user           string // the digest of its user (userDigest), "" none
+	incompressible bool   // its envelope says compression did not help
+	// canonical: payload is the only encoding of its values, so that other
+	// bytes of the same codec are other values (JSON, and compact without
+	// gob-encoded items).
+	canonical bool
+}
+
+// stored reports whether the request holds a stored session.
+func (st *sessionState) stored() bool { return st.phase == phaseLoaded || st.phase == phaseWritten }
+
+// stateKey finds a Store's sessionStates in a request's context.
+type stateKey struct{ s *Store }
+
+// attach records st in the request's context, in place, as
+// sessions.GetRegistry does with its registry.
+func (s *Store) attach(r *http.Request, st *sessionState) {
+	key := stateKey{s}
+	st.next, _ = r.Context().Value(key).(*sessionState)
+	*r = *r.WithContext(context.WithValue(r.Context(), key, st))
+}
+
+// stateOf returns what the request holds for session, recording a new
+// state for a session it has not seen.
+func (s *Store) stateOf(r *http.Request, session *sessions.Session) *sessionState {
+	st, _ := r.Context().Value(stateKey{s}).(*sessionState)
+	for ; st != nil; st = st.next {
+		if st.session == session {
+			return st
+		}
+	}
+	st = &sessionState{session: session}
+	s.attach(r, st)
+	return st
+}
+
+func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.Session, regenerate bool) (opInfo, error) {
+	var info opInfo
+	if session.Values == nil {
+		session.Values = map[any]any{}
+	}
+	if _, ok := session.Values[regenerateKey{}]; ok {
+		delete(session.Values, regenerateKey{})
+		regenerate = true
+	}
+	name := session.Name()
+	if !validCookieName(name) {
+		return info, fmt.Errorf("redistore: session name %q is not a valid cookie name", name)
+	}
+	opts := session.Options
+	if opts == nil {
+		opts = s.Options
+	}
+	st := s.stateOf(r, session)
+	if opts.MaxAge < 0 {
+		ctx, cancel := s.callContext(r.Context())
+		defer cancel()
+		err := s.logout(ctx, st, session)
+		// The cookie goes whatever happened: the user asked to be logged out.
+		addSetCookie(w, name, "", opts)
+		info.outcome = OutcomeDeleted
+		return info, err
+	}
+	if st.phase == phaseEnded {
+		return info, fmt.Errorf("%w (found by an earlier Save of this request)", ErrEnded)
+	}
+	// Where the session goes, and what it leaves.
+	var old *location
+	switch {
+	case st.legacyKey != "":
+		old = &location{key: st.legacyKey}
+		if regenerate || session.ID != st.id {
+			session.ID = newID()
+		}
+	case st.phase == phaseNew:
+		// The store never takes an ID it did not issue.
+		session.ID = newID()
+	case regenerate || session.ID != st.id:
+		// A cleared (or replaced) ID is a new ID: the stored session
+		// leaves, as with RegenerateID, rather than stay alive beside it.
+		old = &st.loc
+		session.ID = newID()
+	}
+	loc := st.loc
+	if session.ID != st.id || loc.key == "" {
+		var err error
+		if loc, err = s.locate(session.ID); err != nil {
+			return info, err
+		}
+	}
+	buf := getBuffer()
+	written, ttl, err := s.write(r.Context(), st, session, loc, old, opts, buf, &info)
+	if err == nil || !written {
+		// After a failed write the client may still hold buf in its pipeline:
+		// leave it to the garbage collector.
+		putBuffer(buf)
+	}
+	if err != nil {
+		return info, err
+	}
+	if s.maxLifetime > 0 && int64(opts.MaxAge) > ttl {
+		// The cookie never outlasts the session's lifetime.
+		clamped := *opts
+		clamped.MaxAge = int(ttl)
+		opts = &clamped
+	}
+	return info, s.setCookie(w, st, session, opts)
+}
+
+// logout deletes the session the request holds, whatever its phase (the
+// user asked to be logged out), and makes session a new, empty session for
+// the rest of the request: a later Save stores only what is set after the
+// logout, under a new ID.
+func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.Session) error {
+	var loc location
+	user, id := st.snap.user, st.id
+	switch {
+	case st.legacyKey != "":
+		loc = location{key: st.legacyKey} // its new ID was never stored
+		user = ""
+	case st.phase != phaseNew:
+		loc = st.loc
+	case ValidID(session.ID):
+		// A session this request did not load (saved with another request
+		// value): still the session the application names.
+		id = session.ID
+		if u, err := s.userOf(session.Values); err == nil && u != "" {
+			user = userDigest(u)
+		}
+		var err error
+		if loc, err = s.locate(id); err != nil {
+			return err
+		}
+	}
+	*st = sessionState{session: session, next: st.next}
+	session.ID, session.IsNew = "", true
+	clear(session.Values)
+	if loc.key == "" {
+		return nil
+	}
+	if err := s.layout.remove(ctx, loc); err != nil {
+		return redisError("deleting session", err)
+	}
+	if user != "" {
+		s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(user), rawField(id)}})
+	}
+	return nil
+}
+
+// setCookie sets the session's cookie after a write, encoding it only when
+// the ID changed or was loaded with an old key pair.
+func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sessions.Session, opts *sessions.Options) error {
+	name := session.Name()
+	if st.cookie == "" {
+		v, err := s.codecs[0].Encode(name, []byte(session.ID))
+		if err != nil {
+			return fmt.Errorf("redistore: encoding cookie %q: %w", name, err)
+		}
+		st.cookie = v
+	}
+	if opts.MaxAge > MaxAgeLimit {
+		clamped := *opts
+		clamped.MaxAge = MaxAgeLimit
+		opts = &clamped
+	}
+	addSetCookie(w, name, st.cookie, opts)
+	return nil
+}
+
+// write stores the session if it changed, or renews its expiry if that is
+// due, using buf as scratch; with old set it always writes, and deletes
+// the session at old in the same step. A stored session is written only if
+// it is still as in the request's snapshot; when another request changed
+// it meanwhile, write merges this request's changes into what is stored
+// now and tries again (see merge), up to MaxMergeAttempts times. written
+// reports whether a command may have referenced buf; kept is how long the
+// session is kept.
+func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte, info *opInfo) (written bool, kept int64, err error) {
+	ttl := int64(opts.MaxAge)
+	if ttl == 0 {
+		ttl = s.browserTTL
+	}
+	ttl = min(ttl, maxTTL)
+	var ch *changes // this request's, worked out at the first conflict
+	for attempt := 1; ; attempt++ {
+		var c *conflict
+		// Each attempt has its own deadline: merges under contention are
+		// more calls, not slower ones.
+		actx, cancel := s.callContext(ctx)
+		w, kept, err := s.writeOnce(actx, st, session, loc, old, ttl, buf, info)
+		cancel()
+		written = written || w
+		switch {
+		case err == nil:
+			return written, kept, nil
+		case errors.Is(err, ErrEnded):
+			st.phase = phaseEnded
+			return written, 0, err
+		case !errors.As(err, &c):
+			return written, 0, err
+		case st.legacyKey != "":
+			return written, 0, fmt.Errorf("%w: the boj/redistore session changed while it was moved", ErrConflict)
+		case attempt == MaxMergeAttempts:
+			return written, 0, fmt.Errorf("%w: %d attempts to merge this request's changes failed", ErrConflict, attempt)
+		}
+		if ch == nil {
+			c, err := s.changesOf(st, session.Values)
+			if err != nil {
+				return written, 0, err
+			}
+			ch = &c
+		}
+		if err := s.merge(st, session, c.current, *ch); err != nil {
+			return written, 0, err
+		}
+		info.merges++
+	}
+}
+
+// writeOnce is one attempt of write.
+func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte, info *opInfo) (written bool, kept int64, err error) {
+	user, err := s.userOf(session.Values)
+	if err != nil {
+		return false, 0, err
+	}
+	p, err := s.plan(st, session, user, ttl)
+	if errors.Is(err, errLifetimeOver) {
+		return false, 0, s.endLifetime(ctx, st)
+	}
+	b, err := s.serializer.Encode((*buf)[:0], session.Values)
+	if err != nil {
+		if s.codec == codecCustom {
+			return false, 0, fmt.Errorf("redistore: Serializer: %w", err)
+		}
+		return false, 0, err
+	}
+	*buf = b
+	if len(b) > s.maxLength {
+		return false, 0, fmt.Errorf("%w: %d bytes serialized, MaxLength is %d", ErrTooLarge, len(b), s.maxLength)
+	}
+	payload := b[:len(b):len(b)]
+	if old == nil && st.stored() && (info.merges > 0 || !p.full) && s.unchanged(st, payload, session.Values) {
+		if info.merges > 0 {
+			// Merged into what another request wrote meanwhile, and nothing of
+			// this request's is left to write: that write renewed the
+			// session, with its own lifetime and user.
+			info.outcome = OutcomeSkipped
+			return false, p.ttl, nil
+		}
+		return false, p.ttl, s.renew(ctx, st, loc, p.ttl, info)
+	}
+	ix, err := s.beforeWrite(ctx, p.ix)
+	if err != nil {
+		return false, 0, err
+	}
+
+	// The value goes into the same buffer, after the payload: the bytes the
+	// layout fills in, then the envelope.
+	n := len(st.snap.payload)
+	skipLZ4 := st.snap.incompressible && old == nil && len(payload) >= n/2 && len(payload) <= 2*n
+	var reserved [expiryLen]byte
+	b = append(b, reserved[:s.layout.reserve()]...)
+	b = appendEnvelopeWith(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
+	*buf = b
+	value := b[len(payload):]
+	*info = opInfo{outcome: OutcomeWritten, serializedBytes: len(payload), storedBytes: len(value),
+		compressed: value[s.layout.reserve()]&flagLZ4 != 0, merges: info.merges}
+	var prev stored // the session as the request holds it: written only if still so
+	switch {
+	case st.legacyKey != "":
+		prev = stored{raw: st.legacyRaw, found: true}
+	case st.stored():
+		prev = st.snap.stored
+	}
+	var exp int64
+	if old != nil {
+		exp, err = s.layout.replace(ctx, *old, loc, value, p.ttl, prev, ix)
+	} else {
+		exp, err = s.layout.save(ctx, loc, value, p.ttl, prev, ix)
+	}
+	var c *conflict
+	if err != nil && !errors.Is(err, ErrEnded) && !errors.As(err, &c) {
+		return true, 0, redisError("saving session", err)
+	}
+	if err == nil {
+		st.wrote(session.ID, loc, b, len(payload), exp, p)
+		s.dropEntries(ctx, p.drops)
+	}
+	return true, p.ttl, err
+}
+
+// wrote records a write: the session is stored under id at loc as b holds
+// it (the payload, its first n bytes, then the value, whose expiry the
+// layout reports), and b goes back to the pool.
+func (st *sessionState) wrote(id string, loc location, b []byte, n int, exp int64, p writePlan) {
+	putExpiry(b[n:], exp)
+	kept := string(b)
+	raw := kept[n:]
+	flags := raw[expiryLen] & 0x0f
+	if id != st.id {
+		st.cookie = ""
+	}
+	st.phase, st.id, st.loc, st.legacyKey, st.legacyRaw = phaseWritten, id, loc, "", ""
+	st.snap = snapshot{
+		stored:  stored{raw: raw, found: true, expiry: exp, left: time.Duration(p.ttl) * time.Second},
+		payload: kept[:n], codec: raw[expiryLen+1], meta: p.meta, user: p.meta.user,
+		incompressible: flags&flagIncompressible != 0,
+	}
+}
+
+// unchanged reports whether values, serialized as payload, are what the
+// snapshot holds: the same bytes, or, where a serializer may write the
+// same values in other bytes (gob writes maps in random order), equal
+// values (sameValue: NaN equals NaN).
+func (s *Store) unchanged(st *sessionState, payload []byte, values map[any]any) bool {
+	sn := &st.snap
+	if sn.codec == s.codec {
+		if sn.payload == bytesToString(payload) {
+			return true
+		}
+		if sn.canonical {
+			return false
+		}
+	}
+	was := map[any]any{}
+	if _, err := s.decode(sn.codec, sn.payload, was); err != nil {
+		return false
+	}
+	return sameValues(was, values)
+}
+
+// endLifetime ends a stored session that reached MaxLifetime (its Redis
+// TTL ends it too; this is for a MaxLifetime lowered since it was written).
+func (s *Store) endLifetime(ctx context.Context, st *sessionState) error {
+	if st.stored() {
+		if err := s.removeExpired(ctx, st.loc, st.snap.stored); err != nil {
+			return err
+		}
+		if st.snap.user != "" {
+			s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(st.snap.user), rawField(st.id)}})
+		}
+	}
+	st.phase = phaseEnded
+	return errLifetimeOver
+}
+
+// removeExpired deletes a session past its lifetime: if it is still as
+// found, or, changed meanwhile, all the same.
+func (s *Store) removeExpired(ctx context.Context, loc location, got stored) error {
+	err := s.layout.removeIf(ctx, loc, got)
+	var c *conflict
+	switch {
+	case err == nil, errors.Is(err, ErrEnded):
+		return nil
+	case errors.As(err, &c):
+		if err := s.layout.remove(ctx, loc); err != nil {
+			return redisError("ending session", err)
+		}
+		return nil
+	}
+	return redisError("ending session", err)
+}
+
+// renew renews the expiry of a session that did not change, if that is
+// due (see Config.TouchInterval), and only if it is still as in the
+// snapshot: a renewal of a session another request changed meanwhile
+// would apply this request's lifetime to that request's session.
+func (s *Store) renew(ctx context.Context, st *sessionState, loc location, ttl int64, info *opInfo) error {
+	full := time.Duration(ttl) * time.Second
+	behind := full - st.snap.left
+	window := min(s.touchInterval, full/10)
+	info.outcome = OutcomeSkipped
+	if behind >= 0 && behind < window {
+		return nil
+	}
+	exp, err := s.layout.touch(ctx, loc, ttl, st.snap.stored)
+	var c *conflict
+	switch {
+	case errors.As(err, &c):
+		// Written meanwhile, which renewed it: take what is stored now.
+		if err := s.merge(st, st.session, c.current, changes{}); err != nil {
+			return err
+		}
+		info.merges++
+		return nil
+	case errors.Is(err, ErrEnded):
+		st.phase = phaseEnded
+		return err
+	case err != nil:
+		return redisError("renewing session", err)
+	}
+	st.snap.raw = string(expiryBytes(exp)) + st.snap.raw[expiryLen:]
+	st.snap.expiry, st.snap.left = exp, full
+	info.outcome = OutcomeTouched
+	return nil
+}
+
+// expiryBytes is the 4-byte expiry in front of a stored value.
+func expiryBytes(exp int64) []byte {
+	var b [expiryLen]byte
+	putExpiry(b[:], exp)
+	return b[:]
+}

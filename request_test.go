@@ -1,0 +1,408 @@
+package redistore
+
+import (
+	"context"
+	"encoding/gob"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// The tests of the request's session state (request.go), one per path real
+// applications take, each interleaved by hand on every target, in both
+// modes, with field TTLs on and off. TestModel drives the same paths at
+// random against a model of the README.
+
+// valuesOf loads the browser's session in a fresh request and returns its
+// values, failing when it does not load.
+func valuesOf(t testing.TB, s *Store, b *browser) map[any]any {
+	t.Helper()
+	sess, _ := b.get(t, s, "sid")
+	if sess.IsNew {
+		t.Fatal("the session does not load")
+	}
+	return sess.Values
+}
+
+// outcomes records the outcome of each Save of a store.
+type outcomes struct {
+	mu   sync.Mutex
+	list []Outcome
+}
+
+func (o *outcomes) Observe(_ context.Context, e Event) {
+	if e.Op == OpSave {
+		o.mu.Lock()
+		o.list = append(o.list, e.Outcome)
+		o.mu.Unlock()
+	}
+}
+
+func (o *outcomes) last() Outcome {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.list) == 0 {
+		return 0
+	}
+	return o.list[len(o.list)-1]
+}
+
+// TestLogoutThenSaveStartsAFreshSession: after a logout the session object
+// is a new, empty session; a flash and a Save in the same request store
+// it under a new ID, and the logged-out cookie opens nothing, then or later.
+func TestLogoutThenSaveStartsAFreshSession(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		s := newStore(t, tg, cfg)
+		b, _ := signIn(t, s, "alice")
+		stolen := cookieJar(b.cookies["sid"])
+		sess, r := b.get(t, s, "sid")
+		oldID := sess.ID
+		w := httptest.NewRecorder()
+		sess.Options.MaxAge = -1
+		noErr(t, s.Save(r, w, sess))
+		if sess.ID != "" || len(sess.Values) != 0 || !sess.IsNew {
+			t.Fatalf("after logout: ID %q, %d values, IsNew %v; want a new, empty session", sess.ID, len(sess.Values), sess.IsNew)
+		}
+		sess.Options.MaxAge = 3600
+		sess.AddFlash("you are logged out")
+		noErr(t, s.Save(r, w, sess))
+		if sess.ID == "" || sess.ID == oldID {
+			t.Fatalf("the Save after logout stored the session under ID %q (old %q)", sess.ID, oldID)
+		}
+		cookies := w.Result().Cookies()
+		if len(cookies) != 2 || cookies[0].MaxAge >= 0 || cookies[1].MaxAge != 3600 {
+			t.Fatalf("cookies %v: want the logout's, then the new session's", cookies)
+		}
+		if id, err := s.SessionID("sid", cookies[1].Value); err != nil || id != sess.ID {
+			t.Fatalf("the last cookie names %q (%v), want the new session", id, err)
+		}
+		b.keep(t, w)
+		got := valuesOf(t, s, b)
+		if len(got) != 1 || got["_flash"] == nil {
+			t.Fatalf("the new session holds %v, want only the flash", got)
+		}
+		ended(t, s, stolen, "the logged-out cookie")
+		sameHandles(t, "alice after logout", handles(t, s, "alice"))
+		// Another Save of the same request changes nothing of that.
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		ended(t, s, stolen, "the logged-out cookie after a third Save")
+	})
+}
+
+// TestSecondSaveWritesOnlyItsChanges: a handler's Save, another tab's
+// change, then the middleware's Save (gorilla's sessions.Save): both
+// changes stay, and a sign-out done meanwhile in the other tab is not
+// undone.
+func TestSecondSaveWritesOnlyItsChanges(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		seen := &outcomes{}
+		cfg.Observer = seen
+		s := newStore(t, tg, cfg)
+
+		t.Run("another tab's change stays", func(t *testing.T) {
+			b, _ := signIn(t, s, "alice")
+			sess, r := b.get(t, s, "sid")
+			sess.Values["a"] = 1
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess)) // the handler's
+			other, r2 := b.get(t, s, "sid")
+			other.Values["b"] = 2
+			noErr(t, s.Save(r2, httptest.NewRecorder(), other))
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess)) // the middleware's
+			equal(t, "outcome of a second Save with nothing new", seen.last(), OutcomeSkipped)
+			got := valuesOf(t, s, b)
+			if got["a"] != 1 || got["b"] != 2 {
+				t.Fatalf("stored %v, want a and b", got)
+			}
+			sess.Values["c"] = 3
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess)) // a third, with a change
+			got = valuesOf(t, s, b)
+			if got["a"] != 1 || got["b"] != 2 || got["c"] != 3 {
+				t.Fatalf("stored %v, want a, b and c", got)
+			}
+		})
+		t.Run("a sign-out in another tab is not undone", func(t *testing.T) {
+			b, _ := signIn(t, s, "dave")
+			sess, r := b.get(t, s, "sid")
+			sess.Values["a"] = 1
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+			other, r2 := b.get(t, s, "sid")
+			delete(other.Values, "uid")
+			noErr(t, s.Save(r2, httptest.NewRecorder(), other))
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+			if got := valuesOf(t, s, b); got["uid"] != nil {
+				t.Fatalf("the second Save signed the session in again: %v", got)
+			}
+			sameHandles(t, "dave", handles(t, s, "dave"))
+			n, err := s.DeleteUserSessions(context.Background(), "dave")
+			noErr(t, err)
+			equal(t, "dave's sessions ended", n, 0)
+			lives(t, s, b, "the signed-out session")
+		})
+	})
+}
+
+// TestAccountSwitchThatMergesFollowsTheIndex: signed in as bob; another
+// tab saves a change; this request switches to carol and saves, merging:
+// the session is on carol's list, not bob's, and carol's "log out
+// everywhere" ends it.
+func TestAccountSwitchThatMergesFollowsTheIndex(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		s := newStore(t, tg, cfg)
+		b, _ := signIn(t, s, "bob")
+		sess, r := b.get(t, s, "sid")
+		other, r2 := b.get(t, s, "sid")
+		other.Values["cart"] = "3 items"
+		noErr(t, s.Save(r2, httptest.NewRecorder(), other))
+		sess.Values["uid"] = "carol"
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		if got := valuesOf(t, s, b); got["uid"] != "carol" || got["cart"] != "3 items" {
+			t.Fatalf("stored %v", got)
+		}
+		sameHandles(t, "carol", handles(t, s, "carol"), s.Handle(sess))
+		sameHandles(t, "bob", handles(t, s, "bob"))
+		n, err := s.DeleteUserSessions(context.Background(), "carol")
+		noErr(t, err)
+		equal(t, "carol's sessions ended", n, 1)
+		ended(t, s, b, "carol's session after log out everywhere")
+	})
+}
+
+// TestRenewalRacingAChange: a request loads alice's session with a long
+// MaxAge and a renewal due; another tab switches it to bob with a short
+// MaxAge; the first request saves, unchanged. The renewal must not give
+// bob's session the first request's lifetime: it stays short, on bob's
+// list, and ends when bob's entry would.
+func TestRenewalRacingAChange(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		cfg.TouchInterval = -1 // a renewal on every Save: always due
+		s := newStore(t, tg, cfg)
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["uid"] = "alice"
+		sess.Options.MaxAge = 86400
+		b.save(t, s, r, sess)
+
+		sess, r = b.get(t, s, "sid")
+		sess.Options.MaxAge = 86400
+		other, r2 := b.get(t, s, "sid")
+		other.Values["uid"] = "bob"
+		other.Options.MaxAge = 60
+		saved := time.Now()
+		noErr(t, s.Save(r2, httptest.NewRecorder(), other))
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		if ttl := storedTTL(t, tg, s, sess.ID); ttl > 61*time.Second {
+			t.Fatalf("bob's session is kept %v after the stale renewal, want bob's 60 s", ttl)
+		}
+		nearTTL(t, storedTTL(t, tg, s, sess.ID), 60*time.Second, saved)
+		sameHandles(t, "bob", handles(t, s, "bob"), s.Handle(sess))
+		sameHandles(t, "alice", handles(t, s, "alice"))
+		if got := valuesOf(t, s, b); got["uid"] != "bob" {
+			t.Fatalf("stored %v", got)
+		}
+	})
+}
+
+// TestADeleteDoesNotBeatALaterSet: a key one request deleted stays deleted
+// only if the other did not set it meanwhile; a flash added meanwhile
+// survives another request's reading its flashes.
+func TestADeleteDoesNotBeatALaterSet(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		s := newStore(t, tg, cfg)
+		b := startedSession(t, s)
+
+		sess, r := b.get(t, s, "sid")
+		sess.Values["reset"] = "old"
+		b.save(t, s, r, sess)
+		a, ra := b.get(t, s, "sid")
+		delete(a.Values, "reset")
+		other, rb := b.get(t, s, "sid")
+		other.Values["reset"] = "new"
+		noErr(t, s.Save(rb, httptest.NewRecorder(), other))
+		noErr(t, s.Save(ra, httptest.NewRecorder(), a))
+		if got := valuesOf(t, s, b); got["reset"] != "new" {
+			t.Fatalf("reset is %v after a delete met a later set, want new", got["reset"])
+		}
+		// And a delete of a key nobody else touched still deletes.
+		a, ra = b.get(t, s, "sid")
+		delete(a.Values, "reset")
+		noErr(t, s.Save(ra, httptest.NewRecorder(), a))
+		if got := valuesOf(t, s, b); got["reset"] != nil {
+			t.Fatalf("reset is %v after its delete", got["reset"])
+		}
+
+		sess, r = b.get(t, s, "sid")
+		sess.AddFlash("one")
+		b.save(t, s, r, sess)
+		reader, rr := b.get(t, s, "sid")
+		if f := reader.Flashes(); len(f) != 1 {
+			t.Fatalf("flashes %v", f)
+		}
+		adder, radd := b.get(t, s, "sid")
+		adder.AddFlash("two")
+		noErr(t, s.Save(radd, httptest.NewRecorder(), adder))
+		noErr(t, s.Save(rr, httptest.NewRecorder(), reader))
+		next, rn := b.get(t, s, "sid")
+		f := next.Flashes()
+		if len(f) == 0 || f[len(f)-1] != "two" {
+			t.Fatalf("flashes after the reader saved: %v, want the one added meanwhile", f)
+		}
+		b.save(t, s, rn, next)
+	})
+}
+
+// TestNaNIsNoChange: a value holding NaN that a request never touched is
+// not a change: another request's change to it stands, and an unchanged
+// session holding one is not written.
+func TestNaNIsNoChange(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		seen := &outcomes{}
+		cfg.Observer = seen
+		s := newStore(t, tg, cfg)
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["x"] = math.NaN()
+		sess.Values["in"] = map[string]any{"nan": math.NaN()}
+		sess.Values["y"] = 1
+		b.save(t, s, r, sess)
+
+		sess, r = b.get(t, s, "sid")
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		equal(t, "outcome of an unchanged session holding NaN", seen.last(), OutcomeSkipped)
+
+		a, ra := b.get(t, s, "sid")
+		a.Values["y"] = 2
+		other, rb := b.get(t, s, "sid")
+		other.Values["x"] = 5.0
+		noErr(t, s.Save(rb, httptest.NewRecorder(), other))
+		noErr(t, s.Save(ra, httptest.NewRecorder(), a))
+		got := valuesOf(t, s, b)
+		if got["x"] != 5.0 || got["y"] != 2 {
+			t.Fatalf("stored %v, want x 5 (the other request's) and y 2", got)
+		}
+	})
+}
+
+// mapHolder is an application type holding a map, which gob writes in
+// random order.
+type mapHolder struct{ M map[string]int }
+
+func init() {
+	gob.Register(mapHolder{})
+	gob.Register(map[string]any{})
+}
+
+// TestUnchangedSessionsAreNotRewritten: sessions whose serialized bytes
+// vary from Save to Save (gob's maps, also inside an application type
+// under the compact codec) are not written when nothing changed.
+func TestUnchangedSessionsAreNotRewritten(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		for _, ser := range []Serializer{GobSerializer{}, CompactSerializer{}} {
+			seen := &outcomes{}
+			s := newStore(t, tg, Config{Mode: mode, Serializer: ser, Observer: seen})
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			sess.Values["m"] = map[string]any{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+			sess.Values["t"] = mapHolder{M: map[string]int{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}}
+			b.save(t, s, r, sess)
+			for range 20 {
+				sess, r := b.get(t, s, "sid")
+				noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+				if o := seen.last(); o != OutcomeSkipped {
+					t.Fatalf("%T: an unchanged session was %v", ser, o)
+				}
+			}
+		}
+	})
+}
+
+// TestNilValues: Values set to nil is an empty map everywhere: Save, a
+// Save that merges, RegenerateID and logout.
+func TestNilValues(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		s := newStore(t, tg, cfg)
+		b, _ := signIn(t, s, "alice")
+		a, ra := b.get(t, s, "sid")
+		other, rb := b.get(t, s, "sid")
+		other.Values["theme"] = "dark"
+		noErr(t, s.Save(rb, httptest.NewRecorder(), other))
+		a.Values = nil // a merge is needed: another request saved meanwhile
+		noErr(t, s.Save(ra, httptest.NewRecorder(), a))
+		if got := valuesOf(t, s, b); got["uid"] != nil || got["cart"] != nil || got["theme"] != "dark" {
+			t.Fatalf("stored %v: want what the other request set, and nothing else", got)
+		}
+		a.Values = nil
+		w := httptest.NewRecorder()
+		noErr(t, s.RegenerateID(ra, w, a))
+		b.keep(t, w)
+		a.Values = nil
+		a.Options.MaxAge = -1
+		noErr(t, s.Save(ra, httptest.NewRecorder(), a))
+		fresh := newBrowser()
+		n, r := fresh.get(t, s, "sid")
+		n.Values = nil
+		fresh.save(t, s, r, n)
+		if got := valuesOf(t, s, fresh); len(got) != 0 {
+			t.Fatalf("a new session saved with nil Values holds %v", got)
+		}
+	})
+}
+
+// TestSaveAfterEndedSaysEnded: once a Save found the session ended, every
+// later Save and RegenerateID of the request says so and writes nothing;
+// a logout still works and gives a new session.
+func TestSaveAfterEndedSaysEnded(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		s := newStore(t, tg, cfg)
+		b := startedSession(t, s)
+		sess, r := b.get(t, s, "sid")
+		noErr(t, s.Delete(context.Background(), sess.ID))
+		sess.Values["x"] = 1
+		if err := s.Save(r, httptest.NewRecorder(), sess); !errors.Is(err, ErrEnded) {
+			t.Fatalf("Save of a deleted session: %v", err)
+		}
+		for _, save := range []func(*http.Request, http.ResponseWriter, *sessions.Session) error{s.Save, s.RegenerateID} {
+			w := httptest.NewRecorder()
+			if err := save(r, w, sess); !errors.Is(err, ErrEnded) {
+				t.Fatalf("a later Save of the ended session: %v, want ErrEnded", err)
+			}
+			if len(w.Result().Cookies()) != 0 {
+				t.Fatal("a Save of an ended session set a cookie")
+			}
+		}
+		sess.ID = "" // a cleared ID does not move an ended session anywhere
+		if err := s.Save(r, httptest.NewRecorder(), sess); !errors.Is(err, ErrEnded) {
+			t.Fatalf("a Save of the ended session with a cleared ID: %v, want ErrEnded", err)
+		}
+		ended(t, s, b, "the deleted session")
+		sess.Options.MaxAge = -1
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		sess.Options.MaxAge = 60
+		sess.Values["fresh"] = true
+		w := httptest.NewRecorder()
+		noErr(t, s.Save(r, w, sess))
+		b.keep(t, w)
+		if got := valuesOf(t, s, b); len(got) != 1 || got["fresh"] != true {
+			t.Fatalf("the session after logout holds %v", got)
+		}
+	})
+}
