@@ -259,3 +259,34 @@ func TestWritesJudgeByTheServersClock(t *testing.T) {
 		}
 	})
 }
+
+// TestGetEndsASessionWithinTheClockUncertainty: Get judges a HashMode
+// session's expiry by its estimate of the server's clock; where the
+// estimate cannot tell (the expiry lies within its uncertainty), the
+// session counts as ended, on the safe side.
+func TestGetEndsASessionWithinTheClockUncertainty(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{})
+	mono := withFakeClock(t, tg, s)
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Options.MaxAge = 10
+	b.save(t, s, r, sess)
+	loc, err := s.locate(sess.ID)
+	noErr(t, err)
+	v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()
+	noErr(t, err)
+	exp := expiryOf(v)
+	for _, tt := range []struct {
+		uncertainty time.Duration
+		served      bool
+	}{{50 * time.Millisecond, true}, {200 * time.Millisecond, false}} {
+		// The estimate says the session has 100 ms left.
+		s.clock.state.Store(&clockState{server: exp.Add(-100 * time.Millisecond), at: mono.now(), uncertainty: tt.uncertainty})
+		got, _ := b.get(t, s, "sid")
+		if got.IsNew == tt.served {
+			t.Fatalf("100 ms left by an estimate within %v: served %v, want %v", tt.uncertainty, !got.IsNew, tt.served)
+		}
+	}
+}

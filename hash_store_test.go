@@ -810,3 +810,39 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	st := checkBucket(t, dst, bucket)
 	equal(t, "sessions after the first write", st.sessions, 6)
 }
+
+// TestUnreadableMarkersNeverHalfWrite: a bucket whose cleaning marker is
+// not one the store wrote (its cursor unreadable) is cleaned from the
+// start again; no write fails after it has written (Lua does not roll
+// back): not a Save, not a RegenerateID, not a new session.
+func TestUnreadableMarkersNeverHalfWrite(t *testing.T) {
+	t.Parallel()
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{Buckets: 1, FieldTTL: FieldTTLOff}) // one bucket, cleaned by writes
+		b := startedSession(t, s)
+		sess, r := b.get(t, s, "sid")
+		loc, err := s.locate(sess.ID)
+		noErr(t, err)
+		junk := func() { tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x00\x00\x00\x00\x00junk") }
+
+		junk()
+		sess.Values["n"] = 1
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		if m, _ := tg.do(t, "HGET", loc.key, "").ToString(); strings.Contains(m, "junk") {
+			t.Fatalf("the marker is still %q", m)
+		}
+		equal(t, "n", valuesOf(t, s, b)["n"], any(1))
+
+		junk()
+		old := cookieJar(b.cookies["sid"])
+		sess, r = b.get(t, s, "sid")
+		w := httptest.NewRecorder()
+		noErr(t, s.RegenerateID(r, w, sess))
+		b.keep(t, w)
+		ended(t, s, old, "the old ID after RegenerateID")
+		equal(t, "n after RegenerateID", valuesOf(t, s, b)["n"], any(1))
+
+		junk()
+		startedSession(t, s)
+	})
+}

@@ -1,5 +1,3 @@
-//go:build redistore_model
-
 package redistore
 
 import (
@@ -76,9 +74,9 @@ func TestModel(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg *target) {
 		schedules := *modelSchedules
 		if schedules == 0 {
-			schedules = 60
+			schedules = 150
 			if tg.mini == nil {
-				schedules = 20
+				schedules = 50
 			}
 			if testing.Short() {
 				schedules /= 4

@@ -610,3 +610,59 @@ func TestShorterSessionsNeverShortenTheKeys(t *testing.T) {
 		equal(t, "bob's sessions", len(handles(t, s, "bob")), 1)
 	})
 }
+
+// TestUnreadableIndexesNeverHalfWrite: an index whose cursor field is not
+// a cursor is walked from the start again (the user can still sign in);
+// an index key of another type fails the write that needs it before
+// anything is written: the session keeps its user and stays listed.
+func TestUnreadableIndexesNeverHalfWrite(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		tg.do(t, "HSET", s.indexKey("bob"), "", "junk")
+		b, sess := signIn(t, s, "bob")
+		sameHandles(t, "bob with a junk cursor", handles(t, s, "bob"), s.Handle(sess))
+		for range 3 { // and again, once the cursor is the store's
+			signIn(t, s, "bob")
+		}
+		equal(t, "bob's sessions", len(handles(t, s, "bob")), 4)
+
+		tg.do(t, "SET", s.indexKey("carol"), "not a hash")
+		sess, r := b.get(t, s, "sid")
+		sess.Values["uid"] = "carol"
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("a switch to a user whose index key is a string: no error")
+		}
+		if got := valuesOf(t, s, b); got["uid"] != "bob" {
+			t.Fatalf("the failed switch left %v", got)
+		}
+		equal(t, "bob's sessions after the failed switch", len(handles(t, s, "bob")), 4)
+		tg.do(t, "DEL", s.indexKey("carol"))
+		sess, r = b.get(t, s, "sid")
+		sess.Values["uid"] = "carol"
+		b.save(t, s, r, sess)
+		sameHandles(t, "carol", handles(t, s, "carol"), s.Handle(sess))
+	})
+}
+
+// TestLoweredMaxLifetimeEndsWhatItFinds: DeleteUserSessions under a
+// lowered MaxLifetime ends the sessions past it rather than skip them, so
+// raising MaxLifetime again does not bring them back.
+func TestLoweredMaxLifetimeEndsWhatItFinds(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		long := newStore(t, tg, Config{Mode: mode, UserKey: "uid", MaxLifetime: time.Hour})
+		old, _ := signIn(t, long, "alice")
+		time.Sleep(1100 * time.Millisecond)
+		young, _ := signIn(t, long, "alice")
+		short := newStore(t, tg, Config{Mode: mode, UserKey: "uid", MaxLifetime: time.Second})
+		n, err := short.DeleteUserSessions(context.Background(), "alice")
+		noErr(t, err)
+		if n > 1 { // the young one, unless it too is past the second by now; the old one ended as found
+			t.Fatalf("log out everywhere ended %d sessions, want at most the young one", n)
+		}
+		ended(t, long, old, "the session past the lowered MaxLifetime, under the raised one")
+		ended(t, long, young, "the young session")
+		sameHandles(t, "alice", handles(t, long, "alice"))
+	})
+}

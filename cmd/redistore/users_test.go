@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,4 +96,108 @@ func TestSessionsAndRevoke(t *testing.T) {
 			})
 		}
 	})
+}
+
+// appSecret is an application's type, registered with gob in this test
+// process only: the command, a separate binary, has never heard of it.
+type appSecret struct {
+	Token  string
+	Scopes map[string]bool
+}
+
+func init() { gob.Register(appSecret{}) }
+
+// appCompressor is an application's compressor (LZ4 under an ID of its
+// own), which the command does not have.
+type appCompressor struct{ redistore.Compressor }
+
+func (appCompressor) ID() byte     { return 0x90 }
+func (appCompressor) Name() string { return "app" }
+
+// appSerializer is an application's serializer: gob under another name.
+type appSerializer struct{ redistore.GobSerializer }
+
+// TestRevokeEndsSessionsOfAnyType: the command, built as the binary
+// operators run, lists and ends a user's sessions whatever their values
+// hold (a type it never saw), whoever serialized them (an application's
+// Serializer) and however they are compressed (an application's
+// Compressor): whose session it is comes from the stored metadata, not
+// from the values.
+func TestRevokeEndsSessionsOfAnyType(t *testing.T) {
+	t.Parallel()
+	bin := buildCommand(t)
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		for _, mode := range []redistore.Mode{redistore.HashMode, redistore.StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				f.prefix = randomPrefix()
+				long := strings.Repeat("a scope that compresses well, ", 30)
+				values := map[string]any{"user": "alice", "secret": appSecret{Token: "t0k3n", Scopes: map[string]bool{"read": true, long: true}}}
+				var stores []*redistore.Store
+				var cookies []string
+				for _, cfg := range []redistore.Config{
+					{},                            // an application type, through the compact codec's gob
+					{Serializer: appSerializer{}}, // an application's Serializer
+					{Compressor: appCompressor{redistore.LZ4()}}, // an application's Compressor
+				} {
+					cfg.Client, cfg.KeyPairs, cfg.Mode, cfg.KeyPrefix, cfg.UserKey = f.client, f.pairs, mode, f.prefix, "user"
+					s, err := redistore.New(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					stores = append(stores, s)
+					cookies = append(cookies, seed(t, s, 3600, values).cookie)
+				}
+				m := "--mode=" + mode.String()
+				r := runBinary(t, bin, f, "sessions", "--user", "alice", m)
+				r.wantCode(t, 0)
+				contains(t, "sessions", r.stdout, "3 live session(s)")
+				r = runBinary(t, bin, f, "revoke", "--user", "alice", m)
+				r.wantCode(t, 0)
+				contains(t, "revoke", r.stdout, "ended 3 session(s)")
+				r = runBinary(t, bin, f, "sessions", "--user", "alice", m)
+				contains(t, "sessions after revoke", r.stdout, "no live sessions")
+				for i, s := range stores {
+					req := httptest.NewRequest("GET", "http://example.test/", nil)
+					req.AddCookie(&http.Cookie{Name: defaultCookie, Value: cookies[i]})
+					if sess, _ := s.Get(req, defaultCookie); !sess.IsNew {
+						t.Fatalf("session %d still opens after revoke", i)
+					}
+				}
+			})
+		}
+	})
+}
+
+// buildCommand builds the command as operators run it, a binary of its
+// own, and returns its path.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "redistore")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runBinary runs the built command against the fixture's server, under
+// its prefix.
+func runBinary(t *testing.T, bin string, f *fixture, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, append(args, "--prefix", f.prefix)...)
+	cmd.Env = os.Environ()
+	for k, v := range f.env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s: %v", bin, err)
+	}
+	return result{code, stdout.String(), stderr.String()}
 }
