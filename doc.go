@@ -23,7 +23,12 @@
 // stay in Redis. When a user logs in, call Store.RegenerateID instead of Save
 // (or RegenerateOnSave, where a framework saves the session), so that an ID
 // known before login is worth nothing after it. To log out, set
-// session.Options.MaxAge to -1 and save: the session is deleted in Redis.
+// session.Options.MaxAge to -1 and save: the session is deleted in Redis,
+// and, as with Django's flush, the *sessions.Session becomes a new, empty
+// session for the rest of the request (ID cleared, Values emptied: read
+// what you need before logging out). A later Save in the same request, to
+// show a flash after logging out, stores that under a new ID; the old ID
+// opens nothing, ever.
 //
 // Get follows gorilla's contract: it always returns a usable session. A
 // request without a cookie, or whose session has expired, gets a new session
@@ -66,14 +71,24 @@
 //
 // # Concurrent requests and ended sessions
 //
-// A Save of a session that Get loaded writes only if that session is still
-// stored as it was loaded, checked by the server in the same step as the
-// write. If another request changed it meanwhile, Save merges this request's
-// changes (compared key by key with what it loaded) into what is stored now
-// and tries again, up to MaxMergeAttempts times, then returns ErrConflict. If
-// the session ended meanwhile (logged out, given a new ID, revoked, expired),
-// Save writes nothing, sets no cookie and returns ErrEnded: a request in
-// flight cannot bring an ended session back.
+// What a request holds for its session is one small state: new, loaded,
+// written by this request, or ended. A Save of a loaded or written session
+// writes only if that session is still stored as the request last saw it
+// (as it loaded it, or as its own previous Save wrote it), checked by the
+// server in the same step as the write. If another request changed it
+// meanwhile, Save merges this request's changes into what is stored now
+// and tries again, up to MaxMergeAttempts times, then returns ErrConflict:
+// a key this request set or changed takes its value; a key it deleted is
+// deleted only if it still holds what the request had, so a value (or a
+// flash) another request set meanwhile stands; every other key keeps what
+// is stored. Values compare by content, a NaN equal to a NaN. So a second
+// Save in the same request (a handler's, then gorilla's sessions.Save in a
+// middleware) writes only what changed since the first. A renewal of an
+// unchanged session is conditional in the same way. If the session ended
+// meanwhile (logged out, given a new ID, revoked, expired), Save writes
+// nothing, sets no cookie and returns ErrEnded, and so does every later
+// Save of that request: a request in flight cannot bring an ended session
+// back.
 //
 // # Users' sessions and lifetime
 //
