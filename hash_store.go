@@ -275,8 +275,9 @@ if doclean then
 			a, b, c, d = string.byte(m, 5, 8)
 			low = ((a * 256 + b) * 256 + c) * 256 + d
 			cursor = string.sub(m, 9)
-			if not string.match(cursor, '^%d+$') then
-				-- Not a marker this store wrote: as if there were none.
+			if #cursor > 19 or not string.match(cursor, '^%d+$') then
+				-- Not a marker this store wrote (a cursor is at most 19 digits:
+				-- Redis refuses one past 64 bits): as if there were none.
 				dueAt, low, cursor = nil, nil, nil
 			end
 		end

@@ -844,5 +844,15 @@ func TestUnreadableMarkersNeverHalfWrite(t *testing.T) {
 
 		junk()
 		startedSession(t, s)
+
+		// Digits, but past 64 bits: Redis refuses such a cursor.
+		tg.do(t, "HSET", loc.key, "", "\x00\x00\x00\x00\x00\x00\x00\x0099999999999999999999999")
+		sess, r = b.get(t, s, "sid")
+		sess.Values["n"] = 2
+		sess.Options.MaxAge = 86400 * 60
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		if ttl := time.Duration(tg.do(t, "TTL", loc.key).IntMust(t)) * time.Second; ttl < 60*24*time.Hour {
+			t.Fatalf("bucket TTL %v after a 60-day session was written", ttl)
+		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -482,4 +483,21 @@ func noErr(t testing.TB, err error) {
 	if err != nil {
 		t.Fatalf("unexpected error: %v", err)
 	}
+}
+
+// failingClient fails the next command named one of names, once armed.
+type failingClient struct {
+	rueidis.Client
+	armed atomic.Bool
+	names []string
+}
+
+func (c *failingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	name := cmd.Commands()[0]
+	for _, n := range c.names {
+		if strings.EqualFold(n, name) && c.armed.CompareAndSwap(true, false) {
+			return rueidis.NewErrorResult(errors.New("injected: connection reset"))
+		}
+	}
+	return c.Client.Do(ctx, cmd)
 }

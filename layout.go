@@ -145,7 +145,11 @@ func putExpiry(value []byte, unix int64) {
 // server's time and how far from it the server's clock may be either way.
 func readWithClock(ctx context.Context, c rueidis.Client, clock *serverClock, read rueidis.Completed) (rueidis.RedisResult, time.Time, time.Duration) {
 	if now, uncertainty, ok := clock.estimate(); ok {
-		return c.Do(ctx, read), now, uncertainty
+		sent := clock.local()
+		res := c.Do(ctx, read)
+		// The server read the value somewhere in the call: at the latest,
+		// when the reply came.
+		return res, now.Add(max(clock.local()-sent, 0)), uncertainty
 	}
 	sent := clock.local()
 	res := c.DoMulti(ctx, read, c.B().Time().Build())

@@ -103,6 +103,6 @@ func (s *Store) newFromLegacy(r *http.Request, session *sessions.Session, lid st
 	}
 	session.ID = newID()
 	session.IsNew = false
-	s.attach(r, &sessionState{session: session, phase: phaseLoaded, id: session.ID, legacyKey: key, legacyRaw: payload, snap: snapshot{stored: stored{left: left}}})
+	s.states.set(session, &sessionState{phase: phaseLoaded, id: session.ID, legacyKey: key, legacyRaw: payload, snap: snapshot{stored: stored{left: left}}, maxAge: session.Options.MaxAge})
 	return session, nil
 }

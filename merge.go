@@ -92,10 +92,11 @@ func sameValues(a, b map[any]any) bool {
 
 // sameValue reports whether a request left a value as it was: deep
 // equality as reflect.DeepEqual has it, but reflexive for every value the
-// serializers carry. A NaN equals a NaN (DeepEqual says a value holding
-// one differs from itself, so an untouched NaN would count as a change),
-// and times are equal when they are the same instant in the same zone
-// offset (a decoded time.Time has a Location of its own).
+// serializers carry, and exact about what they keep. A NaN equals a NaN
+// (DeepEqual says a value holding one differs from itself, so an untouched
+// NaN would count as a change), -0 differs from 0, and times are equal when
+// they are the same instant in the same zone offset (a decoded time.Time
+// has a Location of its own).
 func sameValue(a, b any) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
@@ -197,4 +198,8 @@ func deepSame(a, b reflect.Value, seen map[visit]bool, depth int) bool {
 	return a.Pointer() == b.Pointer()
 }
 
-func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+// sameFloat: the same number, as the serializers keep it: a NaN is a NaN,
+// and -0 is not 0 (a request that changed one to the other changed it).
+func sameFloat(a, b float64) bool {
+	return math.Float64bits(a) == math.Float64bits(b) || math.IsNaN(a) && math.IsNaN(b)
+}

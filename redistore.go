@@ -46,6 +46,7 @@ type Store struct {
 	observeUsers  bool
 	compressor    Compressor
 	zstd          *zstdDecoder
+	states        states // what requests hold for their sessions (request.go)
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -129,11 +130,11 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 	}
 	session.ID = id
 	session.IsNew = false
-	st := &sessionState{session: session, phase: phaseLoaded, id: id, loc: loc, snap: s.snapshotOf(got, o, session.Values)}
+	st := &sessionState{phase: phaseLoaded, id: id, loc: loc, snap: s.snapshotOf(got, o, session.Values), maxAge: opts.MaxAge}
 	if current {
 		st.cookie = c.Value
 	}
-	s.attach(r, st)
+	s.states.set(session, st)
 	info.outcome, info.serializedBytes, info.compressed = OutcomeHit, len(o.payload), o.flags&flagLZ4 != 0
 	return session, info, nil
 }
@@ -303,6 +304,9 @@ type regenerateKey struct{}
 // Store, such as framework middleware that saves sessions itself (Echo's
 // session.Get, Buffalo's c.Session().Session).
 func RegenerateOnSave(session *sessions.Session) {
+	if session.Values == nil {
+		session.Values = map[any]any{}
+	}
 	session.Values[regenerateKey{}] = true
 }
 

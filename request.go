@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"sync"
 	"time"
+	"weak"
 
 	"github.com/gorilla/sessions"
 )
@@ -52,18 +55,15 @@ var phaseNames = [...]string{"new", "loaded", "written", "ended"}
 
 func (p phase) String() string { return nameOf(phaseNames[:], int(p), "unknown") }
 
-// sessionState is what a request holds for one of its sessions, kept in
-// the request's context (gorilla's registry replaces a session's store,
-// so the session itself cannot carry it).
+// sessionState is what a request holds for one of its sessions (see
+// states for where it is kept).
 type sessionState struct {
-	session *sessions.Session
-	next    *sessionState // the state of another session of the request
-
 	phase  phase
 	id     string   // the ID the session is stored under (not in phaseNew)
 	loc    location // where id lives
 	snap   snapshot // what is stored, as the request last saw it
 	cookie string   // a cookie value for id from the current key pair
+	maxAge int      // Options.MaxAge as loaded or last saved: a Save with another sets the lifetime
 
 	legacyKey string // the boj/redistore key a loaded session moves from
 	legacyRaw string // and the value there, as read
@@ -88,28 +88,40 @@ type snapshot struct {
 // stored reports whether the request holds a stored session.
 func (st *sessionState) stored() bool { return st.phase == phaseLoaded || st.phase == phaseWritten }
 
-// stateKey finds a Store's sessionStates in a request's context.
-type stateKey struct{ s *Store }
+// states keeps what each request holds for its sessions, keyed by the
+// session object itself, weakly: a state lives as long as its
+// *sessions.Session, and whatever request value a Save is given finds it.
+// (A request's context would not do: gorilla's registry loads a session
+// with the request it was created with, so a handler that saves with a
+// request derived after that, r.WithContext in a router or
+// http.TimeoutHandler, would find nothing and store the loaded session as a
+// new one beside the old.)
+type states struct{ m sync.Map } // weak.Pointer[sessions.Session] -> *sessionState
 
-// attach records st in the request's context, in place, as
-// sessions.GetRegistry does with its registry.
-func (s *Store) attach(r *http.Request, st *sessionState) {
-	key := stateKey{s}
-	st.next, _ = r.Context().Value(key).(*sessionState)
-	*r = *r.WithContext(context.WithValue(r.Context(), key, st))
+// of returns the state of session, nil when there is none.
+func (t *states) of(session *sessions.Session) *sessionState {
+	if v, ok := t.m.Load(weak.Make(session)); ok {
+		return v.(*sessionState)
+	}
+	return nil
+}
+
+// set records st as the state of session until the session is garbage.
+func (t *states) set(session *sessions.Session, st *sessionState) {
+	key := weak.Make(session)
+	if _, loaded := t.m.Swap(key, st); !loaded {
+		runtime.AddCleanup(session, func(key weak.Pointer[sessions.Session]) { t.m.Delete(key) }, key)
+	}
 }
 
 // stateOf returns what the request holds for session, recording a new
 // state for a session it has not seen.
-func (s *Store) stateOf(r *http.Request, session *sessions.Session) *sessionState {
-	st, _ := r.Context().Value(stateKey{s}).(*sessionState)
-	for ; st != nil; st = st.next {
-		if st.session == session {
-			return st
-		}
+func (s *Store) stateOf(session *sessions.Session) *sessionState {
+	st := s.states.of(session)
+	if st == nil {
+		st = &sessionState{}
+		s.states.set(session, st)
 	}
-	st = &sessionState{session: session}
-	s.attach(r, st)
 	return st
 }
 
@@ -130,7 +142,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	if opts == nil {
 		opts = s.Options
 	}
-	st := s.stateOf(r, session)
+	st := s.stateOf(session)
 	if opts.MaxAge < 0 {
 		ctx, cancel := s.callContext(r.Context())
 		defer cancel()
@@ -167,16 +179,22 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 			return info, err
 		}
 	}
-	buf := getBuffer()
-	written, ttl, err := s.write(r.Context(), st, session, loc, old, opts, buf, &info)
+	ttl := int64(opts.MaxAge)
+	if ttl == 0 {
+		ttl = s.browserTTL
+	}
+	sv := saving{session: session, loc: loc, old: old, buf: getBuffer(), ttl: min(ttl, maxTTL),
+		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge}
+	written, ttl, err := s.write(r.Context(), st, &sv, &info)
 	if err == nil || !written {
 		// After a failed write the client may still hold buf in its pipeline:
 		// leave it to the garbage collector.
-		putBuffer(buf)
+		putBuffer(sv.buf)
 	}
 	if err != nil {
 		return info, err
 	}
+	st.maxAge = opts.MaxAge
 	if s.maxLifetime > 0 && int64(opts.MaxAge) > ttl {
 		// The cookie never outlasts the session's lifetime.
 		clamped := *opts
@@ -189,7 +207,8 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 // logout deletes the session the request holds, whatever its phase (the
 // user asked to be logged out), and makes session a new, empty session for
 // the rest of the request: a later Save stores only what is set after the
-// logout, under a new ID.
+// logout, under a new ID. When the delete fails, the session and the state
+// stay as they were, so that the application's retry deletes it.
 func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.Session) error {
 	var loc location
 	user, id := st.snap.user, st.id
@@ -200,8 +219,9 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 	case st.phase != phaseNew:
 		loc = st.loc
 	case ValidID(session.ID):
-		// A session this request did not load (saved with another request
-		// value): still the session the application names.
+		// A session this store did not load or save (built by hand, or
+		// saved with another store): still the session the application
+		// names.
 		id = session.ID
 		if u, err := s.userOf(session.Values); err == nil && u != "" {
 			user = userDigest(u)
@@ -211,18 +231,17 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 			return err
 		}
 	}
-	*st = sessionState{session: session, next: st.next}
+	if loc.key != "" {
+		if err := s.layout.remove(ctx, loc); err != nil {
+			return redisError("deleting session", err)
+		}
+		if user != "" {
+			s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(user), rawField(id)}})
+		}
+	}
+	*st = sessionState{}
 	session.ID, session.IsNew = "", true
 	clear(session.Values)
-	if loc.key == "" {
-		return nil
-	}
-	if err := s.layout.remove(ctx, loc); err != nil {
-		return redisError("deleting session", err)
-	}
-	if user != "" {
-		s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(user), rawField(id)}})
-	}
 	return nil
 }
 
@@ -246,28 +265,30 @@ func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sess
 	return nil
 }
 
+// saving is what one Save writes.
+type saving struct {
+	session *sessions.Session
+	loc     location  // where it goes
+	old     *location // where it leaves, for a new ID or a move; nil: it stays
+	ttl     int64     // seconds it is kept (MaxLifetime may shorten it)
+	// lifetimeSet: the request set another MaxAge than the session had,
+	// so that its lifetime is one of its changes.
+	lifetimeSet bool
+	buf         *[]byte // scratch for the value
+}
+
 // write stores the session if it changed, or renews its expiry if that is
-// due, using buf as scratch; with old set it always writes, and deletes
-// the session at old in the same step. A stored session is written only if
-// it is still as in the request's snapshot; when another request changed
-// it meanwhile, write merges this request's changes into what is stored
-// now and tries again (see merge), up to MaxMergeAttempts times. written
-// reports whether a command may have referenced buf; kept is how long the
-// session is kept.
-func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, opts *sessions.Options, buf *[]byte, info *opInfo) (written bool, kept int64, err error) {
-	ttl := int64(opts.MaxAge)
-	if ttl == 0 {
-		ttl = s.browserTTL
-	}
-	ttl = min(ttl, maxTTL)
+// due; with sv.old set it always writes, and deletes the session at old in
+// the same step. A stored session is written only if it is still as in the
+// request's snapshot; when another request changed it meanwhile, write
+// merges this request's changes into what is stored now and tries again
+// (see merge), up to MaxMergeAttempts times. written reports whether a
+// command may have referenced sv.buf; kept is how long the session is kept.
+func (s *Store) write(ctx context.Context, st *sessionState, sv *saving, info *opInfo) (written bool, kept int64, err error) {
 	var ch *changes // this request's, worked out at the first conflict
 	for attempt := 1; ; attempt++ {
 		var c *conflict
-		// Each attempt has its own deadline: merges under contention are
-		// more calls, not slower ones.
-		actx, cancel := s.callContext(ctx)
-		w, kept, err := s.writeOnce(actx, st, session, loc, old, ttl, buf, info)
-		cancel()
+		w, kept, err := s.writeOnce(ctx, st, sv, info)
 		written = written || w
 		switch {
 		case err == nil:
@@ -283,29 +304,36 @@ func (s *Store) write(ctx context.Context, st *sessionState, session *sessions.S
 			return written, 0, fmt.Errorf("%w: %d attempts to merge this request's changes failed", ErrConflict, attempt)
 		}
 		if ch == nil {
-			c, err := s.changesOf(st, session.Values)
+			c, err := s.changesOf(st, sv.session.Values)
 			if err != nil {
 				return written, 0, err
 			}
 			ch = &c
 		}
-		if err := s.merge(st, session, c.current, *ch); err != nil {
+		if err := s.merge(st, sv.session, c.current, *ch); err != nil {
 			return written, 0, err
 		}
 		info.merges++
 	}
 }
 
-// writeOnce is one attempt of write.
-func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessions.Session, loc location, old *location, ttl int64, buf *[]byte, info *opInfo) (written bool, kept int64, err error) {
+// writeOnce is one attempt of write. Each Redis call has its own deadline
+// (Config.Timeout), from the request's context: merges under contention
+// are more calls, not slower ones, and serializing and compressing a large
+// session takes none of it.
+func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, info *opInfo) (written bool, kept int64, err error) {
+	session := sv.session
 	user, err := s.userOf(session.Values)
 	if err != nil {
 		return false, 0, err
 	}
-	p, err := s.plan(st, session, user, ttl)
+	p, err := s.plan(st, session, user, sv.ttl)
 	if errors.Is(err, errLifetimeOver) {
-		return false, 0, s.endLifetime(ctx, st)
+		cctx, cancel := s.callContext(ctx)
+		defer cancel()
+		return false, 0, s.endLifetime(cctx, st)
 	}
+	buf := sv.buf
 	b, err := s.serializer.Encode((*buf)[:0], session.Values)
 	if err != nil {
 		if s.codec == codecCustom {
@@ -318,17 +346,20 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 		return false, 0, fmt.Errorf("%w: %d bytes serialized, MaxLength is %d", ErrTooLarge, len(b), s.maxLength)
 	}
 	payload := b[:len(b):len(b)]
-	if old == nil && st.stored() && (info.merges > 0 || !p.full) && s.unchanged(st, payload, session.Values) {
-		if info.merges > 0 {
+	merged := info.merges > 0
+	if sv.old == nil && st.stored() && (merged && !sv.lifetimeSet || !p.full) && s.unchanged(st, payload, session.Values) {
+		if merged && !sv.lifetimeSet {
 			// Merged into what another request wrote meanwhile, and nothing of
 			// this request's is left to write: that write renewed the
 			// session, with its own lifetime and user.
 			info.outcome = OutcomeSkipped
 			return false, p.ttl, nil
 		}
-		return false, p.ttl, s.renew(ctx, st, loc, p.ttl, info)
+		return false, p.ttl, s.renew(ctx, st, sv, p.ttl, info)
 	}
-	ix, err := s.beforeWrite(ctx, p.ix)
+	cctx, cancel := s.callContext(ctx)
+	ix, err := s.beforeWrite(cctx, p.ix)
+	cancel()
 	if err != nil {
 		return false, 0, err
 	}
@@ -336,7 +367,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 	// The value goes into the same buffer, after the payload: the bytes the
 	// layout fills in, then the envelope.
 	n := len(st.snap.payload)
-	skipLZ4 := st.snap.incompressible && old == nil && len(payload) >= n/2 && len(payload) <= 2*n
+	skipLZ4 := st.snap.incompressible && sv.old == nil && len(payload) >= n/2 && len(payload) <= 2*n
 	var reserved [expiryLen]byte
 	b = append(b, reserved[:s.layout.reserve()]...)
 	b = appendEnvelopeWith(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
@@ -352,18 +383,24 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, session *sessio
 		prev = st.snap.stored
 	}
 	var exp int64
-	if old != nil {
-		exp, err = s.layout.replace(ctx, *old, loc, value, p.ttl, prev, ix)
+	cctx, cancel = s.callContext(ctx)
+	defer cancel()
+	if sv.old != nil {
+		exp, err = s.layout.replace(cctx, *sv.old, sv.loc, value, p.ttl, prev, ix)
 	} else {
-		exp, err = s.layout.save(ctx, loc, value, p.ttl, prev, ix)
+		exp, err = s.layout.save(cctx, sv.loc, value, p.ttl, prev, ix)
 	}
 	var c *conflict
 	if err != nil && !errors.Is(err, ErrEnded) && !errors.As(err, &c) {
 		return true, 0, redisError("saving session", err)
 	}
 	if err == nil {
-		st.wrote(session.ID, loc, b, len(payload), exp, p)
-		s.dropEntries(ctx, p.drops)
+		st.wrote(session.ID, sv.loc, b, len(payload), exp, p)
+		if len(p.drops) > 0 {
+			dctx, cancel := s.callContext(ctx)
+			s.dropEntries(dctx, p.drops)
+			cancel()
+		}
 	}
 	return true, p.ttl, err
 }
@@ -442,9 +479,12 @@ func (s *Store) removeExpired(ctx context.Context, loc location, got stored) err
 
 // renew renews the expiry of a session that did not change, if that is
 // due (see Config.TouchInterval), and only if it is still as in the
-// snapshot: a renewal of a session another request changed meanwhile
-// would apply this request's lifetime to that request's session.
-func (s *Store) renew(ctx context.Context, st *sessionState, loc location, ttl int64, info *opInfo) error {
+// snapshot: a renewal of a session another request wrote meanwhile would
+// apply this request's lifetime to that request's session. Then the
+// session merges what is stored now and the Save ends there, unless the
+// request set the lifetime itself: then write tries again on what is
+// stored now, planning the user index for that lifetime.
+func (s *Store) renew(ctx context.Context, st *sessionState, sv *saving, ttl int64, info *opInfo) error {
 	full := time.Duration(ttl) * time.Second
 	behind := full - st.snap.left
 	window := min(s.touchInterval, full/10)
@@ -452,18 +492,20 @@ func (s *Store) renew(ctx context.Context, st *sessionState, loc location, ttl i
 	if behind >= 0 && behind < window {
 		return nil
 	}
-	exp, err := s.layout.touch(ctx, loc, ttl, st.snap.stored)
+	cctx, cancel := s.callContext(ctx)
+	exp, err := s.layout.touch(cctx, sv.loc, ttl, st.snap.stored)
+	cancel()
 	var c *conflict
 	switch {
+	case errors.As(err, &c) && sv.lifetimeSet:
+		return err
 	case errors.As(err, &c):
-		// Written meanwhile, which renewed it: take what is stored now.
-		if err := s.merge(st, st.session, c.current, changes{}); err != nil {
+		if err := s.merge(st, sv.session, c.current, changes{}); err != nil {
 			return err
 		}
 		info.merges++
 		return nil
 	case errors.Is(err, ErrEnded):
-		st.phase = phaseEnded
 		return err
 	case err != nil:
 		return redisError("renewing session", err)

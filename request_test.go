@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -190,14 +191,13 @@ func TestRenewalRacingAChange(t *testing.T) {
 		cfg.UserKey = "uid"
 		cfg.TouchInterval = -1 // a renewal on every Save: always due
 		s := newStore(t, tg, cfg)
+		s.Options.MaxAge = 86400 // the site's lifetime
 		b := newBrowser()
 		sess, r := b.get(t, s, "sid")
 		sess.Values["uid"] = "alice"
-		sess.Options.MaxAge = 86400
 		b.save(t, s, r, sess)
 
 		sess, r = b.get(t, s, "sid")
-		sess.Options.MaxAge = 86400
 		other, r2 := b.get(t, s, "sid")
 		other.Values["uid"] = "bob"
 		other.Options.MaxAge = 60
@@ -363,6 +363,11 @@ func TestNilValues(t *testing.T) {
 		if got := valuesOf(t, s, fresh); len(got) != 0 {
 			t.Fatalf("a new session saved with nil Values holds %v", got)
 		}
+		n, r = fresh.get(t, s, "sid")
+		n.Values = nil
+		RegenerateOnSave(n) // as framework middleware does
+		fresh.save(t, s, r, n)
+		valuesOf(t, s, fresh)
 	})
 }
 
@@ -404,5 +409,172 @@ func TestSaveAfterEndedSaysEnded(t *testing.T) {
 		if got := valuesOf(t, s, b); len(got) != 1 || got["fresh"] != true {
 			t.Fatalf("the session after logout holds %v", got)
 		}
+	})
+}
+
+// routeKey marks a request value derived by a router.
+type routeKey struct{}
+
+// TestSaveWithADerivedRequest: gorilla's registry loads a session with the
+// request value it was created with; a handler that saves with a request
+// derived after that (r.WithContext in a router, http.TimeoutHandler) still
+// saves the session it loaded: the same ID, conditionally, and a logout
+// through it ends it.
+func TestSaveWithADerivedRequest(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		s := newStore(t, tg, cfg)
+
+		t.Run("Saves keep the ID, and a logout ends it", func(t *testing.T) {
+			b, first := signIn(t, s, "alice")
+			stolen := cookieJar(b.cookies["sid"])
+			for i := range 3 {
+				r := b.request()
+				s.Get(r, "prefs") // a middleware's session: the registry is made on r
+				r2 := r.WithContext(context.WithValue(r.Context(), routeKey{}, i))
+				sess, err := s.Get(r2, "sid")
+				noErr(t, err)
+				sess.Values["n"] = i
+				b.save(t, s, r2, sess)
+				equal(t, "ID after a Save with a derived request", sess.ID, first.ID)
+			}
+			sameHandles(t, "alice", handles(t, s, "alice"), s.Handle(first))
+			r := b.request()
+			s.Get(r, "prefs")
+			r2 := r.WithContext(context.WithValue(r.Context(), routeKey{}, "logout"))
+			sess, _ := s.Get(r2, "sid")
+			sess.Options.MaxAge = -1
+			b.save(t, s, r2, sess)
+			ended(t, s, stolen, "the cookie from before the logout")
+			sameHandles(t, "alice after logout", handles(t, s, "alice"))
+		})
+		t.Run("a session ended meanwhile stays ended", func(t *testing.T) {
+			b, _ := signIn(t, s, "bob")
+			r := b.request()
+			s.Get(r, "prefs")
+			r2 := r.WithContext(context.WithValue(r.Context(), routeKey{}, "route"))
+			sess, err := s.Get(r2, "sid")
+			noErr(t, err)
+			n, err := s.DeleteUserSessions(context.Background(), "bob")
+			noErr(t, err)
+			equal(t, "ended", n, 1)
+			sess.Values["cart"] = "3 items"
+			if err := s.Save(r2, httptest.NewRecorder(), sess); !errors.Is(err, ErrEnded) {
+				t.Fatalf("Save with a derived request after log out everywhere: %v, want ErrEnded", err)
+			}
+			ended(t, s, b, "bob's session")
+		})
+		t.Run("through http.TimeoutHandler", func(t *testing.T) {
+			b, first := signIn(t, s, "carol")
+			stolen := cookieJar(b.cookies["sid"])
+			inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sess, _ := s.Get(r, "sid")
+				sess.Values["visits"] = 1
+				if err := sess.Save(r, w); err != nil {
+					t.Errorf("Save: %v", err)
+				}
+			})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s.Get(r, "prefs")
+				http.TimeoutHandler(inner, 5*time.Second, "timeout").ServeHTTP(w, r)
+			})
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, b.request())
+			b.keep(t, w)
+			lives(t, s, stolen, "the session saved through http.TimeoutHandler, under its ID")
+			sameHandles(t, "carol", handles(t, s, "carol"), s.Handle(first))
+		})
+	})
+}
+
+// TestLogoutThatFailsCanBeRetried: a logout whose delete fails returns the
+// error and leaves the session as it was, so that the application's retry
+// deletes it.
+func TestLogoutThatFailsCanBeRetried(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		fc := &failingClient{Client: tg.client, names: []string{"EVALSHA", "EVAL", "UNLINK"}}
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: fc})
+		b, _ := signIn(t, s, "alice")
+		stolen := cookieJar(b.cookies["sid"])
+		sess, r := b.get(t, s, "sid")
+		sess.Options.MaxAge = -1
+		fc.armed.Store(true)
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("a logout whose delete failed: no error")
+		}
+		if sess.ID == "" {
+			t.Fatal("a logout whose delete failed cleared the session's ID")
+		}
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess)) // the application retries
+		ended(t, s, stolen, "the session after the retried logout")
+		sameHandles(t, "alice", handles(t, s, "alice"))
+	})
+}
+
+// TestNegativeZeroIsAChange: 0 changed to -0 (or back) is a change: written,
+// and kept through a merge.
+func TestNegativeZeroIsAChange(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		for _, ser := range []Serializer{CompactSerializer{}, GobSerializer{}} {
+			seen := &outcomes{}
+			s := newStore(t, tg, Config{Mode: mode, Serializer: ser, Observer: seen})
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			sess.Values["f"] = 0.0
+			sess.Values["t"] = mapHolder{M: map[string]int{"a": 1, "b": 2}} // gob inside: not canonical
+			b.save(t, s, r, sess)
+			sess, r = b.get(t, s, "sid")
+			sess.Values["f"] = math.Copysign(0, -1)
+			noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+			equal(t, "outcome of 0 -> -0", seen.last(), OutcomeWritten)
+			if f := valuesOf(t, s, b)["f"].(float64); !math.Signbit(f) {
+				t.Fatalf("%T: stored %v, want -0", ser, f)
+			}
+			a, ra := b.get(t, s, "sid")
+			a.Values["f"] = 0.0
+			other, rb := b.get(t, s, "sid")
+			other.Values["x"] = 1
+			noErr(t, s.Save(rb, httptest.NewRecorder(), other))
+			noErr(t, s.Save(ra, httptest.NewRecorder(), a))
+			if f := valuesOf(t, s, b)["f"].(float64); math.Signbit(f) {
+				t.Fatalf("%T: a merge lost the change of -0 to 0", ser)
+			}
+		}
+	})
+}
+
+// TestALifetimeARequestSetsIsApplied: a request that sets the session's
+// lifetime itself ("remember me") and meets another request's write
+// meanwhile still gets it: the lifetime is one of its changes. The user
+// index is planned for it, so the entry outlives the session.
+func TestALifetimeARequestSetsIsApplied(t *testing.T) {
+	t.Parallel()
+	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+		cfg.UserKey = "uid"
+		s := newStore(t, tg, cfg)
+		s.Options.MaxAge = 3600
+		b, _ := signIn(t, s, "alice")
+		sess, r := b.get(t, s, "sid")
+		sess.Options.MaxAge = 30 * 86400 // remember me
+		other, r2 := b.get(t, s, "sid")
+		other.Values["cart"] = "3 items"
+		noErr(t, s.Save(r2, httptest.NewRecorder(), other))
+		saved := time.Now()
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		nearTTL(t, storedTTL(t, tg, s, sess.ID), 30*24*time.Hour, saved)
+		if got := valuesOf(t, s, b); got["cart"] != "3 items" {
+			t.Fatalf("stored %v: the other request's change is lost", got)
+		}
+		entry, err := tg.do(t, "HGET", s.indexKey("alice"), rawField(sess.ID)).ToString()
+		noErr(t, err)
+		deadline, err := strconv.ParseInt(entry[:10], 10, 64)
+		noErr(t, err)
+		if exp := tg.now().Add(storedTTL(t, tg, s, sess.ID)); time.Unix(deadline, 0).Before(exp) {
+			t.Fatalf("alice's index entry ends at %v, before her session (%v)", time.Unix(deadline, 0), exp)
+		}
+		sameHandles(t, "alice", handles(t, s, "alice"), s.Handle(sess))
 	})
 }

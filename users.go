@@ -217,7 +217,7 @@ if KEYS[IK] and ARGV[IA0] ~= '' then
 	local ix, t = KEYS[IK], tonumber(redis.call('TIME')[1])
 	local keep = tonumber(ARGV[IA1])
 	local cursor = redis.call('HGET', ix, '')
-	if not cursor or not string.match(cursor, '^%d+$') then cursor = '0' end
+	if not cursor or #cursor > 19 or not string.match(cursor, '^%d+$') then cursor = '0' end
 	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', t + keep, t))
 	local r = redis.call('HSCAN', ix, cursor, 'COUNT', 16)
 	local kv = r[2]
@@ -480,9 +480,10 @@ func (s *Store) deleteUserSessions(ctx context.Context, user string, end func(ha
 
 func (s *Store) endUserSessions(ctx context.Context, user string, end func(handle string) bool) (int, error) {
 	n := 0
-	seen := map[string]bool{}
+	p := &userPass{settled: map[string]bool{}, met: map[string]bool{}}
+	var errs []error
 	for range deleteUserPasses {
-		fresh, err := s.eachUserSession(ctx, user, seen, func(ctx context.Context, us userSession) error {
+		fresh, err := s.eachUserSession(ctx, user, p, func(ctx context.Context, us userSession) error {
 			if !end(us.info.Handle) {
 				return nil
 			}
@@ -492,11 +493,26 @@ func (s *Store) endUserSessions(ctx context.Context, user string, end func(handl
 			}
 			return err
 		})
-		if err != nil || fresh == 0 {
-			return n, err
+		// A failure in one pass (a session it could not decode, say) does
+		// not stop the next: it may find a session that got a new ID.
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if fresh == 0 {
+			return n, errors.Join(errs...)
 		}
 	}
-	return n, fmt.Errorf("%w: the user's sessions kept getting new IDs through %d passes; some may be left", ErrConflict, deleteUserPasses)
+	errs = append(errs, fmt.Errorf("%w: the user's sessions kept getting new IDs through %d passes; some may be left", ErrConflict, deleteUserPasses))
+	return n, errors.Join(errs...)
+}
+
+// userPass is what the passes of DeleteUserSessions know of a user's index
+// entries: those settled (ended, gone, another user's now, or failed) are
+// not checked again; those met but not settled (a session on its way in,
+// in Redis Cluster, where the entry is written first) are, and a pass that
+// meets no new entry is the last.
+type userPass struct {
+	settled, met map[string]bool
 }
 
 // userSession is one live session of a user found through the index.
@@ -507,11 +523,10 @@ type userSession struct {
 	got   stored
 }
 
-// eachUserSession calls fn for every live session of user in its index,
-// dropping the entries of sessions that ended or moved to another user.
-// With seen, it skips the entries in it, adds the others, and returns how
-// many it added.
-func (s *Store) eachUserSession(ctx context.Context, user string, seen map[string]bool, fn func(context.Context, userSession) error) (fresh int, err error) {
+// eachUserSession calls fn for every live session of user in its index.
+// With p, it skips the entries p says are settled, records what it learns
+// there, and returns how many entries it met for the first time.
+func (s *Store) eachUserSession(ctx context.Context, user string, p *userPass, fn func(context.Context, userSession) error) (fresh int, err error) {
 	if s.userKey == "" {
 		return 0, ErrNoUserIndex
 	}
@@ -522,11 +537,11 @@ func (s *Store) eachUserSession(ctx context.Context, user string, seen map[strin
 	}
 	var fields []string
 	for field := range entries {
-		if field == indexCursor || seen != nil && seen[field] {
+		if field == indexCursor || p != nil && p.settled[field] {
 			continue
 		}
-		if seen != nil {
-			seen[field] = true
+		if p != nil && !p.met[field] {
+			p.met[field] = true
 			fresh++
 		}
 		fields = append(fields, field)
@@ -534,9 +549,10 @@ func (s *Store) eachUserSession(ctx context.Context, user string, seen map[strin
 	// Check the sessions at once (rueidis pipelines the concurrent loads
 	// into few round trips), then hand them to fn one by one.
 	type checked struct {
-		us   userSession
-		live bool
-		err  error
+		us      userSession
+		live    bool
+		pending bool
+		err     error
 	}
 	results := make([]checked, len(fields))
 	var wg sync.WaitGroup
@@ -547,18 +563,21 @@ func (s *Store) eachUserSession(ctx context.Context, user string, seen map[strin
 		go func() {
 			defer func() { <-limit; wg.Done() }()
 			r := &results[i]
-			r.us, r.live, r.err = s.indexedSession(ctx, user, indexEntry{key, field}, entries[field])
+			r.us, r.live, r.pending, r.err = s.indexedSession(ctx, user, indexEntry{key, field}, entries[field])
 		}()
 	}
 	wg.Wait()
 	var errs []error
-	for _, r := range results {
+	for i, r := range results {
 		err := r.err
 		if err == nil && r.live {
 			err = fn(ctx, r.us)
 		}
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if p != nil && !r.pending {
+			p.settled[fields[i]] = true
 		}
 	}
 	return fresh, errors.Join(errs...)
@@ -588,57 +607,53 @@ func (s *Store) indexEntries(ctx context.Context, key string) (map[string]string
 }
 
 // indexedSession loads the session an index entry names and reports
-// whether it is a live session of user, dropping the entry when it is not
-// (and is not a session on its way in).
-func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, value string) (userSession, bool, error) {
-	us := userSession{entry: e}
-	drop := func() error {
-		cctx, cancel := s.callContext(ctx)
-		defer cancel()
-		if err := dropEntryScript.Exec(cctx, s.client, []string{e.key}, []string{e.field, value}).Error(); err != nil {
-			return redisError("dropping an index entry", err)
-		}
-		return nil
-	}
+// whether it is a live session of user; pending, that the session is not
+// there yet but may be on its way (in Redis Cluster the entry is written
+// first). Entries of sessions that are gone are dropped where that can be
+// done in one step with checking that they are (outside Redis Cluster);
+// the others go at their deadline.
+func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, value string) (us userSession, live, pending bool, err error) {
+	us = userSession{entry: e}
 	if len(e.field) != idBytes {
-		return us, false, drop()
+		return us, false, false, s.dropEntry(ctx, e, value)
 	}
 	id := hex.EncodeToString([]byte(e.field))
 	loc, err := s.locate(id)
 	if err != nil {
-		return us, false, err
+		return us, false, false, err
 	}
 	cctx, cancel := s.callContext(ctx)
 	got, err := s.layout.load(cctx, loc)
 	cancel()
 	if err != nil {
 		if err = redisError("loading session", err); errors.Is(err, ErrCorrupt) {
-			return us, false, nil // not a session: not listed, and not this method's to remove
+			return us, false, false, nil // not a session: not listed, and not this method's to remove
 		}
-		return us, false, err
+		return us, false, false, err
 	}
 	if !got.found {
+		if s.client.Mode() != rueidis.ClientModeCluster {
+			return us, false, false, s.dropIfGone(ctx, e, value, loc)
+		}
 		// The entry's time is the server's.
 		now, ok := s.clock.now()
 		if !ok {
 			now = time.Now()
 		}
-		if added, err := strconv.ParseInt(value[min(len(value), 11):], 10, 64); err != nil || now.Sub(time.Unix(added, 0)) > indexGrace {
-			return us, false, drop()
-		}
-		return us, false, nil
+		added, err := strconv.ParseInt(value[min(len(value), 11):], 10, 64)
+		return us, false, err == nil && now.Sub(time.Unix(added, 0)) <= indexGrace, nil
 	}
 	h, owner, err := s.ownerOf(got.envelope)
 	if err != nil {
 		// Not this store's to judge or to end: leave it, and say so.
-		return us, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
+		return us, false, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
 	}
 	if owner != userDigest(user) {
 		// Signed out, or another user's now: not listed. The entry stays
 		// until its deadline, as the session may come back to this user
 		// (whose write then renews the entry, in Redis Cluster before this
 		// call could drop it).
-		return us, false, nil
+		return us, false, false, nil
 	}
 	if s.pastLifetime(h.meta) {
 		// Past a MaxLifetime lowered since it was written: it ends now
@@ -646,16 +661,54 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 		cctx, cancel := s.callContext(ctx)
 		defer cancel()
 		if err := s.removeExpired(cctx, loc, got); err != nil {
-			return us, false, err
+			return us, false, false, err
 		}
-		return us, false, drop()
+		return us, false, false, s.dropEntry(ctx, e, value)
 	}
 	us.loc, us.got = loc, got
 	us.info = UserSession{Handle: handleOf(id), Expires: time.Unix(got.expiry, 0)}
 	if h.meta.start != 0 {
 		us.info.Started = time.Unix(h.meta.start, 0)
 	}
-	return us, true, nil
+	return us, true, false, nil
+}
+
+// dropEntry deletes an index entry if it still holds value.
+func (s *Store) dropEntry(ctx context.Context, e indexEntry, value string) error {
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	if err := dropEntryScript.Exec(cctx, s.client, []string{e.key}, []string{e.field, value}).Error(); err != nil {
+		return redisError("dropping an index entry", err)
+	}
+	return nil
+}
+
+// dropIfGoneScript deletes the index entry ARGV[1] of KEYS[1] if it still
+// holds ARGV[2] and its session is gone by the server's clock, in one step,
+// so that a session renewed meanwhile keeps its entry: KEYS[2] the
+// session's key, ARGV[3] its field in that bucket ("" in StringMode).
+var dropIfGoneScript = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then
+	if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+elseif redis.call('TYPE', KEYS[2]).ok == 'hash' then
+	local v = redis.call('HGET', KEYS[2], ARGV[3])
+	if v and #v >= 4 then
+		local a, b, c, d = string.byte(v, 1, 4)
+		if ((a * 256 + b) * 256 + c) * 256 + d > tonumber(redis.call('TIME')[1]) then return 0 end
+	end
+end
+return redis.call('HDEL', KEYS[1], ARGV[1])
+`)
+
+// dropIfGone deletes the entry of a session that looked gone, if it is.
+func (s *Store) dropIfGone(ctx context.Context, e indexEntry, value string, loc location) error {
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	if err := dropIfGoneScript.Exec(cctx, s.client, []string{e.key, loc.key}, []string{e.field, value, loc.field}).Error(); err != nil {
+		return redisError("dropping an index entry", err)
+	}
+	return nil
 }
 
 // ownerOf returns the header of a stored envelope and the digest of the

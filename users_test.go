@@ -626,6 +626,9 @@ func TestUnreadableIndexesNeverHalfWrite(t *testing.T) {
 			signIn(t, s, "bob")
 		}
 		equal(t, "bob's sessions", len(handles(t, s, "bob")), 4)
+		tg.do(t, "HSET", s.indexKey("bob"), "", "99999999999999999999999") // digits past 64 bits
+		signIn(t, s, "bob")
+		equal(t, "bob's sessions after a cursor past 64 bits", len(handles(t, s, "bob")), 5)
 
 		tg.do(t, "SET", s.indexKey("carol"), "not a hash")
 		sess, r := b.get(t, s, "sid")
@@ -636,7 +639,7 @@ func TestUnreadableIndexesNeverHalfWrite(t *testing.T) {
 		if got := valuesOf(t, s, b); got["uid"] != "bob" {
 			t.Fatalf("the failed switch left %v", got)
 		}
-		equal(t, "bob's sessions after the failed switch", len(handles(t, s, "bob")), 4)
+		equal(t, "bob's sessions after the failed switch", len(handles(t, s, "bob")), 5)
 		tg.do(t, "DEL", s.indexKey("carol"))
 		sess, r = b.get(t, s, "sid")
 		sess.Values["uid"] = "carol"
@@ -665,4 +668,182 @@ func TestLoweredMaxLifetimeEndsWhatItFinds(t *testing.T) {
 		ended(t, long, young, "the young session")
 		sameHandles(t, "alice", handles(t, long, "alice"))
 	})
+}
+
+// gateClient runs before and after around each Do.
+type gateClient struct {
+	rueidis.Client
+	mu            sync.Mutex
+	before, after func(args []string, res rueidis.RedisResult)
+}
+
+func (c *gateClient) set(before, after func([]string, rueidis.RedisResult)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.before, c.after = before, after
+}
+
+func (c *gateClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	args := slices.Clone(cmd.Commands()) // the client recycles cmd once it answered
+	c.mu.Lock()
+	before, after := c.before, c.after
+	c.mu.Unlock()
+	if before != nil {
+		before(args, rueidis.RedisResult{})
+	}
+	res := c.Client.Do(ctx, cmd)
+	if after != nil {
+		after(args, res)
+	}
+	return res
+}
+
+// scriptKeys returns the keys of an EVALSHA or EVAL, nil for other commands.
+func scriptKeys(args []string) []string {
+	if len(args) < 3 || !strings.EqualFold(args[0], "EVALSHA") && !strings.EqualFold(args[0], "EVAL") {
+		return nil
+	}
+	n, err := strconv.Atoi(args[2])
+	if err != nil || len(args) < 3+n {
+		return nil
+	}
+	return args[3 : 3+n]
+}
+
+// TestLogOutEverywhereCatchesANewIDInACluster: in Redis Cluster a
+// RegenerateID writes the new ID's index entry first, in a step of its
+// own, then the session. A DeleteUserSessions that reads the index between
+// the two meets an entry whose session is not there yet; a later pass
+// looks at it again and ends it.
+func TestLogOutEverywhereCatchesANewIDInACluster(t *testing.T) {
+	t.Parallel()
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		if tg.cluster == nil {
+			return // outside a cluster the entry and the session are one step
+		}
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				tg.prefix = randomPrefix()
+				appC, adminC := &gateClient{Client: tg.client}, &gateClient{Client: tg.client}
+				app := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: appC})
+				admin := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: adminC})
+				b, _ := signIn(t, app, "alice")
+				sess, r := b.get(t, app, "sid")
+
+				// RegenerateID stops after its index step...
+				paused, resume, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+				var pause, release sync.Once
+				appC.set(nil, func(args []string, res rueidis.RedisResult) {
+					ks := scriptKeys(args)
+					if len(ks) == 1 && app.IsIndexKey(ks[0]) {
+						if e, ok := rueidis.IsRedisErr(res.Error()); ok && e.IsNoScript() {
+							return // EVAL follows
+						}
+						pause.Do(func() { close(paused); <-resume })
+					}
+				})
+				w := httptest.NewRecorder()
+				go func() { done <- app.RegenerateID(r, w, sess) }()
+				<-paused
+				// ...until DeleteUserSessions has read the index and is about
+				// to end the old ID.
+				var regenErr error
+				adminC.set(func(args []string, _ rueidis.RedisResult) {
+					if scriptKeys(args) != nil {
+						release.Do(func() { close(resume); regenErr = <-done })
+					}
+				}, nil)
+				_, err := admin.DeleteUserSessions(context.Background(), "alice")
+				noErr(t, err)
+				noErr(t, regenErr)
+				b.keep(t, w)
+				ended(t, app, b, "the session that got a new ID during log out everywhere")
+				sameHandles(t, "alice", handles(t, app, "alice"))
+			})
+		}
+	})
+}
+
+// TestLogOutEverywhereGoesOnAfterAnUnreadableSession: a session of the
+// user it cannot decode is reported, and does not stop the later passes
+// that end a session given a new ID meanwhile.
+func TestLogOutEverywhereGoesOnAfterAnUnreadableSession(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		b, _ := signIn(t, s, "alice")
+		_, other := signIn(t, s, "alice")
+		loc, err := s.locate(other.ID)
+		noErr(t, err)
+		// The other session's value becomes one this release cannot read
+		// (the envelope of a later format version).
+		if mode == HashMode {
+			v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()
+			noErr(t, err)
+			tg.do(t, "HSET", loc.key, loc.field, v[:4]+"\xf0"+v[5:])
+		} else {
+			v, err := tg.do(t, "GET", loc.key).ToString()
+			noErr(t, err)
+			tg.do(t, "SET", loc.key, v[:4]+"\xf0"+v[5:], "KEEPTTL")
+		}
+		hc := &hookClient{Client: tg.client, cmd: "HSCAN", after: func() {
+			sess, r := b.get(t, s, "sid")
+			w := httptest.NewRecorder()
+			noErr(t, s.RegenerateID(r, w, sess))
+			b.keep(t, w)
+		}}
+		admin := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: hc})
+		n, err := admin.DeleteUserSessions(context.Background(), "alice")
+		if !errors.Is(err, ErrUnknownFormat) {
+			t.Fatalf("log out everywhere: %v, want the unreadable session reported", err)
+		}
+		equal(t, "sessions ended", n, 1)
+		ended(t, s, b, "the session that got a new ID")
+	})
+}
+
+// TestUserSessionsKeepsTheEntryOfALiveSession: a session that looks ended
+// to UserSessions only because its expiry lies within the clock estimate's
+// uncertainty keeps its index entry (the entry goes only when the server
+// says, in the same step, that the session is gone), so a request that
+// renews it a moment later leaves it on the list, and "log out everywhere"
+// ends it.
+func TestUserSessionsKeepsTheEntryOfALiveSession(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	cfg := Config{UserKey: "uid", FieldTTL: FieldTTLOff}
+	app := newStore(t, tg, cfg)
+	withFakeClock(t, tg, app)
+	admin := newStore(t, tg, cfg)
+	adminMono := withFakeClock(t, tg, admin)
+	b := newBrowser()
+	sess, r := b.get(t, app, "sid")
+	sess.Values["uid"] = "alice"
+	sess.Options.MaxAge = 120
+	b.save(t, app, r, sess)
+	loc, err := app.locate(sess.ID)
+	noErr(t, err)
+	v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()
+	noErr(t, err)
+	exp := expiryOf(v)
+
+	tg.advance(t, 100*time.Second)
+	req, rr := b.get(t, app, "sid") // a request in flight
+	req.Values["cart"] = "1 item"
+	// 100 ms before the expiry, by an estimate uncertain by 200 ms.
+	tg.mini.SetTime(exp.Add(-100 * time.Millisecond))
+	admin.clock.state.Store(&clockState{server: exp.Add(-100 * time.Millisecond), at: adminMono.now(), uncertainty: 200 * time.Millisecond})
+	if list, err := admin.UserSessions(context.Background(), "alice"); err != nil || len(list) != 0 {
+		t.Fatalf("UserSessions within the uncertainty: %v, %v; want none listed", list, err)
+	}
+	w := httptest.NewRecorder()
+	noErr(t, app.Save(rr, w, req)) // the server says the session is alive: written
+	b.keep(t, w)
+	tg.mini.SetTime(exp.Add(time.Second))
+	admin.clock.state.Store(nil)
+	lives(t, app, b, "the session the request wrote")
+	n, err := admin.DeleteUserSessions(context.Background(), "alice")
+	noErr(t, err)
+	equal(t, "ended", n, 1)
+	ended(t, app, b, "the session after log out everywhere")
 }
