@@ -274,6 +274,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
+		moveKey: cfg.KeyPairs[0],
 		Options: &sessions.Options{
 			Path:     "/",
 			MaxAge:   DefaultMaxAge,
@@ -364,7 +365,7 @@ func newLayout(cfg Config, prefix string, timeout time.Duration, clock *serverCl
 		if cfg.Buckets != 0 {
 			return nil, errors.New("redistore: Config.Buckets is set but Mode is StringMode: unset it, or use HashMode")
 		}
-		return &stringLayout{c: cfg.Client, prefix: prefix, keyGen: cfg.KeyGenerator, now: time.Now}, nil
+		return &stringLayout{c: cfg.Client, prefix: prefix, keyGen: cfg.KeyGenerator, now: time.Now, clock: clock}, nil
 	}
 	return nil, fmt.Errorf("redistore: Config.Mode %d is unknown: use HashMode or StringMode", int(cfg.Mode))
 }

@@ -42,8 +42,11 @@ type hashLayout struct {
 // it on the server.
 func (b *hashLayout) reserve() int { return expiryLen }
 
-func (b *hashLayout) mode() Mode      { return HashMode }
-func (b *hashLayout) keyType() string { return "hash" }
+func (b *hashLayout) mode() Mode { return HashMode }
+
+// serverExpiry: the scripts write each expiry by the server's clock.
+func (b *hashLayout) serverExpiry() bool { return true }
+func (b *hashLayout) keyType() string    { return "hash" }
 
 func (b *hashLayout) locate(id string) (location, error) {
 	raw, err := rawID(id)
@@ -377,7 +380,8 @@ end
 // expiry, see luaPut), ARGV[7] the expected stored value;
 // KEYS[2..3] and ARGV[8..10] the index step (luaIndexAdd, luaIndexDrop),
 // when set.
-// The operations: 'w' writes (a new session); 'c' writes only if the stored
+// The operations: 'w' writes (a new session); 'n' writes a new session
+// only if none lives there (else it answers what does, as 'c'); 'c' writes only if the stored
 // value is still ARGV[7] (a session the request holds: else it answers
 // what is there now, so that the caller can merge); 't' renews the expiry
 // of the stored session, keeping its value, on the same condition. Neither
@@ -389,6 +393,14 @@ local time = redis.call('TIME')
 local now = tonumber(time[1])
 local key, field, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local native, doclean, op = ARGV[3] == '1', ARGV[4] == '1', ARGV[5]
+if op == 'n' then
+	local cur = redis.call('HGET', key, field)
+	if cur and #cur >= 4 then
+		local a, b, c, d = string.byte(cur, 1, 4)
+		if ((a * 256 + b) * 256 + c) * 256 + d > now then return {2, 0, time[1], time[2], cur} end
+	end
+	op = 'w'
+end
 local body, markread = ARGV[6], doclean and op ~= 'w'
 ` + strings.ReplaceAll(luaGet, "EXPECT", "7") + luaCheckHashes(2, "key") + `
 if op == 't' then body = v end
@@ -478,7 +490,7 @@ func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args [
 	case 2:
 		if len(v) == 5 {
 			if cur, err := v[4].ToString(); err == nil && len(cur) >= expiryLen {
-				return now, &conflict{current: hashStored(cur, now)}
+				return now, &conflict{current: hashStored(cur, now, received)}
 			}
 		}
 		return now, fmt.Errorf("write script answered a conflict without the stored value")
@@ -486,10 +498,11 @@ func (b *hashLayout) exec(ctx context.Context, script *rueidis.Lua, keys, args [
 	return now, nil
 }
 
-// hashStored describes a stored HashMode value read at the server time now.
-func hashStored(v string, now time.Time) stored {
+// hashStored describes a stored HashMode value read at the server time
+// now, which was this machine's monotonic local.
+func hashStored(v string, now time.Time, local time.Duration) stored {
 	exp := expiryOf(v)
-	return stored{raw: v, envelope: v[expiryLen:], found: true, expiry: exp.Unix(), left: exp.Sub(now)}
+	return stored{raw: v, envelope: v[expiryLen:], found: true, expiry: exp.Unix(), left: exp.Sub(now), server: now, local: local}
 }
 
 // save writes a session: a new one unconditionally, one the request holds
@@ -503,6 +516,13 @@ func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl i
 	}
 	b.guessExpiry(value, ttl)
 	now, err := b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(value), expect))
+	return now.Unix() + ttl, err
+}
+
+func (b *hashLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
+	native, clean := b.flags()
+	b.guessExpiry(value, ttl)
+	now, err := b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "n", bytesToString(value), ""})
 	return now.Unix() + ttl, err
 }
 
@@ -554,7 +574,7 @@ func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
 	if len(v) < expiryLen {
 		return stored{}, fmt.Errorf("%w: %d-byte hash value has no expiry", ErrCorrupt, len(v))
 	}
-	st := hashStored(v, now)
+	st := hashStored(v, now, b.clock.local())
 	if st.left <= uncertainty {
 		return stored{}, nil
 	}

@@ -501,3 +501,49 @@ func (c *failingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.R
 	}
 	return c.Client.Do(ctx, cmd)
 }
+
+func (c *failingClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	name := cmds[0].Commands()[0]
+	for _, n := range c.names {
+		if strings.EqualFold(n, name) && c.armed.CompareAndSwap(true, false) {
+			out := make([]rueidis.RedisResult, len(cmds))
+			for i := range out {
+				out[i] = rueidis.NewErrorResult(errors.New("injected: connection reset"))
+			}
+			return out
+		}
+	}
+	return c.Client.DoMulti(ctx, cmds...)
+}
+
+// lostReplyClient lets the script call it is armed for (after skip more
+// of them) land, and answers it with a timeout, as a latency spike past
+// Config.Timeout would.
+type lostReplyClient struct {
+	rueidis.Client
+	left atomic.Int32 // script calls to let through before the lost one; -1: none
+}
+
+func newLostReplyClient(c rueidis.Client) *lostReplyClient {
+	lc := &lostReplyClient{Client: c}
+	lc.left.Store(-1)
+	return lc
+}
+
+func (c *lostReplyClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	name := cmd.Commands()[0]
+	res := c.Client.Do(ctx, cmd)
+	if !strings.EqualFold(name, "EVALSHA") && !strings.EqualFold(name, "EVAL") {
+		return res
+	}
+	if err := res.Error(); err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		return res // EVAL follows
+	}
+	if n := c.left.Load(); n >= 0 {
+		c.left.Add(-1)
+		if n == 0 {
+			return rueidis.NewErrorResult(context.DeadlineExceeded)
+		}
+	}
+	return res
+}

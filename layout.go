@@ -20,6 +20,9 @@ import (
 type layout interface {
 	// mode is the Config.Mode the layout serves.
 	mode() Mode
+	// serverExpiry reports whether the expiries save, replace and touch
+	// return are by the server's clock (else by this machine's).
+	serverExpiry() bool
 	// keyType is the Redis type of the layout's keys ("hash", "string").
 	keyType() string
 
@@ -41,6 +44,11 @@ type layout interface {
 	// ix set, the same script runs the index step (luaIndex) after its
 	// checks and before it writes.
 	save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) (exp int64, err error)
+	// create stores a new session, as save does with prev not found, but
+	// only if no session lives at loc: else it writes nothing and returns a
+	// *conflict holding what does (a boj/redistore session moved by
+	// another request, see Store.movedID).
+	create(ctx context.Context, loc location, value []byte, ttl int64) (exp int64, err error)
 	// touch extends a stored session to ttl from now, keeping its value, if
 	// what is stored is still prev, answering as save does.
 	touch(ctx context.Context, loc location, ttl int64, prev stored) (exp int64, err error)
@@ -94,11 +102,20 @@ type stored struct {
 	left     time.Duration // how long the server keeps it from now
 	found    bool          // false for a missing or expired session
 	expiry   int64         // the session's stored expiry (Unix seconds)
+	// server is the server's clock when the value was read (zero: not
+	// known), and local this machine's monotonic clock then.
+	server time.Time
+	local  time.Duration
 }
 
 // conflict is what a conditional write of a loaded session returns when the
 // session changed since: current is what is stored now.
-type conflict struct{ current stored }
+type conflict struct {
+	current stored
+	// taken: the conflict is at the new ID of a move (create), not at the
+	// session moving.
+	taken bool
+}
 
 func (c *conflict) Error() string { return "redistore: the session changed since it was loaded" }
 
@@ -206,13 +223,19 @@ func serverTime(r rueidis.RedisResult) (time.Time, error) {
 }
 
 // replaceInSteps moves a session where old and loc live on different nodes
-// (Redis Cluster): it writes the new session first, so that a failure in
-// between leaves the user logged in rather than out, then deletes the old
-// one if it is still prevOld. When it is not (ended or changed), the new
-// session is deleted again, and the answer is removeIf's.
+// (Redis Cluster): it writes the new session first, only if none lives
+// there (a boj/redistore session's ID may be taken by a concurrent move),
+// so that a failure in between leaves the user logged in rather than out,
+// then deletes the old one if it is still prevOld. When it is not (ended or
+// changed), the new session is deleted again if it still holds what this
+// step wrote, and the answer is removeIf's.
 func replaceInSteps(ctx context.Context, l layout, old, loc location, value []byte, ttl int64, prevOld stored) (int64, error) {
-	exp, err := l.save(ctx, loc, value, ttl, stored{}, nil)
+	exp, err := l.create(ctx, loc, value, ttl)
 	if err != nil {
+		var c *conflict
+		if errors.As(err, &c) {
+			c.taken = true
+		}
 		return 0, err
 	}
 	if !prevOld.found {
@@ -221,7 +244,9 @@ func replaceInSteps(ctx context.Context, l layout, old, loc location, value []by
 	err = l.removeIf(ctx, old, prevOld)
 	var c *conflict
 	if errors.Is(err, ErrEnded) || errors.As(err, &c) {
-		if undo := l.remove(ctx, loc); undo != nil {
+		putExpiry(value, exp)
+		undo := l.removeIf(ctx, loc, stored{raw: string(value), found: true})
+		if undo != nil && !errors.Is(undo, ErrEnded) && !errors.As(undo, new(*conflict)) {
 			return 0, undo
 		}
 	}

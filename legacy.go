@@ -3,7 +3,10 @@ package redistore
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/gob"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"time"
@@ -16,10 +19,12 @@ import (
 // Legacy lets a Store read the sessions of github.com/boj/redistore, so that
 // an application can switch stores without logging anyone out. With the same
 // KeyPairs and cookie name, a request carrying a boj/redistore cookie gets
-// its session, under a new ID; the next Save writes it in this store's
-// layout and deletes the legacy key in the same step (in Redis Cluster:
-// writes, then deletes). Sessions nobody comes back for expire as
-// boj/redistore set them to.
+// its session, under the ID it moves to (derived from the legacy ID with the
+// current hash key, so that concurrent requests of a browser move it to one
+// place and merge there); the next Save writes it in this store's layout
+// and deletes the legacy key in the same step (in Redis Cluster: writes,
+// then deletes). Sessions nobody comes back for expire as boj/redistore set
+// them to.
 type Legacy struct {
 	// KeyPrefix is boj/redistore's key prefix (SetKeyPrefix). Zero means
 	// DefaultLegacyKeyPrefix.
@@ -76,33 +81,78 @@ func (s *Store) loadLegacy(ctx context.Context, key string) (payload string, lef
 	return v, time.Duration(max(ms, 0)) * time.Millisecond, true, nil
 }
 
+// movedID is the ID a boj/redistore session moves to: named by the legacy
+// ID and the current hash key, so that concurrent requests of one browser,
+// each moving the session, move it to one place (and merge there), and a
+// request that comes with the legacy cookie after the move finds the
+// session where it went. Nobody without the hash key can tell it from the
+// legacy ID.
+func (s *Store) movedID(lid string) string {
+	m := hmac.New(sha256.New, s.moveKey)
+	m.Write([]byte("redistore legacy move\x00" + lid))
+	return hex.EncodeToString(m.Sum(nil)[:idBytes])
+}
+
 // newFromLegacy loads the boj/redistore session with ID lid into session,
-// under a new ID that the next Save stores.
-func (s *Store) newFromLegacy(r *http.Request, session *sessions.Session, lid string) (*sessions.Session, error) {
+// under the ID it moves to (movedID), which the next Save stores. When
+// another request moved it already, it loads it from there.
+func (s *Store) newFromLegacy(r *http.Request, session *sessions.Session, lid string) (*sessions.Session, opInfo, error) {
+	info := opInfo{outcome: OutcomeMiss}
 	key := s.legacy.KeyPrefix + lid
 	ctx, cancel := s.callContext(r.Context())
 	payload, left, found, err := s.loadLegacy(ctx, key)
 	cancel()
 	if err != nil {
-		return session, redisError("loading a boj/redistore session", err)
+		return session, info, redisError("loading a boj/redistore session", err)
 	}
+	id := s.movedID(lid)
 	if !found {
-		return session, nil
+		loc, err := s.locate(id)
+		if err != nil {
+			return session, info, err
+		}
+		ctx, cancel := s.callContext(r.Context())
+		got, err := s.layout.load(ctx, loc)
+		cancel()
+		switch {
+		case err != nil:
+			return session, info, redisError("loading session", err)
+		case !got.found:
+			return session, info, nil
+		}
+		return s.loaded(r, session, id, loc, got, "")
 	}
 	if len(payload) > s.maxLength {
-		return session, fmt.Errorf("%w: boj/redistore session is %d bytes, over MaxLength %d", ErrTooLarge, len(payload), s.maxLength)
+		return session, info, fmt.Errorf("%w: boj/redistore session is %d bytes, over MaxLength %d", ErrTooLarge, len(payload), s.maxLength)
 	}
-	if b, ok := s.legacy.Serializer.(builtin); ok {
-		err = b.decodeString(payload, session.Values)
-	} else if err = s.legacy.Serializer.Decode(stringBytes(payload), session.Values); err != nil {
-		err = fmt.Errorf("%w: Legacy.Serializer: %w", ErrCorrupt, err)
-	}
-	if err != nil {
+	if err := s.decodeLegacy(payload, session.Values); err != nil {
 		clear(session.Values)
-		return session, err
+		return session, info, err
 	}
-	session.ID = newID()
+	session.ID = id
 	session.IsNew = false
 	s.states.set(session, &sessionState{phase: phaseLoaded, id: session.ID, legacyKey: key, legacyRaw: payload, snap: snapshot{stored: stored{left: left}}, maxAge: session.Options.MaxAge})
-	return session, nil
+	info.outcome = OutcomeHit
+	return session, info, nil
+}
+
+// decodeLegacy decodes a boj/redistore session's values.
+func (s *Store) decodeLegacy(payload string, values map[any]any) error {
+	if b, ok := s.legacy.Serializer.(builtin); ok {
+		return b.decodeString(payload, values)
+	}
+	if err := s.legacy.Serializer.Decode(stringBytes(payload), values); err != nil {
+		return fmt.Errorf("%w: Legacy.Serializer: %w", ErrCorrupt, err)
+	}
+	return nil
+}
+
+// legacyChanges returns what a request did to the values of the
+// boj/redistore session it loaded.
+func (s *Store) legacyChanges(st *sessionState, values map[any]any) (changes, error) {
+	loaded := map[any]any{}
+	if err := s.decodeLegacy(st.legacyRaw, loaded); err != nil {
+		return changes{}, err
+	}
+	return diffValues(loaded, values), nil
 }

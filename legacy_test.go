@@ -161,3 +161,45 @@ func TestLegacyPrefixMustNotOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyMoveUnderConcurrentRequests: requests of one browser that
+// loaded a boj/redistore session at once (a page and its XHRs, on the
+// first visit after the switch) each move it to the one ID it moves to,
+// and merge there; a request sent with the legacy cookie after the move
+// finds the session where it went, so no response signs the user out.
+func TestLegacyMoveUnderConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		legacyPrefix := "legacy_" + tg.prefix
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "user", Legacy: &Legacy{KeyPrefix: legacyPrefix}})
+		_, cookie := bojSession(t, tg, legacyPrefix, false, map[any]any{"user": "alice", "visits": 1, "old": true})
+		b := newBrowser()
+		b.cookies["sid"] = cookie
+
+		page, rp := b.get(t, s, "sid")
+		xhr, rx := b.get(t, s, "sid")
+		page.Values["visits"] = 2
+		xhr.Values["theme"] = "dark"
+		delete(xhr.Values, "old")
+		wp := httptest.NewRecorder()
+		noErr(t, s.Save(rp, wp, page))
+		noErr(t, s.Save(rx, httptest.NewRecorder(), xhr))
+		equal(t, "the two moves' IDs", xhr.ID, page.ID)
+
+		late, rl := b.get(t, s, "sid") // sent with the legacy cookie before the page's response came
+		if late.IsNew || late.ID != page.ID {
+			t.Fatalf("a request with the legacy cookie after the move: IsNew %v, the moved session's ID %v", late.IsNew, late.ID == page.ID)
+		}
+		late.Values["late"] = true
+		wl := httptest.NewRecorder()
+		noErr(t, s.Save(rl, wl, late))
+		b.keep(t, wp)
+		b.keep(t, wl)
+		got := valuesOf(t, s, b)
+		if got["user"] != "alice" || got["visits"] != 2 || got["theme"] != "dark" || got["late"] != true || got["old"] != nil {
+			t.Fatalf("the moved session holds %v", got)
+		}
+		sameHandles(t, "alice", handles(t, s, "alice"), s.Handle(late))
+		equal(t, "boj/redistore keys left", len(scanPrefix(t, tg, legacyPrefix)), 0)
+	})
+}

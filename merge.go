@@ -23,6 +23,11 @@ func (s *Store) changesOf(st *sessionState, values map[any]any) (changes, error)
 	if _, err := s.decode(st.snap.codec, st.snap.payload, loaded); err != nil {
 		return changes{}, err
 	}
+	return diffValues(loaded, values), nil
+}
+
+// diffValues returns the changes that make loaded values.
+func diffValues(loaded, values map[any]any) changes {
 	ch := changes{set: map[any]any{}, deleted: map[any]any{}}
 	for k, v := range values {
 		if was, ok := loaded[k]; !ok || !sameValue(was, v) {
@@ -34,7 +39,7 @@ func (s *Store) changesOf(st *sessionState, values map[any]any) (changes, error)
 			ch.deleted[k] = was
 		}
 	}
-	return ch, nil
+	return ch
 }
 
 // merge applies a request's changes to what another request stored

@@ -47,6 +47,7 @@ type Store struct {
 	compressor    Compressor
 	zstd          *zstdDecoder
 	states        states // what requests hold for their sessions (request.go)
+	moveKey       []byte // the current hash key: names the ID a boj/redistore session moves to
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -95,11 +96,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 	}
 	if s.legacy != nil && !ValidID(id) {
 		if lid, ok := legacyID(id); ok {
-			session, err := s.newFromLegacy(r, session, lid)
-			if !session.IsNew {
-				info.outcome = OutcomeHit
-			}
-			return session, info, err
+			return s.newFromLegacy(r, session, lid)
 		}
 	}
 	loc, err := s.locate(id)
@@ -111,12 +108,29 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 	got, err := s.layout.load(ctx, loc)
 	cancel()
 	if err != nil {
-		return session, info, redisError("loading session", err)
+		err = redisError("loading session", err)
+		if errors.Is(err, ErrUnavailable) {
+			// The session may well be alive: a Save of this new one must
+			// not replace the browser's cookie (see phaseUnread).
+			s.states.set(session, &sessionState{phase: phaseUnread, id: id, loc: loc})
+		}
+		return session, info, err
 	}
 	if !got.found {
 		return session, info, nil
 	}
-	info.storedBytes = len(got.raw)
+	cookie := ""
+	if current {
+		cookie = c.Value
+	}
+	return s.loaded(r, session, id, loc, got, cookie)
+}
+
+// loaded makes session the stored session got, found under id at loc, and
+// records the request's state of it; cookie is a cookie value for id from
+// the current key pair, or "".
+func (s *Store) loaded(r *http.Request, session *sessions.Session, id string, loc location, got stored, cookie string) (*sessions.Session, opInfo, error) {
+	info := opInfo{outcome: OutcomeMiss, storedBytes: len(got.raw)}
 	o, err := s.open(got.envelope, session)
 	if err != nil {
 		return session, info, err
@@ -130,10 +144,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 	}
 	session.ID = id
 	session.IsNew = false
-	st := &sessionState{phase: phaseLoaded, id: id, loc: loc, snap: s.snapshotOf(got, o, session.Values), maxAge: opts.MaxAge}
-	if current {
-		st.cookie = c.Value
-	}
+	st := &sessionState{phase: phaseLoaded, id: id, loc: loc, snap: s.snapshotOf(got, o, session.Values), maxAge: session.Options.MaxAge, cookie: cookie}
 	s.states.set(session, st)
 	info.outcome, info.serializedBytes, info.compressed = OutcomeHit, len(o.payload), o.flags&flagLZ4 != 0
 	return session, info, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"weak"
@@ -28,6 +29,9 @@ import (
 //	                 onto what is stored now     other write renewed it)      merge, retry) -> written
 //	                 and retry -> written
 //	ended            ErrEnded, nothing written   ErrEnded                     ErrEnded                      -> new
+//	unread           ErrUnavailable, nothing     ErrUnavailable               ErrUnavailable                delete it -> new
+//	                 written (Get could not load
+//	                 it: it may be alive)
 //
 // Any Save that finds the session gone or expired in Redis moves it to
 // ended. After a write the snapshot is what the request wrote, so a second
@@ -49,9 +53,15 @@ const (
 	// phaseEnded: it ended while the request held it: logged out, revoked
 	// or moved to a new ID elsewhere, expired, or past MaxLifetime.
 	phaseEnded
+	// phaseUnread: the request's cookie names a session that Redis did not
+	// answer for (ErrUnavailable from Get). It may be alive: a Save of the
+	// new session Get returned would replace the browser's cookie and sign
+	// the user out for one failed read, so Save refuses (ErrUnavailable);
+	// a logout deletes it.
+	phaseUnread
 )
 
-var phaseNames = [...]string{"new", "loaded", "written", "ended"}
+var phaseNames = [...]string{"new", "loaded", "written", "ended", "unread"}
 
 func (p phase) String() string { return nameOf(phaseNames[:], int(p), "unknown") }
 
@@ -67,6 +77,13 @@ type sessionState struct {
 
 	legacyKey string // the boj/redistore key a loaded session moves from
 	legacyRaw string // and the value there, as read
+
+	// pending is a new ID this request wrote under with no answer (a
+	// timeout, a lost connection): the write may have landed. A retry of
+	// the Save uses it again, so that it neither leaves a session nobody
+	// has a cookie for nor, for a move that landed, finds the old ID gone
+	// and ends the session (see resume).
+	pending string
 }
 
 // snapshot is a stored session as its request last saw it: loaded, found
@@ -152,8 +169,11 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		info.outcome = OutcomeDeleted
 		return info, err
 	}
-	if st.phase == phaseEnded {
+	switch st.phase {
+	case phaseEnded:
 		return info, fmt.Errorf("%w (found by an earlier Save of this request)", ErrEnded)
+	case phaseUnread:
+		return info, fmt.Errorf("%w: the request's session could not be loaded, and this Save would replace it with a new one: not saved (load it again)", ErrUnavailable)
 	}
 	// Where the session goes, and what it leaves.
 	var old *location
@@ -165,12 +185,16 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		}
 	case st.phase == phaseNew:
 		// The store never takes an ID it did not issue.
-		session.ID = newID()
+		if session.ID == "" || session.ID != st.pending {
+			session.ID = newID()
+		}
 	case regenerate || session.ID != st.id:
 		// A cleared (or replaced) ID is a new ID: the stored session
 		// leaves, as with RegenerateID, rather than stay alive beside it.
 		old = &st.loc
-		session.ID = newID()
+		if session.ID == "" || session.ID != st.pending {
+			session.ID = newID()
+		}
 	}
 	loc := st.loc
 	if session.ID != st.id || loc.key == "" {
@@ -185,11 +209,22 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 	sv := saving{session: session, loc: loc, old: old, buf: getBuffer(), ttl: min(ttl, maxTTL),
 		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge}
+	if old != nil && session.ID == st.pending {
+		if err := s.resume(r.Context(), st, &sv); err != nil {
+			return info, err
+		}
+	}
 	written, ttl, err := s.write(r.Context(), st, &sv, &info)
 	if err == nil || !written {
 		// After a failed write the client may still hold buf in its pipeline:
 		// leave it to the garbage collector.
 		putBuffer(sv.buf)
+	}
+	switch {
+	case err == nil:
+		st.pending = ""
+	case written && session.ID != st.id && !errors.Is(err, ErrEnded) && !errors.Is(err, ErrConflict):
+		st.pending = session.ID // no answer: it may have landed
 	}
 	if err != nil {
 		return info, err
@@ -202,6 +237,90 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		opts = &clamped
 	}
 	return info, s.setCookie(w, st, session, opts)
+}
+
+// followMove handles a move of a boj/redistore session that found the
+// legacy key gone (ErrEnded) or the ID it moves to taken (conflict c, in
+// Redis Cluster): if another request moved the session there, it becomes
+// the session this request holds, the request's changes merged onto it,
+// and the write goes on there. moved is false when nothing is there: the
+// session ended (logged out, expired).
+func (s *Store) followMove(ctx context.Context, st *sessionState, sv *saving, c *conflict) (moved bool, err error) {
+	id := s.movedID(strings.TrimPrefix(st.legacyKey, s.legacy.KeyPrefix))
+	loc, err := s.locate(id)
+	if err != nil {
+		return false, err
+	}
+	var got stored
+	if c != nil && c.taken && sv.loc == loc {
+		got = c.current
+	} else {
+		cctx, cancel := s.callContext(ctx)
+		got, err = s.layout.load(cctx, loc)
+		cancel()
+		if err != nil {
+			return false, redisError("loading session", err)
+		}
+	}
+	if !got.found {
+		return false, nil
+	}
+	ch, err := s.legacyChanges(st, sv.session.Values)
+	if err != nil {
+		return false, err
+	}
+	st.phase, st.id, st.loc, st.cookie, st.legacyKey, st.legacyRaw = phaseLoaded, id, loc, "", "", ""
+	if err := s.merge(st, sv.session, got, ch); err != nil {
+		return false, err
+	}
+	if sv.session.ID == id {
+		sv.old = nil
+	} else {
+		sv.old = &st.loc // regenerated: the session moves on from there
+	}
+	return true, nil
+}
+
+// resume is the retry of a move to a new ID whose first write got no
+// answer: if that write landed, the session is under the new ID already
+// (and in Redis Cluster the old one may be left). The Save then goes on as
+// an ordinary Save of the session there, the request's changes merged onto
+// it, the old one deleted if it is still as the request held it.
+func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error {
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	got, err := s.layout.load(cctx, sv.loc)
+	if err != nil {
+		return redisError("loading session", err)
+	}
+	if !got.found {
+		return nil // it did not land: the move starts again
+	}
+	var ch changes
+	if st.legacyKey == "" {
+		ch, err = s.changesOf(st, sv.session.Values)
+	} else {
+		ch, err = s.legacyChanges(st, sv.session.Values)
+	}
+	if err != nil {
+		return err
+	}
+	if st.legacyKey == "" {
+		if err := s.layout.removeIf(cctx, *sv.old, st.snap.stored); err != nil && !errors.Is(err, ErrEnded) {
+			var c *conflict
+			if !errors.As(err, &c) {
+				return redisError("deleting the old session", err)
+			}
+		}
+	} else if err := s.layout.remove(cctx, *sv.old); err != nil {
+		return redisError("deleting the old session", err)
+	}
+	st.phase, st.id, st.loc, st.cookie, st.legacyKey, st.legacyRaw = phaseLoaded, sv.session.ID, sv.loc, "", "", ""
+	if err := s.merge(st, sv.session, got, ch); err != nil {
+		return err
+	}
+	sv.old = nil
+	return nil
 }
 
 // logout deletes the session the request holds, whatever its phase (the
@@ -290,13 +409,25 @@ func (s *Store) write(ctx context.Context, st *sessionState, sv *saving, info *o
 		var c *conflict
 		w, kept, err := s.writeOnce(ctx, st, sv, info)
 		written = written || w
+		isConflict := errors.As(err, &c)
+		if st.legacyKey != "" && attempt < MaxMergeAttempts && (isConflict && c.taken || errors.Is(err, ErrEnded)) {
+			// A boj/redistore session another request moved meanwhile?
+			moved, err := s.followMove(ctx, st, sv, c)
+			if err != nil {
+				return written, 0, err
+			}
+			if moved {
+				info.merges++
+				continue
+			}
+		}
 		switch {
 		case err == nil:
 			return written, kept, nil
 		case errors.Is(err, ErrEnded):
 			st.phase = phaseEnded
 			return written, 0, err
-		case !errors.As(err, &c):
+		case !isConflict:
 			return written, 0, err
 		case st.legacyKey != "":
 			return written, 0, fmt.Errorf("%w: the boj/redistore session changed while it was moved", ErrConflict)
@@ -394,8 +525,19 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	if err != nil && !errors.Is(err, ErrEnded) && !errors.As(err, &c) {
 		return true, 0, redisError("saving session", err)
 	}
+	if errors.Is(err, ErrEnded) && p.ix != nil && ix == nil {
+		// In Redis Cluster the entry went in a step of its own: the session
+		// it names has ended, and cannot come back.
+		dctx, cancel := s.callContext(ctx)
+		s.dropEntries(dctx, []indexEntry{{p.ix.addKey, p.ix.add}})
+		cancel()
+	}
 	if err == nil {
 		st.wrote(session.ID, sv.loc, b, len(payload), exp, p)
+		if s.layout.serverExpiry() {
+			// Written at the server's time exp - ttl (to the second).
+			st.snap.server, st.snap.local = time.Unix(exp-p.ttl, 0), s.clock.local()
+		}
 		if len(p.drops) > 0 {
 			dctx, cancel := s.callContext(ctx)
 			s.dropEntries(dctx, p.drops)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -576,5 +577,142 @@ func TestALifetimeARequestSetsIsApplied(t *testing.T) {
 			t.Fatalf("alice's index entry ends at %v, before her session (%v)", time.Unix(deadline, 0), exp)
 		}
 		sameHandles(t, "alice", handles(t, s, "alice"), s.Handle(sess))
+	})
+}
+
+// TestARetryAfterALostReply: a write that landed but whose reply was lost
+// (a stall past Config.Timeout), retried by the application, keeps the
+// user signed in, with one session: for a login (RegenerateID), a sign-in
+// on a new session, a Save, and in Redis Cluster a move whose delete of
+// the old ID was the lost reply.
+func TestARetryAfterALostReply(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		lc := newLostReplyClient(tg.client)
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
+		// Every script loaded on every node, so that each call below is one.
+		wb, _ := signIn(t, s, "warm")
+		ws, wr := wb.get(t, s, "sid")
+		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+
+		retried := func(t *testing.T, b *browser, r *http.Request, save func(*http.Request, http.ResponseWriter, *sessions.Session) error, sess *sessions.Session, skip int32) {
+			t.Helper()
+			lc.left.Store(skip)
+			if err := save(r, httptest.NewRecorder(), sess); err == nil {
+				t.Fatal("the write with a lost reply: no error")
+			}
+			lc.left.Store(-1)
+			w := httptest.NewRecorder()
+			noErr(t, save(r, w, sess)) // the application retries
+			b.keep(t, w)
+		}
+		t.Run("login", func(t *testing.T) {
+			b := startedSession(t, s)
+			old := cookieJar(b.cookies["sid"])
+			sess, r := b.get(t, s, "sid")
+			sess.Values["uid"] = "alice"
+			skip := int32(0)
+			if tg.cluster != nil {
+				skip = 1 // the index step lands; the next script's reply is lost
+			}
+			retried(t, b, r, s.RegenerateID, sess, skip)
+			if got := valuesOf(t, s, b); got["uid"] != "alice" {
+				t.Fatalf("after the retried login the browser's session holds %v", got)
+			}
+			ended(t, s, old, "the ID from before the login")
+			sameHandles(t, "alice", handles(t, s, "alice"), s.Handle(sess))
+		})
+		if tg.cluster != nil {
+			t.Run("login whose delete of the old ID was lost", func(t *testing.T) {
+				b := startedSession(t, s)
+				old := cookieJar(b.cookies["sid"])
+				sess, r := b.get(t, s, "sid")
+				sess.Values["uid"] = "dave"
+				// The index step, the new ID (a script in HashMode, a SET in
+				// StringMode), then the delete.
+				skip := int32(1)
+				if mode == HashMode {
+					skip = 2
+				}
+				retried(t, b, r, s.RegenerateID, sess, skip)
+				if got := valuesOf(t, s, b); got["uid"] != "dave" {
+					t.Fatalf("after the retried login the browser's session holds %v", got)
+				}
+				ended(t, s, old, "the ID from before the login")
+				sameHandles(t, "dave", handles(t, s, "dave"), s.Handle(sess))
+			})
+		}
+		t.Run("sign-in on a new session", func(t *testing.T) {
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			sess.Values["uid"] = "bob"
+			skip := int32(0)
+			if tg.cluster != nil && mode == HashMode {
+				skip = 1 // the index step lands, then the write's reply is lost
+			}
+			retried(t, b, r, s.Save, sess, skip)
+			valuesOf(t, s, b)
+			sameHandles(t, "bob: one browser, one sign-in", handles(t, s, "bob"), s.Handle(sess))
+		})
+		t.Run("save", func(t *testing.T) {
+			b, _ := signIn(t, s, "carol")
+			sess, r := b.get(t, s, "sid")
+			sess.Values["cart"] = "9 items"
+			delete(sess.Values, "uid")
+			retried(t, b, r, s.Save, sess, 0)
+			if got := valuesOf(t, s, b); got["cart"] != "9 items" || got["uid"] != nil {
+				t.Fatalf("stored %v", got)
+			}
+			sameHandles(t, "carol", handles(t, s, "carol"))
+		})
+	})
+}
+
+// TestAFailedLoadNeverSignsTheUserOut: the Quick start's handler, whose Get
+// fails once (Redis stalled): it goes on with the new session Get returns,
+// whose Save refuses to replace the browser's cookie (ErrUnavailable), so
+// the next request finds the user's session again.
+func TestAFailedLoadNeverSignsTheUserOut(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		fc := &failingClient{Client: tg.client, names: []string{"GET", "HGET"}}
+		store := newStore(t, tg, Config{Mode: mode, Client: fc})
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			session, err := store.Get(r, "session")
+			if err != nil {
+				// A bad cookie or a Redis failure: session is a usable new one.
+				t.Logf("session: %v", err)
+			}
+			n, _ := session.Values["visits"].(int)
+			session.Values["visits"] = n + 1
+			if err := session.Save(r, w); err != nil {
+				http.Error(w, "could not save the session", http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintf(w, "visits: %d", n+1)
+		})
+		b := newBrowser()
+		visit := func() *httptest.ResponseRecorder {
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, b.request())
+			b.keep(t, w)
+			return w
+		}
+		visit()
+		sess, r := b.get(t, store, "session")
+		sess.Values["user"] = "alice"
+		w := httptest.NewRecorder()
+		noErr(t, store.RegenerateID(r, w, sess))
+		b.keep(t, w)
+		fc.armed.Store(true) // the next read of the session fails
+		if w := visit(); w.Code != http.StatusInternalServerError || len(w.Result().Cookies()) != 0 {
+			t.Fatalf("the request whose read failed: status %d, cookies %v; want 500 and no cookie", w.Code, w.Result().Cookies())
+		}
+		if body := visit().Body.String(); body != "visits: 2" {
+			t.Fatalf("after the failed read: %q, want visits: 2", body)
+		}
+		if got, _ := b.get(t, store, "session"); got.Values["user"] != "alice" {
+			t.Fatalf("one failed read signed alice out: %v", got.Values)
+		}
 	})
 }

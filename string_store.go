@@ -21,10 +21,14 @@ type stringLayout struct {
 	// keyGen is Config.KeyGenerator; nil: the prefix and the raw ID.
 	keyGen func(string) (string, error)
 	now    func() time.Time // time.Now, but for tests
+	clock  *serverClock     // the server's clock, learned by reads
 }
 
-func (b *stringLayout) mode() Mode      { return StringMode }
-func (b *stringLayout) keyType() string { return "string" }
+func (b *stringLayout) mode() Mode { return StringMode }
+
+// serverExpiry: the expiry in front of a value is by this machine's clock.
+func (b *stringLayout) serverExpiry() bool { return false }
+func (b *stringLayout) keyType() string    { return "string" }
 
 func (b *stringLayout) locate(id string) (location, error) {
 	raw, err := rawID(id)
@@ -47,8 +51,11 @@ func (b *stringLayout) ownsKey(key string) bool {
 
 func (b *stringLayout) reserve() int { return expiryLen }
 
+// load reads a session, and the server's clock now and then (which the
+// user index's deadlines are in; Redis's TTL decides when the session ends).
 func (b *stringLayout) load(ctx context.Context, loc location) (stored, error) {
-	v, err := b.c.Do(ctx, b.c.B().Get().Key(loc.key).Build()).ToString()
+	res, now, _ := readWithClock(ctx, b.c, b.clock, b.c.B().Get().Key(loc.key).Build())
+	v, err := res.ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return stored{}, nil
@@ -58,7 +65,9 @@ func (b *stringLayout) load(ctx context.Context, loc location) (stored, error) {
 	if len(v) < expiryLen {
 		return stored{}, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
 	}
-	return b.stored(v), nil
+	st := b.stored(v)
+	st.server, st.local = now, b.clock.local()
+	return st, nil
 }
 
 // stored describes a stored value. Redis holds the key, so the session is
@@ -137,6 +146,21 @@ func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl
 		return exp, b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), bytesToString(value))))
 	}
 	return exp, b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), bytesToString(value))))
+}
+
+// createStringScript writes a new session only if none lives there:
+// KEYS[1] key, ARGV[1] TTL in seconds, ARGV[2] value. It answers as
+// casStringScript.
+var createStringScript = rueidis.NewLuaScript(`
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then return {1} end
+local v = redis.call('GET', KEYS[1])
+if not v then return {0} end
+return {2, v}
+`)
+
+func (b *stringLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
+	exp := b.putExpiry(value, ttl)
+	return exp, b.answer(createStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), bytesToString(value)}))
 }
 
 func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {

@@ -171,12 +171,18 @@ type indexOp struct {
 	addKey, add   string
 	keep          int64
 	dropKey, drop string
+	// until is the entry's deadline the session's metadata records: the
+	// entry is kept until the later of that and the server's time + keep,
+	// so that the metadata never promises more than the entry has, however
+	// far this machine's clock is from the server's.
+	until int64
 }
 
 // keys and args append the index arguments to a write script's: KEYS[IK]
 // and KEYS[IK+1] the indexes to add to and to drop from (where a part is
 // empty, its key repeats the other), ARGV[IA] the entry to add (empty:
-// none), ARGV[IA+1] its seconds, ARGV[IA+2] the entry to drop (empty: none).
+// none), ARGV[IA+1] its seconds, ARGV[IA+2] the entry to drop (empty: none),
+// ARGV[IA+3] the deadline the metadata records.
 func (ix *indexOp) keys(keys ...string) []string {
 	if ix == nil {
 		return keys
@@ -195,7 +201,7 @@ func (ix *indexOp) args(args ...string) []string {
 	if ix == nil {
 		return args
 	}
-	return append(args, ix.add, itoa(ix.keep), ix.drop)
+	return append(args, ix.add, itoa(ix.keep), ix.drop, itoa(ix.until))
 }
 
 // indexCursor is the field of an index hash that holds where the next
@@ -206,7 +212,8 @@ const indexCursor = ""
 // luaIndexAdd is the first half of the index step of the write scripts,
 // run after their checks (luaCheckHashes among them) and before their
 // writes: with KEYS[IK] set it adds the entry ARGV[IA] kept ARGV[IA+1]
-// seconds, drops the entries past their deadline in one HSCAN chunk (all
+// seconds, or until ARGV[IA+3] if that is later, drops the entries past
+// their deadline in one HSCAN chunk (all
 // of a small hash; a large one chunk by chunk, the cursor kept in the field
 // "": one that is not a cursor starts a pass again), and makes the key
 // outlive the entry. luaIndexDrop, run after the write, deletes the entry
@@ -216,9 +223,11 @@ func luaIndexAdd(ik, ia int) string {
 if KEYS[IK] and ARGV[IA0] ~= '' then
 	local ix, t = KEYS[IK], tonumber(redis.call('TIME')[1])
 	local keep = tonumber(ARGV[IA1])
+	local d = math.max(t + keep, tonumber(ARGV[IA3]) or 0)
+	keep = math.min(d - t, 2147483647)
 	local cursor = redis.call('HGET', ix, '')
 	if not cursor or #cursor > 19 or not string.match(cursor, '^%d+$') then cursor = '0' end
-	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', t + keep, t))
+	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', d, t))
 	local r = redis.call('HSCAN', ix, cursor, 'COUNT', 16)
 	local kv = r[2]
 	for i = 1, #kv, 2 do
@@ -262,7 +271,7 @@ end
 
 func indexReplacer(ik, ia int) *strings.Replacer {
 	return strings.NewReplacer("IKD", strconv.Itoa(ik+1), "IK", strconv.Itoa(ik),
-		"IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2))
+		"IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2), "IA3", strconv.Itoa(ia+3))
 }
 
 // indexScript is luaIndexAdd on its own, for Redis Cluster: KEYS[1] the
@@ -341,13 +350,11 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 	}
 	if digest != "" {
 		// Entry deadlines are the server's: so is this, as well as the
-		// store knows it.
-		server, ok := s.clock.now()
-		if !ok {
-			server = time.Now()
-		}
-		snow := server.Unix()
-		if digest == st.snap.user && !moved && st.snap.meta.indexUntil != 0 && snow+p.ttl+indexSlack <= st.snap.meta.indexUntil {
+		// store knows it (its estimate, or when the snapshot was read).
+		// Whether the entry needs renewing is judged only by that: this
+		// machine's clock may be off by more than indexSlack.
+		snow, known := s.serverNow(st)
+		if digest == st.snap.user && !moved && known && st.snap.meta.indexUntil != 0 && snow+p.ttl+indexSlack <= st.snap.meta.indexUntil {
 			p.meta.indexUntil = st.snap.meta.indexUntil
 		} else {
 			// Signing in, a new ID, or an entry due for renewal: the write
@@ -356,7 +363,12 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 			// by miniredis on 32-bit platforms; the session's own TTL is
 			// at most MaxAgeLimit (2^30 s), so the entry still outlives it.
 			keep := min(2*p.ttl+indexSlack, math.MaxInt32)
-			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep}
+			if !known {
+				// A new session, on a store that has not heard from Redis
+				// lately: the script keeps the entry at least this long.
+				snow = time.Now().Unix()
+			}
+			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep, until: snow + keep}
 			p.meta.indexUntil = snow + keep
 			p.full = true
 		}
@@ -377,6 +389,19 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 	return p, nil
 }
 
+// serverNow returns the server's clock in Unix seconds as the store knows
+// it: its estimate, or the time the request's snapshot was read at, moved
+// on by this machine's monotonic clock; false when it knows neither.
+func (s *Store) serverNow(st *sessionState) (int64, bool) {
+	if now, ok := s.clock.now(); ok {
+		return now.Unix(), true
+	}
+	if sn := st.snap.stored; !sn.server.IsZero() {
+		return sn.server.Add(s.clock.local() - sn.local).Unix(), true
+	}
+	return 0, false
+}
+
 // rawField returns the index field of a valid ID: its 16 raw bytes.
 func rawField(id string) string {
 	raw, err := rawID(id)
@@ -393,7 +418,7 @@ func (s *Store) beforeWrite(ctx context.Context, ix *indexOp) (*indexOp, error) 
 	if ix == nil || s.client.Mode() != rueidis.ClientModeCluster {
 		return ix, nil
 	}
-	err := indexScript.Exec(ctx, s.client, []string{ix.addKey}, []string{ix.add, itoa(ix.keep)}).Error()
+	err := indexScript.Exec(ctx, s.client, []string{ix.addKey}, []string{ix.add, itoa(ix.keep), "", itoa(ix.until)}).Error()
 	if err != nil {
 		return nil, redisError("indexing session", err)
 	}
