@@ -488,9 +488,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 		}
 		return false, p.ttl, s.renew(ctx, st, sv, p.ttl, info)
 	}
-	cctx, cancel := s.callContext(ctx)
-	ix, err := s.beforeWrite(cctx, p.ix)
-	cancel()
+	ix, err := s.beforeWrite(ctx, p.ix)
 	if err != nil {
 		return false, 0, err
 	}
@@ -514,7 +512,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 		prev = st.snap.stored
 	}
 	var exp int64
-	cctx, cancel = s.callContext(ctx)
+	cctx, cancel := s.callContext(ctx)
 	defer cancel()
 	if sv.old != nil {
 		exp, err = s.layout.replace(cctx, *sv.old, sv.loc, value, p.ttl, prev, ix)

@@ -418,6 +418,8 @@ func (s *Store) beforeWrite(ctx context.Context, ix *indexOp) (*indexOp, error) 
 	if ix == nil || s.client.Mode() != rueidis.ClientModeCluster {
 		return ix, nil
 	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
 	err := indexScript.Exec(ctx, s.client, []string{ix.addKey}, []string{ix.add, itoa(ix.keep), "", itoa(ix.until)}).Error()
 	if err != nil {
 		return nil, redisError("indexing session", err)
