@@ -23,10 +23,22 @@ const ServersEnv = "REDISTORE_SERVERS"
 type Install struct {
 	Dir     string
 	Version string // as redis-server --version says, e.g. 7.0.15
+	// Server is what the binary says it is: "redis", or "valkey" (whose
+	// folders have redis-* names too).
+	Server string
 }
 
-// Name names the installation in test names: "redis-7.0.15".
-func (in Install) Name() string { return "redis-" + in.Version }
+// Name names the installation in test names: "redis-7.0.15",
+// "valkey-9.1.2".
+func (in Install) Name() string {
+	if in.Server == "" {
+		return "redis-" + in.Version
+	}
+	return in.Server + "-" + in.Version
+}
+
+// Valkey reports whether the installation is Valkey.
+func (in Install) Valkey() bool { return in.Server == "valkey" }
 
 // Major and Minor are the version's first two numbers (0 when unknown).
 func (in Install) Major() int { return in.part(0) }
@@ -129,25 +141,26 @@ func InstallAt(dir string) (Install, error) {
 	if err != nil {
 		return Install{}, err
 	}
-	if in.Version, err = serverVersion(bin); err != nil {
+	if in.Server, in.Version, err = serverVersion(bin); err != nil {
 		return Install{}, err
 	}
 	return in, nil
 }
 
-var versionRE = regexp.MustCompile(`v=([0-9]+\.[0-9]+\.[0-9]+)`)
+var versionRE = regexp.MustCompile(`^(\w+) server v=([0-9]+\.[0-9]+\.[0-9]+)`)
 
-// serverVersion asks a redis-server binary for its version.
-func serverVersion(bin string) (string, error) {
+// serverVersion asks a redis-server binary what it is ("redis",
+// "valkey") and its version.
+func serverVersion(bin string) (server, version string, err error) {
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("%s --version: %w", bin, err)
+		return "", "", fmt.Errorf("%s --version: %w", bin, err)
 	}
 	m := versionRE.FindSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("%s --version said %q: no version in it", bin, strings.TrimSpace(string(out)))
+		return "", "", fmt.Errorf("%s --version said %q: no version in it", bin, strings.TrimSpace(string(out)))
 	}
-	return string(m[1]), nil
+	return strings.ToLower(string(m[1])), string(m[2]), nil
 }
 
 // NeedInstalls returns the installations the tests run on (see Installs),
