@@ -33,6 +33,10 @@ type hashLayout struct {
 	// native is what the server said about HEXPIRE: 0 not asked yet, 1
 	// supported, -1 not supported.
 	native atomic.Int32
+	// server is what the server is, for FieldTTLAuto: 0 not asked yet,
+	// serverCompact (it keeps a hash whose fields have TTLs compact: Redis),
+	// serverValkey (such a hash is a hashtable there).
+	server atomic.Int32
 	// noClean turns the cleaning off, for the benchmark that measures it.
 	noClean bool
 	clock   *serverClock
@@ -437,14 +441,43 @@ end
 return {1, used, time[1], time[2]}
 `)
 
-// flags returns the field TTL and clean arguments of the write scripts.
-func (b *hashLayout) flags() (native, clean string) {
+// What the server is, for FieldTTLAuto.
+const (
+	serverCompact = 1
+	serverValkey  = 2
+)
+
+// learnServer records what INFO server says the server is.
+func (b *hashLayout) learnServer(res rueidis.RedisResult) {
+	info, err := res.ToString()
+	switch {
+	case err == nil && strings.Contains(info, "server_name:valkey"):
+		b.server.Store(serverValkey)
+	case err == nil:
+		b.server.Store(serverCompact)
+	default:
+		if _, ok := rueidis.IsRedisErr(err); ok {
+			b.server.Store(serverCompact) // no INFO (miniredis): not Valkey
+		}
+	}
+}
+
+// flags returns the field TTL and clean arguments of the write scripts,
+// asking the server what it is when FieldTTLAuto needs to know and no read
+// has asked yet.
+func (b *hashLayout) flags(ctx context.Context) (native, clean string) {
 	native = "0"
 	switch b.fieldTTL {
 	case FieldTTLOn:
 		native = "1"
 	case FieldTTLAuto:
-		if b.native.Load() >= 0 {
+		if b.native.Load() < 0 {
+			break
+		}
+		if b.server.Load() == 0 {
+			b.learnServer(b.c.Do(ctx, b.c.B().Info().Section("server").Build()))
+		}
+		if b.server.Load() != serverValkey {
 			native = "1"
 		}
 	}
@@ -509,7 +542,7 @@ func hashStored(v string, now time.Time, local time.Duration) stored {
 // (prev) only if what is stored is still prev. The scripts give the value
 // the expiry now + ttl by the server's clock, which save returns.
 func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl int64, prev stored, ix *indexOp) (int64, error) {
-	native, clean := b.flags()
+	native, clean := b.flags(ctx)
 	op, expect := "w", ""
 	if prev.found {
 		op, expect = "c", prev.raw
@@ -520,14 +553,14 @@ func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl i
 }
 
 func (b *hashLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
-	native, clean := b.flags()
+	native, clean := b.flags(ctx)
 	b.guessExpiry(value, ttl)
 	now, err := b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "n", bytesToString(value), ""})
 	return now.Unix() + ttl, err
 }
 
 func (b *hashLayout) touch(ctx context.Context, loc location, ttl int64, prev stored) (int64, error) {
-	native, clean := b.flags()
+	native, clean := b.flags(ctx)
 	now, err := b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "t", "", prev.raw})
 	return now.Unix() + ttl, err
 }
@@ -536,7 +569,7 @@ func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byt
 	if b.c.Mode() == rueidis.ClientModeCluster {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
-	native, clean := b.flags()
+	native, clean := b.flags(ctx)
 	op := "w"
 	if prevOld.found {
 		op = "c"
@@ -563,7 +596,28 @@ func (b *hashLayout) guessExpiry(value []byte, ttl int64) {
 // server's clock: a session that may have ended within the estimate's
 // uncertainty counts as ended.
 func (b *hashLayout) load(ctx context.Context, loc location) (stored, error) {
-	res, now, uncertainty := readWithClock(ctx, b.c, b.clock, b.c.B().Hget().Key(loc.key).Field(loc.field).Build())
+	var res rueidis.RedisResult
+	var now time.Time
+	var uncertainty time.Duration
+	if b.fieldTTL == FieldTTLAuto && b.server.Load() == 0 {
+		// The first read asks, in the same round trip, what the server is.
+		sent := b.clock.local()
+		r := b.c.DoMulti(ctx, b.c.B().Hget().Key(loc.key).Field(loc.field).Build(), b.c.B().Time().Build(), b.c.B().Info().Section("server").Build())
+		received := b.clock.local()
+		b.learnServer(r[2])
+		server, err := serverTime(r[1])
+		if err != nil && r[0].Error() == nil {
+			return stored{}, err
+		}
+		res = r[0]
+		if err == nil {
+			b.clock.observe(server, sent, received)
+			rtt := max(received-sent, 0)
+			now, uncertainty = server.Add(rtt-rtt/2), rtt-rtt/2
+		}
+	} else {
+		res, now, uncertainty = readWithClock(ctx, b.c, b.clock, b.c.B().Hget().Key(loc.key).Field(loc.field).Build())
+	}
 	v, err := res.ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {

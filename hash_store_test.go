@@ -250,7 +250,7 @@ func TestFieldTTL(t *testing.T) {
 	t.Run("on a server without HEXPIRE (Redis before 7.4, or HEXPIRE renamed away) writes fall back to cleaning", func(t *testing.T) {
 		forEachInstall(t, func(t *testing.T, in redistest.Install) {
 			var args []string
-			if in.AtLeast(7, 4) {
+			if installHas(in, "HEXPIRE") {
 				args = []string{"--rename-command", "HEXPIRE", ""}
 			}
 			srv := in.StartT(t, args...)
@@ -271,17 +271,46 @@ func TestFieldTTL(t *testing.T) {
 						equal(t, "cleaning marker", tg.do(t, "HEXISTS", loc.key, "").AsBoolMust(t), true)
 						checkBucket(t, tg, loc.key)
 					}
-					hb := hashLayoutOf(s)
-					equal(t, "learned", hb.native.Load(), int32(-1))
+					if hb := hashLayoutOf(s); mode == FieldTTLOn || hb.server.Load() != serverValkey {
+						equal(t, "learned", hb.native.Load(), int32(-1))
+					}
 				})
+			}
+		})
+	})
+
+	t.Run("FieldTTLAuto sets none where the server makes a hash with field TTLs a hashtable (Valkey)", func(t *testing.T) {
+		forEachInstall(t, func(t *testing.T, in redistest.Install) {
+			if !installHas(in, "HEXPIRE") {
+				return // nothing to choose
+			}
+			srv := in.StartT(t, "--hash-max-listpack-value", "1024")
+			c, err := NewClient("redis://" + srv.Addr)
+			noErr(t, err)
+			t.Cleanup(c.Close)
+			tg := &target{client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+			compact := fieldTTLsStayCompact(t, tg)
+			s := newStore(t, tg, Config{})
+			b := fill(t, s, 1, 3600)[0]
+			sess, _ := b.get(t, s, "sid")
+			loc, _ := s.locate(sess.ID)
+			ttl, err := tg.do(t, "HTTL", loc.key, "FIELDS", "1", loc.field).AsIntSlice()
+			noErr(t, err)
+			if has := len(ttl) == 1 && ttl[0] > 0; has != compact {
+				t.Fatalf("field TTL set: %v; the server keeps hashes with field TTLs compact: %v", has, compact)
+			}
+			enc, err := tg.do(t, "OBJECT", "ENCODING", loc.key).ToString()
+			noErr(t, err)
+			if !strings.HasPrefix(enc, "listpack") {
+				t.Fatalf("the bucket is a %s: FieldTTLAuto lost the compact encoding", enc)
 			}
 		})
 	})
 
 	t.Run("on a real server with HEXPIRE each field gets a TTL and Redis removes expired sessions itself", func(t *testing.T) {
 		forEachInstall(t, func(t *testing.T, in redistest.Install) {
-			if !in.AtLeast(7, 4) {
-				t.Skipf("redis-server %s has no hash-field TTLs (7.4+)", in.Version)
+			if !installHas(in, "HEXPIRE") {
+				t.Skipf("%s has no hash-field TTLs (HEXPIRE)", in.Name())
 			}
 			// A server of its own: the test reads the server-wide count of
 			// expired fields.
@@ -291,7 +320,7 @@ func TestFieldTTL(t *testing.T) {
 			t.Cleanup(c.Close)
 			tg := &target{client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
 			bucket := tg.prefix + "one"
-			s := newStore(t, tg, Config{HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
+			s := newStore(t, tg, Config{FieldTTL: FieldTTLOn, HashKeyGenerator: func(string) (string, error) { return bucket, nil }})
 			fill(t, s, 1, 3600) // keeps the bucket alive past the short ones
 			// Sessions of 2 s: a field TTL of 3 s, so that a loaded machine
 			// taking a second between the write and HTTL still sees it.
@@ -309,11 +338,25 @@ func TestFieldTTL(t *testing.T) {
 			equal(t, "learned", hashLayoutOf(s).native.Load(), int32(1))
 			// No write, no read, no Sweep: Redis's active expiry removes them.
 			waitFor(t, 10*time.Second, "Redis to expire the 20 fields", func() bool {
-				return infoInt(t, tg, "stats", "expired_subkeys") >= 20
+				return expiredFields(t, tg) >= 20
 			})
 			equal(t, "sessions left", tg.do(t, "HLEN", bucket).IntMust(t), 1)
 		})
 	})
+}
+
+// fieldTTLsStayCompact asks a real server whether a small hash whose
+// fields have TTLs keeps the compact encoding (Redis 7.4+: listpackex) or
+// becomes a hashtable (Valkey).
+func fieldTTLsStayCompact(t testing.TB, tg *target) bool {
+	t.Helper()
+	key := tg.prefix + "probe"
+	tg.do(t, "HSET", key, "f", "v")
+	tg.do(t, "HEXPIRE", key, "60", "FIELDS", "1", "f")
+	enc, err := tg.do(t, "OBJECT", "ENCODING", key).ToString()
+	noErr(t, err)
+	tg.do(t, "DEL", key)
+	return enc != "hashtable"
 }
 
 // infoInt reads one integer field of INFO.
@@ -757,10 +800,10 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	var toArgs []string
 	for _, is := range installations(t) {
 		in := is.in
-		if in.AtLeast(7, 4) && from == nil {
+		if installHas(in, "HEXPIRE") && from == nil {
 			from = &in
 		}
-		if !in.AtLeast(7, 4) && to == nil {
+		if !installHas(in, "HEXPIRE") && to == nil {
 			to = &in
 		}
 	}

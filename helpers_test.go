@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,9 +134,55 @@ type target struct {
 }
 
 // fieldTTLs reports whether the server has hash-field TTLs (HEXPIRE, Redis
-// 7.4+); miniredis has them.
+// 7.4+, Valkey 9+), as it says itself; miniredis has them.
 func (tg *target) fieldTTLs() bool {
-	return tg.mini != nil || tg.install.AtLeast(7, 4)
+	return tg.mini != nil || installHas(tg.install, "HEXPIRE")
+}
+
+// installHas reports whether the servers of an installation have a command,
+// asking one of them (COMMAND INFO): tests that depend on what a server can
+// do ask it, rather than go by a version string. Installations are asked
+// once.
+func installHas(in redistest.Install, command string) bool {
+	key := in.Dir + "\x00" + in.Version + "\x00" + strings.ToUpper(command)
+	if v, ok := capabilities.Load(key); ok {
+		return v.(bool)
+	}
+	has := false
+	if srv, err := redistest.StartWith("", redistest.Options{Install: in}); err == nil {
+		defer srv.Stop()
+		if c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true, ForceSingleClient: true}); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			arr, err := c.Do(ctx, c.B().CommandInfo().CommandName(command).Build()).ToArray()
+			cancel()
+			c.Close()
+			has = err == nil && len(arr) == 1 && !arr[0].IsNil()
+		}
+	}
+	capabilities.Store(key, has)
+	return has
+}
+
+// capabilities caches installHas.
+var capabilities sync.Map
+
+// expiredFields reads the server's count of hash fields its own expiry
+// removed: expired_subkeys on Redis, expired_fields on Valkey.
+func expiredFields(t testing.TB, tg *target) int64 {
+	t.Helper()
+	info, err := tg.do(t, "INFO", "stats").ToString()
+	noErr(t, err)
+	for _, line := range strings.Split(info, "\n") {
+		for _, field := range []string{"expired_subkeys:", "expired_fields:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), field); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				noErr(t, err)
+				return n
+			}
+		}
+	}
+	t.Fatal("INFO stats counts no expired hash fields (expired_subkeys, expired_fields)")
+	return 0
 }
 
 // advance moves the server's clock: miniredis jumps, the real server is
@@ -286,11 +333,12 @@ func newClusterTarget(t *testing.T, is *installServers) *target {
 	return &target{name: "cluster-" + is.in.Version, client: c, cluster: cl, install: is.in, addr: addrs[0], prefix: randomPrefix()}
 }
 
-// roundTripsToMove is what moving a session to another key costs: one atomic
-// script, or in a cluster, where the keys live on different nodes, a write
-// and then a delete.
-func (tg *target) roundTripsToMove() int64 {
-	if tg.cluster != nil {
+// roundTripsToMove is what moving a session to another key costs with s:
+// one atomic script, or, where the two keys live on different nodes (Redis
+// Cluster) or StringMode moves without Lua (compare-and-set, Valkey 8.1+),
+// a write and then a delete.
+func (tg *target) roundTripsToMove(s *Store) int64 {
+	if sl, ok := s.layout.(*stringLayout); tg.cluster != nil || ok && sl.cas.Load() == 1 {
 		return 2
 	}
 	return 1
@@ -516,9 +564,9 @@ func (c *failingClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed) 
 	return c.Client.DoMulti(ctx, cmds...)
 }
 
-// lostReplyClient lets the script call it is armed for (after skip more
-// of them) land, and answers it with a timeout, as a latency spike past
-// Config.Timeout would.
+// lostReplyClient lets the write it is armed for (a script, a SET or a
+// DELIFEQ; after left more of them) land, and answers it with a timeout,
+// as a latency spike past Config.Timeout would.
 type lostReplyClient struct {
 	rueidis.Client
 	left atomic.Int32 // script calls to let through before the lost one; -1: none
@@ -533,7 +581,9 @@ func newLostReplyClient(c rueidis.Client) *lostReplyClient {
 func (c *lostReplyClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
 	name := cmd.Commands()[0]
 	res := c.Client.Do(ctx, cmd)
-	if !strings.EqualFold(name, "EVALSHA") && !strings.EqualFold(name, "EVAL") {
+	switch strings.ToUpper(name) {
+	case "EVALSHA", "EVAL", "SET", "DELIFEQ":
+	default:
 		return res
 	}
 	if err := res.Error(); err != nil && strings.Contains(err.Error(), "NOSCRIPT") {

@@ -74,7 +74,7 @@ func TestLegacySessionsMoveOnSave(t *testing.T) {
 				b.save(t, s, r, sess)
 				// One atomic script; in a cluster the two keys are on
 				// different nodes: write, then delete.
-				equal(t, "round trips to move it", cc.reset(), tg.roundTripsToMove())
+				equal(t, "round trips to move it", cc.reset(), tg.roundTripsToMove(s))
 				equal(t, "legacy key after Save", tg.do(t, "EXISTS", legacyPrefix+lid).IntMust(t), 0)
 				got, _ := b.get(t, s, "sid")
 				equal(t, "user", got.Values["user"], any("alice"))

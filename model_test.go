@@ -20,6 +20,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/gorilla/sessions"
+
+	"github.com/redisession/redistore/internal/redistest"
 )
 
 // TestModel drives the store as browsers with several tabs do, and checks
@@ -72,6 +74,33 @@ func init() {
 func TestModel(t *testing.T) {
 	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *target) {
+		runModel(t, tg, modelLayouts)
+	})
+}
+
+// TestModelWithoutScripting runs the model on a server without any
+// scripting engine, in StringMode without UserKey: every write there is
+// compare-and-set (SET IFEQ, DELIFEQ: Valkey 8.1+).
+func TestModelWithoutScripting(t *testing.T) {
+	t.Parallel()
+	in := redistest.NeedNoScripting(t)
+	if !installHas(in, "DELIFEQ") {
+		t.Skipf("%s has no compare-and-set for strings (DELIFEQ)", in.Name())
+	}
+	srv := in.StartT(t)
+	c, err := NewClient("redis://" + srv.Addr)
+	noErr(t, err)
+	t.Cleanup(c.Close)
+	tg := &target{name: in.Name() + "-nolua", client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+	runModel(t, tg, []modelLayout{
+		{"string-compact-nousers", StringMode, FieldTTLAuto, nil, true},
+		{"string-gob-nousers", StringMode, FieldTTLAuto, GobSerializer{}, true},
+	})
+}
+
+// runModel runs schedules of each layout on tg.
+func runModel(t *testing.T, tg *target, layouts []modelLayout) {
+	{
 		schedules := *modelSchedules
 		if schedules == 0 {
 			schedules = 150
@@ -82,7 +111,7 @@ func TestModel(t *testing.T) {
 				schedules /= 4
 			}
 		}
-		for _, layout := range modelLayouts {
+		for _, layout := range layouts {
 			t.Run(layout.name, func(t *testing.T) {
 				seeds := make([]uint64, 0, schedules)
 				if *modelSeed != 0 {
@@ -132,7 +161,7 @@ func TestModel(t *testing.T) {
 				}
 			})
 		}
-	})
+	}
 }
 
 // modelLayout is a store configuration the model runs on.
@@ -141,13 +170,14 @@ type modelLayout struct {
 	mode       Mode
 	fieldTTL   FieldTTL
 	serializer Serializer
+	noUserKey  bool // no Config.UserKey (and no index to check)
 }
 
 var modelLayouts = []modelLayout{
-	{"hash-compact", HashMode, FieldTTLAuto, nil},
-	{"hash-fieldttl-off-gob", HashMode, FieldTTLOff, GobSerializer{}},
-	{"string-compact", StringMode, FieldTTLAuto, nil},
-	{"string-gob", StringMode, FieldTTLAuto, GobSerializer{}},
+	{"hash-compact", HashMode, FieldTTLAuto, nil, false},
+	{"hash-fieldttl-off-gob", HashMode, FieldTTLOff, GobSerializer{}, false},
+	{"string-compact", StringMode, FieldTTLAuto, nil, false},
+	{"string-gob", StringMode, FieldTTLAuto, GobSerializer{}, false},
 }
 
 // The model.
@@ -472,9 +502,13 @@ func newModelRun(t *testing.T, tg *target, layout modelLayout, seed uint64) *mod
 	run := &modelRun{t: t, tg: tg, layout: layout, seed: seed,
 		rng: rand.New(rand.NewPCG(seed, 0xd1ce)), sched: newScheduler(seed),
 		users: []string{"alice", "bob", "carol"}}
+	userKey := "user"
+	if layout.noUserKey {
+		userKey = ""
+	}
 	cfg := Config{
 		Client: schedClient{tg.client}, Mode: layout.mode, FieldTTL: layout.fieldTTL,
-		Serializer: layout.serializer, UserKey: "user",
+		Serializer: layout.serializer, UserKey: userKey,
 		// A request waits for its turn inside its calls: on a loaded
 		// machine, longer than the suite's usual bound.
 		Timeout: time.Minute,
@@ -908,6 +942,12 @@ func (run *modelRun) between(last bool) {
 				exps = append(exps, info.Expires.Unix())
 			}
 		}
+	}
+	if run.layout.noUserKey {
+		if !last && run.tg.mini != nil && run.rng.IntN(3) == 0 {
+			run.advance([]int64{5, 40, 100, 700, 4000}[run.rng.IntN(5)], exps)
+		}
+		return
 	}
 	ofUser := map[string][]string{} // user -> IDs of the live sessions holding it
 	for id, vals := range live {

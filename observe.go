@@ -109,9 +109,10 @@ const (
 	ErrorConflict
 	ErrorCanceled // the caller's context ended
 	ErrorOther
+	ErrorNoScripting // ErrNoScripting: the server refuses Lua scripts
 )
 
-var errorKindNames = [...]string{"", "invalid_cookie", "invalid_id", "too_large", "corrupt", "unavailable", "unknown_format", "ended", "conflict", "canceled", "other"}
+var errorKindNames = [...]string{"", "invalid_cookie", "invalid_id", "too_large", "corrupt", "unavailable", "unknown_format", "ended", "conflict", "canceled", "other", "no_scripting"}
 
 // String returns the kind's name ("unavailable", "corrupt", ...; "" for
 // ErrorNone).
@@ -149,6 +150,8 @@ func errorKindOf(err error) ErrorKind {
 		return ErrorCorrupt
 	case errors.Is(err, ErrUnknownFormat):
 		return ErrorUnknownFormat
+	case errors.Is(err, ErrNoScripting):
+		return ErrorNoScripting
 	case errors.Is(err, context.Canceled):
 		return ErrorCanceled
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -915,7 +915,7 @@ func TestRegenerateID(t *testing.T) {
 			cc.reset()
 			w := httptest.NewRecorder()
 			noErr(t, s.RegenerateID(r, w, sess))
-			equal(t, "round trips", cc.reset(), tg.roundTripsToMove())
+			equal(t, "round trips", cc.reset(), tg.roundTripsToMove(s))
 			victim.keep(t, w)
 			if sess.ID == oldID || !ValidID(sess.ID) {
 				t.Fatal("the ID did not change")

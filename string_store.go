@@ -3,6 +3,7 @@ package redistore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -22,6 +23,12 @@ type stringLayout struct {
 	keyGen func(string) (string, error)
 	now    func() time.Time // time.Now, but for tests
 	clock  *serverClock     // the server's clock, learned by reads
+	// cas is what the server said about compare-and-set for strings
+	// (string_cas.go): 0 not asked yet, 1 it has it, -1 it has not.
+	cas atomic.Int32
+	// noCAS keeps to the scripts, for the tests and benchmarks that
+	// compare the two.
+	noCAS bool
 }
 
 func (b *stringLayout) mode() Mode { return StringMode }
@@ -54,7 +61,33 @@ func (b *stringLayout) reserve() int { return expiryLen }
 // load reads a session, and the server's clock now and then (which the
 // user index's deadlines are in; Redis's TTL decides when the session ends).
 func (b *stringLayout) load(ctx context.Context, loc location) (stored, error) {
+	if b.cas.Load() == 0 && !b.noCAS {
+		return b.loadAsking(ctx, loc)
+	}
 	res, now, _ := readWithClock(ctx, b.c, b.clock, b.c.B().Get().Key(loc.key).Build())
+	return b.loaded(res, now)
+}
+
+// loadAsking is load, asking the server in the same round trip whether it
+// has compare-and-set (see hasCAS) and what its clock says: the first load
+// of a store, so that no write waits for the question.
+func (b *stringLayout) loadAsking(ctx context.Context, loc location) (stored, error) {
+	sent := b.clock.local()
+	res := b.c.DoMulti(ctx, b.c.B().Get().Key(loc.key).Build(),
+		b.c.B().Arbitrary("DELIFEQ").Keys(loc.key).Args(casProbe).Build(), b.c.B().Time().Build())
+	received := b.clock.local()
+	b.learnCAS(res[1].Error())
+	var now time.Time
+	if server, err := serverTime(res[2]); err == nil {
+		b.clock.observe(server, sent, received)
+		rtt := max(received-sent, 0)
+		now = server.Add(rtt - rtt/2)
+	}
+	return b.loaded(res[0], now)
+}
+
+// loaded reads the reply of a load.
+func (b *stringLayout) loaded(res rueidis.RedisResult, now time.Time) (stored, error) {
 	v, err := res.ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
@@ -144,6 +177,8 @@ func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl
 		return exp, b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
 	case !prev.found:
 		return exp, b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), bytesToString(value))))
+	case ix == nil && b.hasCAS(ctx, loc.key):
+		return exp, b.casSet(ctx, loc.key, bytesToString(value), ttl, prev.raw)
 	}
 	return exp, b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), bytesToString(value))))
 }
@@ -160,10 +195,16 @@ return {2, v}
 
 func (b *stringLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
 	exp := b.putExpiry(value, ttl)
+	if b.hasCAS(ctx, loc.key) {
+		return exp, b.casCreate(ctx, loc.key, bytesToString(value), ttl)
+	}
 	return exp, b.answer(createStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), bytesToString(value)}))
 }
 
 func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {
+	if b.hasCAS(ctx, loc.key) {
+		return b.casDelete(ctx, loc.key, prev.raw)
+	}
 	return b.answer(casStringScript.Exec(ctx, b.c, []string{loc.key}, []string{prev.raw}))
 }
 
@@ -183,6 +224,9 @@ return {1}
 func (b *stringLayout) touch(ctx context.Context, loc location, ttl int64, prev stored) (int64, error) {
 	var e [expiryLen]byte
 	exp := b.putExpiry(e[:], ttl)
+	if b.hasCAS(ctx, loc.key) {
+		return exp, b.casSet(ctx, loc.key, string(e[:])+prev.raw[expiryLen:], ttl, prev.raw)
+	}
 	return exp, b.answer(touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(e[:]), prev.raw}))
 }
 
@@ -208,7 +252,7 @@ return {1}
 `)
 
 func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) (int64, error) {
-	if b.c.Mode() == rueidis.ClientModeCluster {
+	if b.c.Mode() == rueidis.ClientModeCluster || ix == nil && b.hasCAS(ctx, loc.key) {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
 	exp := b.putExpiry(value, ttl)

@@ -747,10 +747,11 @@ func TestLogOutEverywhereCatchesANewIDInACluster(t *testing.T) {
 				go func() { done <- app.RegenerateID(r, w, sess) }()
 				<-paused
 				// ...until DeleteUserSessions has read the index and is about
-				// to end the old ID.
+				// to end the old ID (a script, or DELIFEQ where StringMode
+				// has compare-and-set).
 				var regenErr error
 				adminC.set(func(args []string, _ rueidis.RedisResult) {
-					if scriptKeys(args) != nil {
+					if scriptKeys(args) != nil || strings.EqualFold(args[0], "DELIFEQ") {
 						release.Do(func() { close(resume); regenErr = <-done })
 					}
 				}, nil)

@@ -79,6 +79,7 @@ func judged(status, check, format string, args ...any) finding {
 // checks judge the facts, one finding each, in the order doctor prints them.
 var checks = []func(*facts) finding{
 	checkServer,
+	checkScripting,
 	checkFieldExpiry,
 	checkListpackValue,
 	checkListpackEntries,
@@ -111,6 +112,10 @@ type facts struct {
 
 	config         map[string]configReply
 	hexpire, hsetx bool // the server knows HEXPIRE, HSETEX
+	cas            bool // the server knows DELIFEQ (compare-and-set for strings, Valkey 8.1+)
+	// scriptErr is the server's answer to a script that does nothing
+	// (nil: it runs scripts).
+	scriptErr error
 
 	info    map[string]string // INFO server, memory, persistence and stats
 	infoErr error
@@ -160,6 +165,8 @@ func gather(ctx context.Context, client rueidis.Client, store *redistore.Store, 
 	}
 	d.hexpire = hasCommand(ctx, client, d, "HEXPIRE", 7, 4, 9)
 	d.hsetx = hasCommand(ctx, client, d, "HSETEX", 8, 0, 9)
+	d.cas = hasCommand(ctx, client, d, "DELIFEQ", 99, 0, 9) // Valkey 8.1+; the fallback says 9
+	d.scriptErr = client.Do(ctx, client.B().Eval().Script("return 1").Numkeys(0).Build()).Error()
 	d.stats, d.statsErr = store.Stats(ctx, sample)
 	before, _ := dbsize(ctx, client)
 
@@ -328,6 +335,34 @@ func checkServer(d *facts) finding {
 	return judged(statusOK, check, "%s", desc)
 }
 
+// checkScripting: every write of HashMode, and StringMode's writes that
+// change a user's index, are Lua scripts; StringMode's other writes use
+// compare-and-set where the server has it.
+func checkScripting(d *facts) finding {
+	const check = "scripting"
+	err := d.scriptErr
+	switch {
+	case err == nil:
+		if d.keyType == "string" && d.cas {
+			return judged(statusOK, check, "the server runs Lua scripts; StringMode's writes that leave users' indexes alone use its compare-and-set instead (SET IFEQ, DELIFEQ)")
+		}
+		return judged(statusOK, check, "the server runs Lua scripts, as every write needs")
+	case !refusesScripts(err):
+		return judged(statusWarn, check, "could not run a script that does nothing (%s): every write of HashMode, and of StringMode where users' indexes change, is a Lua script", why(err))
+	case d.keyType == "string" && d.cas:
+		return judged(statusWarn, check, "the server refuses Lua scripts (%s): StringMode's writes use compare-and-set (SET IFEQ, DELIFEQ) and work, except where a write changes a user's index (Config.UserKey): those fail with ErrNoScripting. Enable the Lua engine or allow @scripting to the ACL user to use UserKey", why(err))
+	case d.keyType == "string":
+		return judged(statusFail, check, "the server refuses Lua scripts (%s) and has no compare-and-set for strings (SET IFEQ, Valkey 8.1+): every conditional write fails with ErrNoScripting. Enable the Lua engine (Valkey 9: a build with Lua, or its Lua module loaded) or allow @scripting to the ACL user", why(err))
+	}
+	return judged(statusFail, check, "the server refuses Lua scripts (%s): every HashMode write fails with ErrNoScripting. Enable the Lua engine (Valkey 9: a build with Lua, or its Lua module loaded) or allow @scripting to the ACL user; or use StringMode without UserKey on a server with SET IFEQ (Valkey 8.1+)", why(err))
+}
+
+// refusesScripts reports whether a server's error says it runs no scripts.
+func refusesScripts(err error) bool {
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "scripting engine") || strings.Contains(m, "noperm") && (strings.Contains(m, "eval") || strings.Contains(m, "script"))
+}
+
 // hasCommand asks the server whether it knows a command, and falls back on
 // its version when COMMAND INFO is refused: the Redis and Valkey versions
 // that brought it.
@@ -349,15 +384,16 @@ func checkFieldExpiry(d *facts) finding {
 		return judged(statusOK, check, "not needed in StringMode: Redis expires each session's key")
 	}
 	var msg string
-	if d.hexpire {
-		msg = "HEXPIRE available: with FieldTTL Auto (the default) each session's field gets a TTL and Redis removes expired sessions from their buckets itself; buckets with field TTLs are listpackex, kept compact by the same hash-max-listpack-value"
-		if d.hsetx {
-			msg += "; writes set the field and its TTL in one HSETEX"
-		}
+	name, _ := d.serverName()
+	switch {
+	case d.hexpire && name == "Valkey":
+		msg = "HEXPIRE available, but Valkey keeps a hash whose fields have TTLs as a hashtable (it has no listpackex): FieldTTL Auto (the default) sets no field TTLs here, and writes clean their buckets instead; run `redistore sweep` from cron (hourly, say) for buckets nobody writes to. FieldTTLOn would cost about 45 bytes a session (145 against 100 at 1 M sessions of 150 B, hash-max-listpack-value raised)"
+	case d.hexpire:
+		msg = "HEXPIRE available: with FieldTTL Auto (the default) each session's field gets a TTL (HSET, then HEXPIRE, in the write's script) and Redis removes expired sessions from their buckets itself; buckets with field TTLs are listpackex, kept compact by the same hash-max-listpack-value"
 		if n := d.stats.Encodings["listpackex"]; d.statsErr == nil && d.stats.Sampled > 0 && n == 0 && d.stats.Encodings["listpack"] > 0 {
 			msg += fmt.Sprintf("; none of the %d sampled buckets has field TTLs: the application runs FieldTTLOff, or an older redistore", d.stats.Sampled)
 		}
-	} else {
+	default:
 		msg = "no HEXPIRE (it needs Redis 7.4+ or Valkey 9+): an expired session stays in its bucket, never served, until a write to the bucket or a sweep removes it; run `redistore sweep` from cron, hourly say"
 	}
 	if d.statsErr == nil && d.stats.Sampled > 0 && d.stats.Expired > 0.25 {
@@ -396,8 +432,16 @@ func checkListpackValue(d *facts) finding {
 		return judged(statusWarn, check, "could not read it (%s): make sure it is above your largest session value (1024 suits most), or buckets become hashtables and HashMode saves no memory", why(err))
 	}
 	already := ""
+	server, _ := d.serverName()
 	if hashtables > 0 {
 		already = fmt.Sprintf("; %d of %d sampled buckets %s hashtables already: a live hashtable stays one, but Redis makes it a listpack again when it loads it (a restart with RDB or AOF persistence, or DEBUG RELOAD), and a bucket that empties or expires starts again as a listpack", hashtables, sampled, isAre(hashtables))
+		if server == "Valkey" {
+			already += " (unless its fields have TTLs, FieldTTLOn: Valkey keeps those hashes as hashtables whatever this setting)"
+		}
+	}
+	compact := "buckets stay compact listpacks (listpackex with field TTLs)"
+	if server == "Valkey" {
+		compact = "buckets stay compact listpacks (without field TTLs, which FieldTTL Auto sets none of on Valkey)"
 	}
 	switch {
 	case d.statsErr != nil:
@@ -415,7 +459,7 @@ func checkListpackValue(d *facts) finding {
 		return judged(statusWarn, check, "%s is %d, above the largest sampled session value (%d B), so new buckets stay compact listpacks%s. Until then those buckets cost about twice the memory; to convert them now, restart Redis with persistence on (or run DEBUG RELOAD, which blocks the server while it reloads)",
 			name, limit, largest, already)
 	default:
-		return judged(statusOK, check, "%s is %d, above the largest sampled session value (%d B): buckets stay compact listpacks (listpackex with field TTLs)", name, limit, largest)
+		return judged(statusOK, check, "%s is %d, above the largest sampled session value (%d B): %s", name, limit, largest, compact)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -161,14 +162,19 @@ func TestDoctorKnowsFieldTTLs(t *testing.T) {
 		r := f.run(t, "doctor")
 		r.wantCode(t, 0)
 		line := doctorLine(t, r.stdout, "field", "OK")
-		if !in.AtLeast(7, 4) {
+		switch f.fieldTTLs(t) {
+		case "":
 			contains(t, "field expiry line", line, "no HEXPIRE")
+			return
+		case "hashtable": // Valkey
+			contains(t, "field expiry line", line, "hashtable")
+			contains(t, "field expiry line", line, "sets no field TTLs")
+			line = doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
+			contains(t, "listpack line", line, "without field TTLs")
 			return
 		}
 		contains(t, "field expiry line", line, "listpackex")
-		if in.AtLeast(8, 0) {
-			contains(t, "field expiry line", line, "HSETEX")
-		}
+		lacks(t, "field expiry line", line, "HSETEX") // the store's writes run HSET and HEXPIRE
 		line = doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
 		contains(t, "listpack line", line, "listpackex")
 	})
@@ -200,4 +206,23 @@ func TestDoctorOnHashtablesLeftBehind(t *testing.T) {
 		line = doctorLine(t, r.stdout, "hash-max-listpack-value", "OK")
 		lacks(t, "listpack line after the reload", line, "hashtable")
 	})
+}
+
+// fieldTTLs asks the fixture's server what a small hash whose fields have
+// TTLs is encoded as: "" where it has no HEXPIRE, "listpackex" on Redis
+// 7.4+, "hashtable" on Valkey.
+func (f *fixture) fieldTTLs(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	key := f.prefix + "probe"
+	f.do(t, "HSET", key, "f", "v")
+	defer f.do(t, "DEL", key)
+	if err := f.client.Do(ctx, f.client.B().Arbitrary("HEXPIRE").Keys(key).Args("60", "FIELDS", "1", "f").Build()).Error(); err != nil {
+		return ""
+	}
+	enc, err := f.client.Do(ctx, f.client.B().ObjectEncoding().Key(key).Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
 }

@@ -178,3 +178,27 @@ func NeedInstalls(tb TB) []Install {
 	}
 	return list
 }
+
+// NoScriptingEnv names the environment variable that names a folder of a
+// server built without any scripting engine (Valkey 9: build-valkey
+// --no-lua), for the tests of a server that refuses scripts.
+const NoScriptingEnv = "REDISTORE_NOSCRIPTING_SERVER"
+
+// NeedNoScripting returns the installation NoScriptingEnv names, skipping
+// the test when it is unset, or failing it when REDISTORE_REQUIRE_REDIS=1.
+func NeedNoScripting(tb TB) Install {
+	tb.Helper()
+	dir := os.Getenv(NoScriptingEnv)
+	if dir == "" {
+		msg := fmt.Sprintf("%s is not set: no server without scripting to test against (build one with ../shared/vendor/build-valkey --no-lua)", NoScriptingEnv)
+		if os.Getenv(RequireEnv) == "1" {
+			tb.Fatalf("%s", msg)
+		}
+		tb.Skipf("%s", msg)
+	}
+	in, err := InstallAt(dir)
+	if err != nil {
+		tb.Fatalf("%s: %v", NoScriptingEnv, err)
+	}
+	return in
+}
