@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -896,6 +897,26 @@ func TestUnreadableMarkersNeverHalfWrite(t *testing.T) {
 		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
 		if ttl := time.Duration(tg.do(t, "TTL", loc.key).IntMust(t)) * time.Second; ttl < 60*24*time.Hour {
 			t.Fatalf("bucket TTL %v after a 60-day session was written", ttl)
+		}
+	})
+}
+
+// TestStatsWarnsOfFieldTTLsOnValkey: Stats says what FieldTTLOn costs where
+// a hash with field TTLs is a hashtable (Valkey), and nothing of it where
+// such a hash stays compact.
+func TestStatsWarnsOfFieldTTLsOnValkey(t *testing.T) {
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		if !tg.fieldTTLs() {
+			return
+		}
+		s := newStore(t, tg, Config{FieldTTL: FieldTTLOn})
+		fill(t, s, 3, 3600)
+		st, err := s.Stats(context.Background(), 10)
+		noErr(t, err)
+		warned := slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "FieldTTLOn on Valkey") })
+		if compact := fieldTTLsStayCompact(t, tg); warned == compact {
+			t.Fatalf("warned of field TTLs: %v; the server keeps hashes with field TTLs compact: %v (%q)", warned, compact, st.Warnings)
 		}
 	})
 }

@@ -88,6 +88,10 @@ func redisVersion(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if v := f["valkey_version"]; v != "" {
+		// Valkey says redis_version 7.2.4 whatever its own version.
+		return v + " (Valkey)", nil
+	}
 	if f["redis_version"] == "" {
 		return "", fmt.Errorf("INFO server on %s gave no redis_version", addr)
 	}
