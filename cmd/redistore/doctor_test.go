@@ -226,3 +226,33 @@ func (f *fixture) fieldTTLs(t *testing.T) string {
 	}
 	return enc
 }
+
+// TestDoctorKnowsScripting: a server that refuses scripts (here: an ACL
+// user denied @scripting) fails the scripting check in HashMode, and in
+// StringMode where the server has no compare-and-set; where it has
+// (Valkey), StringMode is a warning: it works without UserKey.
+func TestDoctorKnowsScripting(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		r := f.run(t, "doctor")
+		contains(t, "scripting line", doctorLine(t, r.stdout, "scripting", "OK"), "runs Lua scripts")
+
+		f.do(t, "ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-@scripting")
+		refused := *f
+		refused.url = strings.Replace(f.url, "redis://", "redis://noscripts:pw@", 1)
+		r = refused.run(t, "doctor")
+		r.wantCode(t, 1)
+		contains(t, "scripting line", doctorLine(t, r.stdout, "scripting", "FAIL"), "ErrNoScripting")
+		cas := f.client.Do(context.Background(), f.client.B().CommandInfo().CommandName("DELIFEQ").Build())
+		arr, err := cas.ToArray()
+		hasCAS := err == nil && len(arr) == 1 && !arr[0].IsNil()
+		r = refused.run(t, "doctor", "--mode=string")
+		if hasCAS {
+			contains(t, "scripting line, StringMode", doctorLine(t, r.stdout, "scripting", "WARN"), "compare-and-set")
+		} else {
+			r.wantCode(t, 1)
+			contains(t, "scripting line, StringMode", doctorLine(t, r.stdout, "scripting", "FAIL"), "no compare-and-set")
+		}
+	})
+}
