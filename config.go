@@ -170,10 +170,14 @@ type Config struct {
 	Client rueidis.Client
 
 	// KeyPairs sign, and optionally encrypt, the session cookie, as in
-	// sessions.NewCookieStore: a hash key (32 or 64 random bytes), then a
-	// block key (16, 24 or 32 bytes for AES-128/192/256, or nil for a signed
-	// cookie in clear), then more pairs for rotation. The first pair encodes;
-	// every pair decodes.
+	// sessions.NewCookieStore: a hash key, then a block key (16, 24 or 32
+	// bytes for AES-128/192/256, or nil for a signed cookie in clear), then
+	// more pairs for rotation. The first pair signs every new cookie: its
+	// hash key must be at least MinHashKeyLength (32) random bytes. Later
+	// pairs only read cookies issued before, and may be shorter (the key
+	// of a store being moved from, say; New logs a warning once, never
+	// the key): a cookie they read is signed with the first pair at its
+	// next Save.
 	KeyPairs [][]byte
 
 	// Mode is HashMode (the zero value) or StringMode.
@@ -294,7 +298,7 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("redistore: Config.Client is nil: pass a rueidis.Client (NewClient builds one from a URL)")
 	}
-	codecs, fast, err := cookieCodecs(cfg.KeyPairs)
+	codecs, fast, short, err := cookieCodecs(cfg.KeyPairs)
 	if err != nil {
 		return nil, err
 	}
@@ -357,6 +361,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
+	}
+	for _, i := range short {
+		s.logger.Warn("redistore: a short hash key in Config.KeyPairs reads cookies issued before, and signs none; drop it once they have been re-signed", "pair", i, "bytes", len(cfg.KeyPairs[i]), "min", MinHashKeyLength)
 	}
 	return s, nil
 }
@@ -455,9 +462,9 @@ const MinHashKeyLength = 32
 // valid cookies fail to decode. For each pair without a block key it also
 // builds the allocation-free reader of its values (macCodec); fast[i] is nil
 // for a pair with one.
-func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec, err error) {
+func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec, short []int, err error) {
 	if len(pairs) == 0 {
-		return nil, nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
+		return nil, nil, nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
 	}
 	codecs = make([]securecookie.Codec, 0, (len(pairs)+1)/2)
 	for i := 0; i < len(pairs); i += 2 {
@@ -466,20 +473,29 @@ func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec
 		if i+1 < len(pairs) {
 			blockKey = pairs[i+1]
 		}
-		if len(hashKey) < MinHashKeyLength {
-			return nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is %d bytes: use at least %d random bytes, from securecookie.GenerateRandomKey(32) (or `openssl rand -hex 32` for an environment variable holding it in hex)", i, len(hashKey), MinHashKeyLength)
+		switch {
+		case i == 0 && len(hashKey) < MinHashKeyLength:
+			return nil, nil, nil, fmt.Errorf("redistore: Config.KeyPairs[0], the hash key every new cookie is signed with, is %d bytes: "+
+				"use at least %d random bytes, from securecookie.GenerateRandomKey(32) (or `openssl rand -hex 32` for an environment variable holding it in hex). "+
+				"To keep users signed in with cookies signed by a shorter key (moving from boj/redistore, say): put the new key first and the old pair after it, "+
+				"KeyPairs: {newHashKey, nil, oldHashKey, oldBlockKey}; old cookies keep working and are signed with the new key at their next Save",
+				len(hashKey), MinHashKeyLength)
+		case len(hashKey) == 0:
+			return nil, nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a hash key) is empty", i)
+		case len(hashKey) < MinHashKeyLength:
+			short = append(short, i)
 		}
 		switch len(blockKey) {
 		case 0, 16, 24, 32:
 		default:
-			return nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a block key) is %d bytes: use 16, 24 or 32 bytes, or nil for no encryption", i+1, len(blockKey))
+			return nil, nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d] (a block key) is %d bytes: use 16, 24 or 32 bytes, or nil for no encryption", i+1, len(blockKey))
 		}
 		if len(blockKey) == 0 {
 			blockKey = nil
 		}
 		sc := securecookie.New(hashKey, blockKey).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
 		if _, err := sc.Encode("probe", []byte("probe")); err != nil {
-			return nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d:%d]: %w", i, i+2, err)
+			return nil, nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d:%d]: %w", i, i+2, err)
 		}
 		codecs = append(codecs, sc)
 		var f *macCodec
@@ -488,5 +504,5 @@ func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec
 		}
 		fast = append(fast, f)
 	}
-	return codecs, fast, nil
+	return codecs, fast, short, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -202,4 +203,45 @@ func TestLegacyMoveUnderConcurrentRequests(t *testing.T) {
 		sameHandles(t, "alice", handles(t, s, "alice"), s.Handle(late))
 		equal(t, "boj/redistore keys left", len(scanPrefix(t, tg, legacyPrefix)), 0)
 	})
+}
+
+// TestMovingFromBojWithItsREADMEKey: an application that used
+// boj/redistore with the key its README shows ("secret-key", 10 bytes)
+// switches by putting a new 32-byte key first and its old one after it:
+// New warns once of the short key (never printing it), existing cookies
+// keep working, and each is signed with the new key at its next Save.
+func TestMovingFromBojWithItsREADMEKey(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	old := []byte("secret-key")
+	if _, err := New(Config{Client: tg.client, KeyPairs: [][]byte{old}}); err == nil || !strings.Contains(err.Error(), "put the new key first and the old pair after it") {
+		t.Fatalf("New with the short key alone: %v, want the way to migrate", err)
+	}
+	var logs bytes.Buffer
+	fresh := []byte("a new 32-byte hash key, secret!!")
+	legacyPrefix := "session_" + tg.prefix
+	s := newStore(t, tg, Config{KeyPairs: [][]byte{fresh, nil, old, nil}, Legacy: &Legacy{KeyPrefix: legacyPrefix},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "short hash key") || strings.Contains(logs.String(), string(old)) || strings.Count(logs.String(), "\n") != 1 {
+		t.Fatalf("New's log: %q, want one warning that names no key", logs.String())
+	}
+
+	id := strings.TrimRight(base32.StdEncoding.EncodeToString(securecookie.GenerateRandomKey(32)), "=")
+	var buf bytes.Buffer
+	noErr(t, gob.NewEncoder(&buf).Encode(map[any]any{"user": "alice"}))
+	tg.do(t, "SETEX", legacyPrefix+id, "1200", buf.String())
+	v, err := securecookie.EncodeMulti("sid", id, securecookie.CodecsFromPairs(old)...) // as boj/redistore signs it
+	noErr(t, err)
+	b := newBrowser()
+	b.cookies["sid"] = &http.Cookie{Name: "sid", Value: v}
+	sess, r := b.get(t, s, "sid")
+	equal(t, "user", sess.Values["user"], any("alice"))
+	b.save(t, s, r, sess)
+	var got []byte
+	if err := securecookie.New(fresh, nil).SetSerializer(securecookie.NopEncoder{}).Decode("sid", b.cookies["sid"].Value, &got); err != nil {
+		t.Fatalf("the cookie after the Save is not signed with the new key: %v", err)
+	}
+	if got := valuesOf(t, s, b); got["user"] != "alice" {
+		t.Fatalf("the moved session holds %v", got)
+	}
 }

@@ -36,9 +36,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no client", Config{KeyPairs: [][]byte{key}}, "Config.Client is nil"},
 		{"no key pairs", Config{Client: c}, "Config.KeyPairs is empty"},
-		{"empty hash key", Config{Client: c, KeyPairs: [][]byte{key, nil, {}}}, "KeyPairs[2] (a hash key) is 0 bytes: use at least 32 random bytes, from securecookie.GenerateRandomKey(32)"},
-		{"1-byte hash key", Config{Client: c, KeyPairs: [][]byte{{1}}}, "KeyPairs[0] (a hash key) is 1 bytes: use at least 32"},
-		{"31-byte hash key", Config{Client: c, KeyPairs: [][]byte{key[:31]}}, "`openssl rand -hex 32`"},
+		{"empty hash key", Config{Client: c, KeyPairs: [][]byte{key, nil, {}}}, "KeyPairs[2] (a hash key) is empty"},
+		{"1-byte hash key first", Config{Client: c, KeyPairs: [][]byte{{1}}}, "KeyPairs[0], the hash key every new cookie is signed with, is 1 bytes: use at least 32"},
+		{"31-byte hash key first", Config{Client: c, KeyPairs: [][]byte{key[:31]}}, "`openssl rand -hex 32`"},
+		{"a short key first, how to migrate", Config{Client: c, KeyPairs: [][]byte{[]byte("secret-key")}}, "put the new key first and the old pair after it"},
 		{"block key of a wrong size", Config{Client: c, KeyPairs: [][]byte{key, []byte("short")}}, "KeyPairs[1] (a block key) is 5 bytes"},
 		{"unknown mode", Config{Client: c, KeyPairs: [][]byte{key}, Mode: 7}, "Config.Mode 7 is unknown"},
 		{"bucket generator in StringMode", Config{Client: c, KeyPairs: [][]byte{key}, Mode: StringMode, HashKeyGenerator: BucketKeyGenerator("x")}, "HashKeyGenerator is set but Mode is StringMode"},

@@ -341,7 +341,7 @@ func parseKeyPairs(raw string) ([][]byte, error) {
 		if err != nil {
 			return nil, usageErrorf("%s item %d (of %d) is not hexadecimal: encode each key with hex", envKeys, i+1, len(items))
 		}
-		if i%2 == 0 && len(b) < redistore.MinHashKeyLength {
+		if i == 0 && len(b) < redistore.MinHashKeyLength { // later pairs may be older, shorter keys
 			return nil, usageErrorf("%s item %d (of %d) is a %d-byte hash key: the store's hash keys are at least %d random bytes (make one with openssl rand -hex 32)", envKeys, i+1, len(items), len(b), redistore.MinHashKeyLength)
 		}
 		pairs[i] = b

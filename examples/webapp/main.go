@@ -168,7 +168,7 @@ func sessionKeys(env string) (keys [][]byte, persistent bool, err error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("SESSION_KEYS item %d is not hexadecimal: give comma-separated hex keys, e.g. from openssl rand -hex 32", i+1)
 		}
-		if i%2 == 0 && len(k) < redistore.MinHashKeyLength {
+		if i == 0 && len(k) < redistore.MinHashKeyLength { // later pairs may be older, shorter keys
 			return nil, false, fmt.Errorf("SESSION_KEYS item %d is a %d-byte hash key: use at least %d random bytes, e.g. from openssl rand -hex 32", i+1, len(k), redistore.MinHashKeyLength)
 		}
 		keys = append(keys, k)
