@@ -171,7 +171,7 @@ func TestFreshModuleBuildsWithGinstore(t *testing.T) {
 
 	app := t.TempDir()
 	files := map[string]string{
-		"go.mod": "module example.com/app\n\ngo 1.25.0\n",
+		"go.mod": "module example.com/app\n\ngo 1.26.0\n",
 		"main.go": `package main
 
 import (
