@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -27,8 +28,10 @@ type Stats struct {
 	// Sessions is the number of sessions stored, including expired ones
 	// not yet removed (see Expired).
 	Sessions int
-	// OtherKeys counts keys under the prefix of a type the layout does not
-	// use: something else writes under the prefix.
+	// OtherKeys counts keys under the prefix that are not the layout's:
+	// not named as its keys are (see Store.OwnsKey), or of a type it does
+	// not use. Something else writes under the prefix; Sweep skips these
+	// keys, and Stats counts none of their contents as sessions.
 	OtherKeys int
 	// UserIndexKeys counts the user index keys under the prefix (see
 	// Config.UserKey and IsIndexKey), and UserIndexEntries their entries
@@ -141,8 +144,20 @@ type statsCounter struct {
 // count asks the layout what each key holds, in one round trip a batch.
 func (c *statsCounter) count(keys []string) error {
 	keys, err := c.countIndexes(keys)
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return err
+	}
+	owned := keys[:0:0]
+	for _, k := range keys {
+		if c.s.layout.ownsKey(k) {
+			owned = append(owned, k)
+		} else {
+			c.st.OtherKeys++ // not named as the layout names its keys: Sweep skips it too
+		}
+	}
+	keys = owned
+	if len(keys) == 0 {
+		return nil
 	}
 	var cmds rueidis.Commands
 	var per int
@@ -342,7 +357,7 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 func (st Stats) String() string {
 	out := fmt.Sprintf("%s mode, prefix %q: %s in %s", st.Mode, st.Prefix, plural(st.Sessions, "session"), plural(st.Keys, "key"))
 	if st.OtherKeys > 0 {
-		out += fmt.Sprintf(", and %s of other types under the prefix", plural(st.OtherKeys, "key"))
+		out += fmt.Sprintf(", and %s under the prefix that %s not the store's", plural(st.OtherKeys, "key"), map[bool]string{true: "is", false: "are"}[st.OtherKeys == 1])
 	}
 	out += "\n"
 	if st.UserIndexKeys > 0 {
@@ -408,6 +423,9 @@ func (st Stats) String() string {
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
+	}
+	if base, ok := strings.CutSuffix(noun, "y"); ok && base != "" && !strings.ContainsRune("aeiou", rune(base[len(base)-1])) {
+		return fmt.Sprintf("%d %sies", n, base) // entry, entries; key, keys
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -90,3 +90,17 @@ func TestStatsWarnsOfCrowdedBuckets(t *testing.T) {
 		}
 	})
 }
+
+func TestStatsTextSpellsItsPlurals(t *testing.T) {
+	for _, c := range []struct {
+		n          int
+		noun, want string
+	}{
+		{1, "entry", "1 entry"}, {200000, "entry", "200000 entries"}, {2, "key", "2 keys"},
+		{0, "session", "0 sessions"}, {3, "user", "3 users"},
+	} {
+		if got := plural(c.n, c.noun); got != c.want {
+			t.Errorf("plural(%d, %q) = %q, want %q", c.n, c.noun, got, c.want)
+		}
+	}
+}

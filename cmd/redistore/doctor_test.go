@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redisession/redistore"
 	"github.com/redisession/redistore/internal/redistest"
@@ -86,9 +88,52 @@ func TestDoctorFailsOnForeignKeysUnderThePrefix(t *testing.T) {
 		line := doctorLine(t, r.stdout, "key", "FAIL")
 		contains(t, "prefix line", line, "1 is not of type hash")
 		contains(t, "prefix line", line, `1 hash not named like its buckets (e.g. "`+f.prefix+`user:42")`)
-		contains(t, "prefix line", line, "sweep deletes the fields")
+		contains(t, "prefix line", line, "WRONGTYPE")
 		line = doctorLine(t, r.stdout, "database", "WARN")
 		contains(t, "database line", line, "other applications share the database")
+	})
+}
+
+// A hash of the application's own under the prefix, named unlike a bucket:
+// stats counts it as another key, not as sessions; sweep leaves every field
+// of it alone, even 16-byte fields whose values read as long expired; and
+// doctor says exactly that.
+func TestAnApplicationsHashUnderThePrefixIsNotABucket(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		seedMany(t, f.store(t, redistore.HashMode), 5, 3600)
+		cart := f.prefix + "cart:42"
+		f.do(t, "HSET", cart, "item", "a book", "0123456789abcdef", "\x00\x00\x00\x01 long expired, if it were a session")
+
+		r := f.run(t, "stats", "--json")
+		r.wantCode(t, 0)
+		var doc statsJSON
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+		}
+		equal(t, "sessions", doc.Sessions, 5)
+		equal(t, "other keys", doc.OtherKeys, 1)
+		r = f.run(t, "stats")
+		r.wantCode(t, 0)
+		contains(t, "stats text", r.stdout, "1 key under the prefix that is not the store's")
+
+		r = f.run(t, "sweep")
+		r.wantCode(t, 0)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := f.client.Do(ctx, f.client.B().Hlen().Key(cart).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "fields of the application's hash after a sweep", n, int64(2))
+
+		r = f.run(t, "doctor")
+		r.wantCode(t, 0)
+		line := doctorLine(t, r.stdout, "key", "WARN")
+		contains(t, "prefix line", line, `1 hash not named like its buckets (e.g. "`+cart+`")`)
+		contains(t, "prefix line", line, "stats and sweep skip those keys today")
+		lacks(t, "prefix line", line, "not of type")
 	})
 }
 

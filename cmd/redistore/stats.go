@@ -102,6 +102,7 @@ func statsDocument(st redistore.Stats) statsJSON {
 		PerBucket:        []barJSON{},
 		Sampled:          st.Sampled,
 		Encodings:        st.Encodings,
+		Compressors:      st.Compressors,
 		BytesPerSession:  st.BytesPerSession,
 		ValueBytes:       st.ValueBytes,
 		MaxValueBytes:    st.MaxValueBytes,
@@ -113,6 +114,9 @@ func statsDocument(st redistore.Stats) statsJSON {
 	}
 	if doc.Encodings == nil {
 		doc.Encodings = map[string]int{}
+	}
+	if doc.Compressors == nil {
+		doc.Compressors = map[string]int{}
 	}
 	for _, b := range st.PerBucket {
 		bar := barJSON{Min: b.Min, Buckets: b.Buckets}

@@ -25,7 +25,7 @@ func TestStatsCountsSessions(t *testing.T) {
 				t.Fatalf("not JSON: %v\n%s", err, r.stdout)
 			}
 			for _, name := range []string{"mode", "prefix", "keys", "sessions", "other_keys", "per_bucket", "sampled",
-				"encodings", "bytes_per_session", "value_bytes", "max_value_bytes", "expired_share", "duration_ms"} {
+				"encodings", "compressors", "bytes_per_session", "value_bytes", "max_value_bytes", "expired_share", "duration_ms"} {
 				if _, ok := fields[name]; !ok {
 					t.Errorf("no %q in\n%s", name, r.stdout)
 				}
@@ -44,6 +44,12 @@ func TestStatsCountsSessions(t *testing.T) {
 				total += bar.Buckets
 			}
 			equal(t, "buckets in the histogram", total, doc.Keys)
+			compressed := 0
+			for _, n := range doc.Compressors {
+				compressed += n
+			}
+			equal(t, "sampled sessions by compressor", compressed, doc.Sessions) // every key sampled
+			equal(t, "sessions stored plain", doc.Compressors["none"], doc.Sessions)
 			if doc.MaxValueBytes <= 0 || doc.ValueBytes <= 0 || doc.BytesPerSession <= 0 || len(doc.Encodings) == 0 {
 				t.Fatalf("sample figures missing:\n%s", r.stdout)
 			}
@@ -54,6 +60,7 @@ func TestStatsCountsSessions(t *testing.T) {
 			r.wantCode(t, 0)
 			contains(t, "stdout", r.stdout, "20 sessions")
 			contains(t, "stdout", r.stdout, "sample of 5 keys")
+			contains(t, "stdout", r.stdout, "compressors in the sample: none ")
 		})
 	})
 }
