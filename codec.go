@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // CompactSerializer is the default Serializer. It keeps gob's contract for
@@ -438,7 +440,7 @@ func appendTime(dst []byte, t time.Time) ([]byte, error) {
 // accepts but cannot write again), so that whatever decodes also encodes.
 func decodeTime(s string) (time.Time, error) {
 	var t time.Time
-	if err := t.UnmarshalBinary(stringBytes(s)); err != nil {
+	if err := t.UnmarshalBinary(strbytes.Bytes(s)); err != nil {
 		return time.Time{}, err
 	}
 	var buf [timeLen]byte
@@ -529,7 +531,7 @@ func (d *decoder) fail(format string, args ...any) error {
 }
 
 func (d *decoder) uvarint() (uint64, error) {
-	x, n := uvarintString(d.s[d.i:])
+	x, n := strbytes.Uvarint(d.s[d.i:])
 	if n <= 0 {
 		return 0, d.fail("bad varint")
 	}
@@ -713,13 +715,13 @@ func (d *decoder) float(tag byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return math.Float32frombits(binary.LittleEndian.Uint32(stringBytes(b))), nil
+		return math.Float32frombits(binary.LittleEndian.Uint32(strbytes.Bytes(b))), nil
 	}
 	b, err := d.fixed(8)
 	if err != nil {
 		return nil, err
 	}
-	return math.Float64frombits(binary.LittleEndian.Uint64(stringBytes(b))), nil
+	return math.Float64frombits(binary.LittleEndian.Uint64(strbytes.Bytes(b))), nil
 }
 
 func (d *decoder) time() (any, error) {
@@ -769,7 +771,7 @@ func (d *decoder) slice(tag byte, depth int) (any, error) {
 		v := make([]float64, n)
 		for j := range v {
 			b, _ := d.fixed(8) // count(8) guaranteed the room
-			v[j] = math.Float64frombits(binary.LittleEndian.Uint64(stringBytes(b)))
+			v[j] = math.Float64frombits(binary.LittleEndian.Uint64(strbytes.Bytes(b)))
 		}
 		return v, nil
 	case tagAnys:

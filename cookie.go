@@ -8,6 +8,8 @@ import (
 	"hash"
 	"strconv"
 	"sync"
+
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // macCodec reads cookie values in gorilla/securecookie's format for a codec
@@ -57,7 +59,7 @@ func (c *macCodec) decode(name, value string) (string, bool) {
 		st.buf = make([]byte, need)
 	}
 	b := st.buf[:need]
-	n, err := base64.URLEncoding.Decode(b, stringBytes(value))
+	n, err := base64.URLEncoding.Decode(b, strbytes.Bytes(value))
 	if err != nil {
 		return "", false
 	}
@@ -73,14 +75,14 @@ func (c *macCodec) decode(name, value string) (string, bool) {
 	}
 	j += i + 1
 	st.h.Reset()
-	st.h.Write(stringBytes(name))
+	st.h.Write(strbytes.Bytes(name))
 	st.h.Write(pipe)
 	st.h.Write(b[:j])
 	st.sum = st.h.Sum(st.sum[:0])
 	if !hmac.Equal(st.sum, b[j+1:]) {
 		return "", false
 	}
-	if _, err := strconv.ParseInt(bytesToString(b[:i]), 10, 64); err != nil {
+	if _, err := strconv.ParseInt(strbytes.String(b[:i]), 10, 64); err != nil {
 		return "", false
 	}
 	enc := b[i+1 : j]
@@ -89,7 +91,7 @@ func (c *macCodec) decode(name, value string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return bytesToString(id[:m]), true
+	return strbytes.String(id[:m]), true
 }
 
 var pipe = []byte{'|'}

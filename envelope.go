@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // The envelope is what the store keeps in Redis for one session (after the
@@ -76,7 +78,7 @@ func appendMeta(dst []byte, m envMeta) []byte {
 // readMeta reads a metadata block from the front of body and returns the
 // rest.
 func readMeta(body string) (envMeta, string, error) {
-	n, k := uvarintString(body)
+	n, k := strbytes.Uvarint(body)
 	if k <= 0 || n > maxMetaLen || uint64(len(body)-k) < n {
 		return envMeta{}, "", fmt.Errorf("%w: bad metadata block", ErrCorrupt)
 	}
@@ -86,7 +88,7 @@ func readMeta(body string) (envMeta, string, error) {
 		if block == "" {
 			break
 		}
-		v, k := uvarintString(block)
+		v, k := strbytes.Uvarint(block)
 		if k <= 0 || v > 1<<40 {
 			return envMeta{}, "", fmt.Errorf("%w: bad metadata field", ErrCorrupt)
 		}
@@ -94,7 +96,7 @@ func readMeta(body string) (envMeta, string, error) {
 	}
 	// The user: bytes that are not one (a field of a release that never
 	// wrote it) say nothing, and the user is learned from the values.
-	if n, k := uvarintString(block); k > 0 && (n == 0 || n == userDigestLen) && uint64(len(block)-k) >= n {
+	if n, k := strbytes.Uvarint(block); k > 0 && (n == 0 || n == userDigestLen) && uint64(len(block)-k) >= n {
 		m.user, m.hasUser = block[k:k+int(n)], true
 	}
 	return m, rest, nil
@@ -211,7 +213,7 @@ func openEnvelopeWith(v string, maxLength int, dec decompressor) (opened, error)
 		}
 		return opened{codec: codec, payload: body, flags: flags, meta: m}, nil
 	}
-	size, n := uvarintString(body)
+	size, n := strbytes.Uvarint(body)
 	if n <= 0 {
 		return fail(fmt.Errorf("%w: bad compressed length", ErrCorrupt))
 	}
@@ -221,11 +223,11 @@ func openEnvelopeWith(v string, maxLength int, dec decompressor) (opened, error)
 	out := make([]byte, size)
 	switch {
 	case comp == CompressorLZ4:
-		err = lz4Compressor{}.Decompress(out, stringBytes(body[n:]))
+		err = lz4Compressor{}.Decompress(out, strbytes.Bytes(body[n:]))
 	case dec == nil:
 		return fail(fmt.Errorf("%w: compressor %#x", ErrUnknownFormat, comp))
 	default:
-		err = dec(comp, out, stringBytes(body[n:]))
+		err = dec(comp, out, strbytes.Bytes(body[n:]))
 	}
 	if errors.Is(err, ErrUnknownFormat) {
 		return fail(err)
@@ -233,7 +235,7 @@ func openEnvelopeWith(v string, maxLength int, dec decompressor) (opened, error)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
 	}
-	return opened{codec: codec, payload: bytesToString(out), flags: flags, meta: m, comp: comp}, nil
+	return opened{codec: codec, payload: strbytes.String(out), flags: flags, meta: m, comp: comp}, nil
 }
 
 // header is what an envelope says before its payload.
@@ -280,24 +282,6 @@ func readHeader(v string) (header, error) {
 	}
 	h.flags = flags
 	return h, nil
-}
-
-// uvarintString is binary.Uvarint over a string.
-func uvarintString(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
-		b := s[i]
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				return 0, -(i + 1)
-			}
-			return x | uint64(b)<<shift, i + 1
-		}
-		x |= uint64(b&0x7f) << shift
-		shift += 7
-	}
-	return 0, 0
 }
 
 // bufferPool recycles the buffers Save serializes into.

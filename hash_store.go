@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // hashLayout packs sessions into hashes ("buckets"): the field is the
@@ -548,14 +549,14 @@ func (b *hashLayout) save(ctx context.Context, loc location, value []byte, ttl i
 		op, expect = "c", prev.raw
 	}
 	b.guessExpiry(value, ttl)
-	now, err := b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, bytesToString(value), expect))
+	now, err := b.exec(ctx, writeScript, ix.keys(loc.key), ix.args(loc.field, itoa(ttl), native, clean, op, strbytes.String(value), expect))
 	return now.Unix() + ttl, err
 }
 
 func (b *hashLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
 	native, clean := b.flags(ctx)
 	b.guessExpiry(value, ttl)
-	now, err := b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "n", bytesToString(value), ""})
+	now, err := b.exec(ctx, writeScript, []string{loc.key}, []string{loc.field, itoa(ttl), native, clean, "n", strbytes.String(value), ""})
 	return now.Unix() + ttl, err
 }
 
@@ -576,7 +577,7 @@ func (b *hashLayout) replace(ctx context.Context, old, loc location, value []byt
 	}
 	b.guessExpiry(value, ttl)
 	now, err := b.exec(ctx, replaceHashScript, ix.keys(old.key, loc.key),
-		ix.args(old.field, loc.field, itoa(ttl), native, clean, bytesToString(value), op, prevOld.raw))
+		ix.args(old.field, loc.field, itoa(ttl), native, clean, strbytes.String(value), op, prevOld.raw))
 	return now.Unix() + ttl, err
 }
 

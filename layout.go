@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // layout is one way of keeping sessions in Redis: HashMode's buckets
@@ -148,7 +149,7 @@ const expiryLen = 4
 
 // expiryOf reads the 4-byte expiry in front of a stored value.
 func expiryOf(v string) time.Time {
-	return time.Unix(int64(binary.BigEndian.Uint32(stringBytes(v[:expiryLen]))), 0)
+	return time.Unix(int64(binary.BigEndian.Uint32(strbytes.Bytes(v[:expiryLen]))), 0)
 }
 
 // putExpiry writes the expiry unix (seconds) into the first 4 bytes of a

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // Legacy lets a Store read the sessions of github.com/boj/redistore, so that
@@ -141,7 +142,7 @@ func (s *Store) decodeLegacy(payload string, values map[any]any) error {
 	if b, ok := s.legacy.Serializer.(builtin); ok {
 		return b.decodeString(payload, values)
 	}
-	if err := s.legacy.Serializer.Decode(stringBytes(payload), values); err != nil {
+	if err := s.legacy.Serializer.Decode(strbytes.Bytes(payload), values); err != nil {
 		return fmt.Errorf("%w: Legacy.Serializer: %w", ErrCorrupt, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // Store is a sessions.Store that keeps sessions in Redis. The cookie carries
@@ -205,7 +206,7 @@ func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, e
 	values := into
 	if o.codec == codecCompact {
 		// Size the map once instead of growing it entry by entry.
-		if n, k := uvarintString(o.payload); k > 0 && n <= uint64(len(o.payload)/2) {
+		if n, k := strbytes.Uvarint(o.payload); k > 0 && n <= uint64(len(o.payload)/2) {
 			values = make(map[any]any, n)
 		}
 	}
@@ -242,7 +243,7 @@ func (s *Store) decode(codec byte, payload string, values map[any]any) (canonica
 	case b != nil:
 		return codec == codecJSON, b.decodeString(payload, values)
 	case codec == codecCustom && s.codec == codecCustom:
-		if err := s.serializer.Decode(stringBytes(payload), values); err != nil {
+		if err := s.serializer.Decode(strbytes.Bytes(payload), values); err != nil {
 			return false, fmt.Errorf("%w: Serializer: %w", ErrCorrupt, err)
 		}
 		return false, nil

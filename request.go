@@ -12,6 +12,7 @@ import (
 	"weak"
 
 	"github.com/gorilla/sessions"
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // What a request holds for each of its sessions, and what Save does with
@@ -571,7 +572,7 @@ func (st *sessionState) wrote(id string, loc location, b []byte, n int, exp int6
 func (s *Store) unchanged(st *sessionState, payload []byte, values map[any]any) bool {
 	sn := &st.snap
 	if sn.codec == s.codec {
-		if sn.payload == bytesToString(payload) {
+		if sn.payload == strbytes.String(payload) {
 			return true
 		}
 		if sn.canonical {

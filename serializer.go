@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // Serializer turns a session's Values into bytes and back. The store records
@@ -131,5 +133,5 @@ func (JSONSerializer) Decode(data []byte, values map[any]any) error {
 }
 
 func (j JSONSerializer) decodeString(data string, values map[any]any) error {
-	return j.Decode(stringBytes(data), values)
+	return j.Decode(strbytes.Bytes(data), values)
 }

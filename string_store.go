@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/strbytes"
 )
 
 // stringLayout keeps each session under its own key, which Redis expires:
@@ -174,13 +175,13 @@ func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl
 	exp := b.putExpiry(value, ttl)
 	switch {
 	case !prev.found && ix == nil:
-		return exp, b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(bytesToString(value)).ExSeconds(ttl).Build()).Error()
+		return exp, b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(strbytes.String(value)).ExSeconds(ttl).Build()).Error()
 	case !prev.found:
-		return exp, b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), bytesToString(value))))
+		return exp, b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), strbytes.String(value))))
 	case ix == nil && b.hasCAS(ctx, loc.key):
-		return exp, b.casSet(ctx, loc.key, bytesToString(value), ttl, prev.raw)
+		return exp, b.casSet(ctx, loc.key, strbytes.String(value), ttl, prev.raw)
 	}
-	return exp, b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), bytesToString(value))))
+	return exp, b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), strbytes.String(value))))
 }
 
 // createStringScript writes a new session only if none lives there:
@@ -196,9 +197,9 @@ return {2, v}
 func (b *stringLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
 	exp := b.putExpiry(value, ttl)
 	if b.hasCAS(ctx, loc.key) {
-		return exp, b.casCreate(ctx, loc.key, bytesToString(value), ttl)
+		return exp, b.casCreate(ctx, loc.key, strbytes.String(value), ttl)
 	}
-	return exp, b.answer(createStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), bytesToString(value)}))
+	return exp, b.answer(createStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), strbytes.String(value)}))
 }
 
 func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {
@@ -260,7 +261,7 @@ func (b *stringLayout) replace(ctx context.Context, old, loc location, value []b
 	if prevOld.found {
 		expect = prevOld.raw
 	}
-	return exp, b.answer(replaceStringScript.Exec(ctx, b.c, ix.keys(old.key, loc.key), ix.args(itoa(ttl), bytesToString(value), expect)))
+	return exp, b.answer(replaceStringScript.Exec(ctx, b.c, ix.keys(old.key, loc.key), ix.args(itoa(ttl), strbytes.String(value), expect)))
 }
 
 // peek: Redis's TTL, not the stored expiry, ends a StringMode session.
