@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/cookie"
 )
 
 // Mode selects how sessions are laid out in Redis.
@@ -460,9 +461,9 @@ const MinHashKeyLength = 32
 // bytes as they are (no gob) and has no age limit of its own, so that the
 // server's expiry is the only one and changing Options.MaxAge never makes
 // valid cookies fail to decode. For each pair without a block key it also
-// builds the allocation-free reader of its values (macCodec); fast[i] is nil
-// for a pair with one.
-func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec, short []int, err error) {
+// builds the allocation-free reader of its values (cookie.Decoder); fast[i]
+// is nil for a pair with one.
+func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*cookie.Decoder, short []int, err error) {
 	if len(pairs) == 0 {
 		return nil, nil, nil, errors.New("redistore: Config.KeyPairs is empty: give at least a hash key of 32 or 64 random bytes")
 	}
@@ -498,9 +499,9 @@ func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*macCodec
 			return nil, nil, nil, fmt.Errorf("redistore: Config.KeyPairs[%d:%d]: %w", i, i+2, err)
 		}
 		codecs = append(codecs, sc)
-		var f *macCodec
+		var f *cookie.Decoder
 		if blockKey == nil {
-			f = newMacCodec(hashKey)
+			f = cookie.NewDecoder(hashKey)
 		}
 		fast = append(fast, f)
 	}

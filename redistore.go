@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/cookie"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -37,7 +38,7 @@ type Store struct {
 	logger        *slog.Logger
 	logKeyErrors  bool
 	codecs        []securecookie.Codec
-	fastCodecs    []*macCodec // codecs[i]'s allocation-free reader, or nil
+	fastCodecs    []*cookie.Decoder // codecs[i]'s allocation-free reader, or nil
 	sweepSource   BucketSource
 	legacy        *Legacy
 	clock         *serverClock
@@ -263,7 +264,7 @@ func (s *Store) decodeCookie(name, value string) (id string, current bool, err e
 	var errs securecookie.MultiError
 	for i, c := range s.codecs {
 		if f := s.fastCodecs[i]; f != nil {
-			if id, ok := f.decode(name, value); ok {
+			if id, ok := f.Decode(name, value); ok {
 				return id, i == 0, nil
 			}
 		}

@@ -843,6 +843,76 @@ func TestKeyRotation(t *testing.T) {
 	equal(t, "read with only the new pair", sess.Values["n"], any(1))
 }
 
+// referenceCodec is the securecookie codec cookieCodecs builds for key.
+func referenceCodec(key []byte) *securecookie.SecureCookie {
+	return securecookie.New(key, nil).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
+}
+
+// TestCookieKeyRotation: a cookie made with an older key pair still opens,
+// and is reported as not current, with and without a block key in the mix.
+func TestCookieKeyRotation(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	oldKey, newKey, block := securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)
+	id := newID()
+	oldV, err := referenceCodec(oldKey).Encode("sid", []byte(id))
+	noErr(t, err)
+	encV, err := securecookie.New(oldKey, block).MaxAge(0).SetSerializer(securecookie.NopEncoder{}).Encode("sid", []byte(id))
+	noErr(t, err)
+	for _, tt := range []struct {
+		name  string
+		pairs [][]byte
+		value string
+	}{
+		{"old plain key second", [][]byte{newKey, nil, oldKey, nil}, oldV},
+		{"old encrypting key second", [][]byte{newKey, nil, oldKey, block}, encV},
+		{"encrypting key first, old plain second", [][]byte{newKey, block, oldKey, nil}, oldV},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{Client: tg.client, KeyPairs: tt.pairs, KeyPrefix: tg.prefix})
+			noErr(t, err)
+			got, current, err := s.decodeCookie("sid", tt.value)
+			noErr(t, err)
+			equal(t, "ID", got, id)
+			equal(t, "current", current, false)
+			if _, _, err := s.decodeCookie("sid", tt.value[:len(tt.value)-2]); err == nil {
+				t.Fatal("a cut cookie decoded")
+			}
+		})
+	}
+}
+
+// TestCookieOfTheCurrentPair: a cookie of the first pair is current, also
+// when a later pair has the same hash key (encryption turned on, the plain
+// pair kept so that old cookies still open): the first pair that takes a
+// cookie wins, so an encrypted cookie is decrypted, not read as it is.
+func TestCookieOfTheCurrentPair(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	key, block := securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)
+	id := newID()
+	for _, tt := range []struct {
+		name  string
+		pairs [][]byte
+	}{
+		{"plain", [][]byte{key, nil}},
+		{"plain, an older pair after it", [][]byte{key, nil, securecookie.GenerateRandomKey(32), nil}},
+		{"encrypting", [][]byte{key, block}},
+		{"encrypting, the same hash key plain after it", [][]byte{key, block, key, nil}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{Client: tg.client, KeyPairs: tt.pairs, KeyPrefix: tg.prefix})
+			noErr(t, err)
+			v, err := s.codecs[0].Encode("sid", []byte(id))
+			noErr(t, err)
+			got, current, err := s.decodeCookie("sid", v)
+			noErr(t, err)
+			equal(t, "ID", got, id)
+			equal(t, "current", current, true)
+		})
+	}
+}
+
 func TestInvalidSessionNames(t *testing.T) {
 	t.Parallel()
 	tg := newMiniTarget(t)

@@ -12,6 +12,7 @@ import (
 	"weak"
 
 	"github.com/gorilla/sessions"
+	"github.com/redisession/redistore/internal/cookie"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -166,7 +167,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		defer cancel()
 		err := s.logout(ctx, st, session)
 		// The cookie goes whatever happened: the user asked to be logged out.
-		addSetCookie(w, name, "", opts)
+		cookie.Add(w, name, "", opts)
 		info.outcome = OutcomeDeleted
 		return info, err
 	}
@@ -381,7 +382,7 @@ func (s *Store) setCookie(w http.ResponseWriter, st *sessionState, session *sess
 		clamped.MaxAge = MaxAgeLimit
 		opts = &clamped
 	}
-	addSetCookie(w, name, st.cookie, opts)
+	cookie.Add(w, name, st.cookie, opts)
 	return nil
 }
 

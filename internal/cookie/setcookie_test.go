@@ -1,4 +1,4 @@
-package redistore
+package cookie
 
 import (
 	"io"
@@ -13,14 +13,18 @@ import (
 	"github.com/gorilla/sessions"
 )
 
-// sameSetCookie reports what addSetCookie and net/http (through gorilla's
+// maxAgeLimit is redistore.maxAgeLimit: the store clamps Options.MaxAge to
+// it before it adds the cookie.
+const maxAgeLimit = 1 << 30
+
+// sameSetCookie reports what Add and net/http (through gorilla's
 // sessions.NewCookie) add for the same cookie, from the same second.
 func sameSetCookie(t testing.TB, name, value string, opts *sessions.Options) (got, want []string) {
 	t.Helper()
 	for {
 		before := time.Now().Unix()
 		a, b := httptest.NewRecorder(), httptest.NewRecorder()
-		addSetCookie(a, name, value, opts)
+		Add(a, name, value, opts)
 		http.SetCookie(b, sessions.NewCookie(name, value, opts))
 		if time.Now().Unix() == before {
 			return a.Header()["Set-Cookie"], b.Header()["Set-Cookie"]
@@ -40,7 +44,7 @@ func TestSetCookieMatchesNetHTTP(t *testing.T) {
 	values := []string{encoded, "", "plain", "with space", "with,comma", `with"quote`, "with;semi", `with\backslash`, "tab\there", "nul\x00", "ünicode", "a=b=="}
 	paths := []string{"", "/", "/app/x-y_z.~", "/a b", "/a;b", "/\x7f", "/ü"}
 	domains := []string{"", "example.com", ".example.com", "bad domain", "127.0.0.1"}
-	maxAges := []int{-5, -1, 0, 1, 86400 * 30, MaxAgeLimit}
+	maxAges := []int{-5, -1, 0, 1, 86400 * 30, maxAgeLimit}
 	sameSites := []http.SameSite{0, http.SameSiteDefaultMode, http.SameSiteLaxMode, http.SameSiteStrictMode, http.SameSiteNoneMode, 9}
 	n := 0
 	for _, name := range names {
@@ -71,7 +75,7 @@ func TestSetCookieMatchesNetHTTP(t *testing.T) {
 func TestSetCookieAddsToTheHeaders(t *testing.T) {
 	w := httptest.NewRecorder()
 	w.Header().Add("Set-Cookie", "other=1")
-	addSetCookie(w, "sid", "v", &sessions.Options{Path: "/", MaxAge: -1})
+	Add(w, "sid", "v", &sessions.Options{Path: "/", MaxAge: -1})
 	want := []string{"other=1", "sid=v; Path=/; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0"}
 	if got := w.Header()["Set-Cookie"]; !slices.Equal(got, want) {
 		t.Fatalf("Set-Cookie = %q, want %q", got, want)
@@ -84,7 +88,7 @@ func FuzzSetCookie(f *testing.F) {
 	f.Add("sid", "MTcwMDAwMDAwMHxhYmN8ZGVm", "/", "", 3600, true, false, uint8(2))
 	f.Add("s i d", "a b", "/a;b", "example.com", -1, false, true, uint8(4))
 	f.Fuzz(func(t *testing.T, name, value, path, domain string, maxAge int, httpOnly, secure bool, flags uint8) {
-		if maxAge > MaxAgeLimit || maxAge < -MaxAgeLimit {
+		if maxAge > maxAgeLimit || maxAge < -maxAgeLimit {
 			t.Skip() // the store clamps MaxAge first
 		}
 		opts := &sessions.Options{Path: path, Domain: domain, MaxAge: maxAge, HttpOnly: httpOnly, Secure: secure,
@@ -114,7 +118,7 @@ func BenchmarkSetCookie(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			delete(h, "Set-Cookie")
-			addSetCookie(w, "sid", value, opts)
+			Add(w, "sid", value, opts)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package redistore
+package cookie
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 	"github.com/gorilla/sessions"
 )
 
-// addSetCookie adds the Set-Cookie header that
+// Add adds the Set-Cookie header that
 // http.SetCookie(w, sessions.NewCookie(name, value, opts)) adds, byte for
 // byte, without building the http.Cookie and checking the value a byte at a
 // time through a function value as net/http does. What it would write
@@ -16,8 +16,8 @@ import (
 // validates and may drop), and a name, value or path that net/http would
 // refuse, quote or strip (with a log line). TestSetCookieMatchesNetHTTP and
 // FuzzSetCookie compare the two.
-func addSetCookie(w http.ResponseWriter, name, value string, opts *sessions.Options) {
-	if opts.Domain != "" || !isCookieToken(name) || !plainCookieBytes(value, cookieValueBytes) || !plainCookieBytes(opts.Path, cookiePathBytes) {
+func Add(w http.ResponseWriter, name, value string, opts *sessions.Options) {
+	if opts.Domain != "" || !isToken(name) || !plainBytes(value, valueBytes) || !plainBytes(opts.Path, pathBytes) {
 		http.SetCookie(w, sessions.NewCookie(name, value, opts))
 		return
 	}
@@ -64,36 +64,36 @@ func addSetCookie(w http.ResponseWriter, name, value string, opts *sessions.Opti
 
 // Byte classes of cookie parts that net/http writes as they are.
 const (
-	cookieTokenBytes = 1 << iota // RFC 7230 tchar: a cookie name
-	cookieValueBytes             // a value net/http neither strips nor quotes
-	cookiePathBytes              // a path net/http does not strip
+	tokenBytes = 1 << iota // RFC 7230 tchar: a cookie name
+	valueBytes             // a value net/http neither strips nor quotes
+	pathBytes              // a path net/http does not strip
 )
 
-var cookieBytes = func() (t [256]uint8) {
+var byteClasses = func() (t [256]uint8) {
 	for c := 0x20; c < 0x7f; c++ {
 		if c != ';' {
-			t[c] |= cookiePathBytes
+			t[c] |= pathBytes
 		}
 		if c != '"' && c != ';' && c != '\\' && c != ' ' && c != ',' {
-			t[c] |= cookieValueBytes
+			t[c] |= valueBytes
 		}
 		if ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') {
-			t[c] |= cookieTokenBytes
+			t[c] |= tokenBytes
 		}
 	}
 	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] |= cookieTokenBytes
+		t[c] |= tokenBytes
 	}
 	return t
 }()
 
-func isCookieToken(s string) bool {
-	return s != "" && plainCookieBytes(s, cookieTokenBytes)
+func isToken(s string) bool {
+	return s != "" && plainBytes(s, tokenBytes)
 }
 
-func plainCookieBytes(s string, class uint8) bool {
+func plainBytes(s string, class uint8) bool {
 	for i := 0; i < len(s); i++ {
-		if cookieBytes[s[i]]&class == 0 {
+		if byteClasses[s[i]]&class == 0 {
 			return false
 		}
 	}

@@ -1,4 +1,4 @@
-package redistore
+package cookie
 
 import (
 	"bytes"
@@ -12,7 +12,8 @@ import (
 	"github.com/gorilla/securecookie"
 )
 
-// referenceCodec is the securecookie codec cookieCodecs builds for key.
+// referenceCodec is the securecookie codec the store's cookieCodecs builds
+// for key.
 func referenceCodec(key []byte) *securecookie.SecureCookie {
 	return securecookie.New(key, nil).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
 }
@@ -33,12 +34,12 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 	key := securecookie.GenerateRandomKey(32)
 	other := securecookie.GenerateRandomKey(64)
 	ref := referenceCodec(key)
-	fast := newMacCodec(key)
+	fast := NewDecoder(key)
 	agree := func(what, name, value string) {
 		t.Helper()
 		var want []byte
 		refErr := ref.Decode(name, value, &want)
-		got, ok := fast.decode(name, value)
+		got, ok := fast.Decode(name, value)
 		switch {
 		case refErr == nil && !ok:
 			t.Fatalf("%s: securecookie reads %q, the fast path refuses it", what, want)
@@ -52,7 +53,7 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 		v, err := ref.Encode("sid", []byte(id))
 		noErr(t, err)
 		agree("a value securecookie made", "sid", v)
-		if got, ok := fast.decode("sid", v); !ok || got != id {
+		if got, ok := fast.Decode("sid", v); !ok || got != id {
 			t.Fatalf("fast path read %q, %v from a value holding %q", got, ok, id)
 		}
 		agree("another cookie name", "other", v)
@@ -83,7 +84,7 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 	limit := forgeMACCookie(key, "sid", "1700000000", base64.URLEncoding.EncodeToString(make([]byte, 2271)))
 	equal(t, "length of the longest value", len(limit), 4096)
 	agree("4096 characters", "sid", limit)
-	if _, ok := fast.decode("sid", limit); !ok {
+	if _, ok := fast.Decode("sid", limit); !ok {
 		t.Fatal("a value of 4096 characters was refused")
 	}
 	over := forgeMACCookie(key, "sid", "1700000000", base64.URLEncoding.EncodeToString(make([]byte, 2274)))
@@ -99,7 +100,7 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 		}
 		v := forgeMACCookie(key, "sid", date, enc)
 		agree("a MAC holding '|'", "sid", v)
-		if _, ok := fast.decode("sid", v); !ok {
+		if _, ok := fast.Decode("sid", v); !ok {
 			t.Fatal("a value whose MAC holds '|' was refused")
 		}
 		break
@@ -108,76 +109,11 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 	agree("one pipe", "sid", base64.URLEncoding.EncodeToString([]byte("1700000000|abc")))
 }
 
-// TestCookieKeyRotation: a cookie made with an older key pair still opens,
-// and is reported as not current, with and without a block key in the mix.
-func TestCookieKeyRotation(t *testing.T) {
-	t.Parallel()
-	tg := newMiniTarget(t)
-	oldKey, newKey, block := securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)
-	id := newID()
-	oldV, err := referenceCodec(oldKey).Encode("sid", []byte(id))
-	noErr(t, err)
-	encV, err := securecookie.New(oldKey, block).MaxAge(0).SetSerializer(securecookie.NopEncoder{}).Encode("sid", []byte(id))
-	noErr(t, err)
-	for _, tt := range []struct {
-		name  string
-		pairs [][]byte
-		value string
-	}{
-		{"old plain key second", [][]byte{newKey, nil, oldKey, nil}, oldV},
-		{"old encrypting key second", [][]byte{newKey, nil, oldKey, block}, encV},
-		{"encrypting key first, old plain second", [][]byte{newKey, block, oldKey, nil}, oldV},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := New(Config{Client: tg.client, KeyPairs: tt.pairs, KeyPrefix: tg.prefix})
-			noErr(t, err)
-			got, current, err := s.decodeCookie("sid", tt.value)
-			noErr(t, err)
-			equal(t, "ID", got, id)
-			equal(t, "current", current, false)
-			if _, _, err := s.decodeCookie("sid", tt.value[:len(tt.value)-2]); err == nil {
-				t.Fatal("a cut cookie decoded")
-			}
-		})
-	}
-}
-
-// TestCookieOfTheCurrentPair: a cookie of the first pair is current, also
-// when a later pair has the same hash key (encryption turned on, the plain
-// pair kept so that old cookies still open): the first pair that takes a
-// cookie wins, so an encrypted cookie is decrypted, not read as it is.
-func TestCookieOfTheCurrentPair(t *testing.T) {
-	t.Parallel()
-	tg := newMiniTarget(t)
-	key, block := securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)
-	id := newID()
-	for _, tt := range []struct {
-		name  string
-		pairs [][]byte
-	}{
-		{"plain", [][]byte{key, nil}},
-		{"plain, an older pair after it", [][]byte{key, nil, securecookie.GenerateRandomKey(32), nil}},
-		{"encrypting", [][]byte{key, block}},
-		{"encrypting, the same hash key plain after it", [][]byte{key, block, key, nil}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := New(Config{Client: tg.client, KeyPairs: tt.pairs, KeyPrefix: tg.prefix})
-			noErr(t, err)
-			v, err := s.codecs[0].Encode("sid", []byte(id))
-			noErr(t, err)
-			got, current, err := s.decodeCookie("sid", v)
-			noErr(t, err)
-			equal(t, "ID", got, id)
-			equal(t, "current", current, true)
-		})
-	}
-}
-
 // FuzzCookieFastPath: on any value, the fast path and securecookie agree.
 func FuzzCookieFastPath(f *testing.F) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	ref := referenceCodec(key)
-	fast := newMacCodec(key)
+	fast := NewDecoder(key)
 	good, _ := ref.Encode("sid", []byte(newID()))
 	f.Add(good)
 	f.Add(forgeMACCookie(key, "sid", "x", "abc"))
@@ -186,7 +122,7 @@ func FuzzCookieFastPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		var want []byte
 		refErr := ref.Decode("sid", value, &want)
-		got, ok := fast.decode("sid", value)
+		got, ok := fast.Decode("sid", value)
 		if (refErr == nil) != ok || (ok && got != string(want)) {
 			t.Fatalf("securecookie: %q, %v; fast path: %q, %v", want, refErr, got, ok)
 		}
@@ -198,7 +134,7 @@ func FuzzCookieFastPath(f *testing.F) {
 func BenchmarkCookieDecode(b *testing.B) {
 	key := securecookie.GenerateRandomKey(32)
 	ref := referenceCodec(key)
-	fast := newMacCodec(key)
+	fast := NewDecoder(key)
 	v, _ := ref.Encode("sid", []byte(newID()))
 	b.Run("securecookie", func(b *testing.B) {
 		b.ReportAllocs()
@@ -212,7 +148,7 @@ func BenchmarkCookieDecode(b *testing.B) {
 	b.Run("store", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := fast.decode("sid", v); !ok {
+			if _, ok := fast.Decode("sid", v); !ok {
 				b.Fatal("refused")
 			}
 		}
