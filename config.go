@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/codec"
 	"github.com/redisession/redistore/internal/cookie"
 )
 
@@ -136,6 +137,29 @@ var (
 		"enable its Lua engine (Valkey 9: a build with Lua, or its Lua module loaded) or allow @scripting to the ACL user, " +
 		"or use StringMode without UserKey on a server with SET IFEQ (Valkey 8.1+)")
 )
+
+// internalError is an error of an internal package (internal/codec,
+// internal/envelope) as the store reports it: it matches this package's
+// sentinel of its kind and the internal error, and its text is the
+// sentinel's followed by what was wrong, as the store's errors have always
+// read ("redistore: stored session is corrupt: bad metadata block").
+type internalError struct {
+	sentinel error // ErrCorrupt, ErrTooLarge or ErrUnknownFormat
+	detail   error // what was wrong, in the internal package's words
+	err      error // the internal package's error
+}
+
+func (e *internalError) Error() string   { return e.sentinel.Error() + ": " + e.detail.Error() }
+func (e *internalError) Unwrap() []error { return []error{e.sentinel, e.err} }
+
+// codecError reports an error of the compact codec's decoder (which all
+// match codec.ErrCorrupt) as ErrCorrupt.
+func codecError(err error) error {
+	if !errors.Is(err, codec.ErrCorrupt) {
+		return err
+	}
+	return &internalError{sentinel: ErrCorrupt, detail: err, err: err}
+}
 
 // MaxMergeAttempts bounds how many times Save merges its changes into a
 // session that other requests changed meanwhile, before ErrConflict.

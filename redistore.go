@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/codec"
 	"github.com/redisession/redistore/internal/cookie"
 	"github.com/redisession/redistore/internal/strbytes"
 )
@@ -207,7 +208,7 @@ func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, e
 	values := into
 	if o.codec == codecCompact {
 		// Size the map once instead of growing it entry by entry.
-		if n, k := strbytes.Uvarint(o.payload); k > 0 && n <= uint64(len(o.payload)/2) {
+		if n, ok := codec.Count(o.payload); ok {
 			values = make(map[any]any, n)
 		}
 	}
@@ -237,21 +238,22 @@ func (s *Store) decompress(id byte, dst, src []byte) error {
 // that other bytes from the same serializer are other values: JSON's (it
 // sorts map keys), and the compact codec's when it holds no gob-encoded
 // item (gob writes maps in random order).
-func (s *Store) decode(codec byte, payload string, values map[any]any) (canonical bool, err error) {
-	switch b := builtinFor(codec); {
-	case codec == codecCompact:
-		return decodeCompact(payload, values)
+func (s *Store) decode(codecID byte, payload string, values map[any]any) (canonical bool, err error) {
+	switch b := builtinFor(codecID); {
+	case codecID == codecCompact:
+		canonical, err := codec.Decode(payload, values)
+		return canonical, codecError(err)
 	case b != nil:
-		return codec == codecJSON, b.decodeString(payload, values)
-	case codec == codecCustom && s.codec == codecCustom:
+		return codecID == codecJSON, b.decodeString(payload, values)
+	case codecID == codecCustom && s.codec == codecCustom:
 		if err := s.serializer.Decode(strbytes.Bytes(payload), values); err != nil {
 			return false, fmt.Errorf("%w: Serializer: %w", ErrCorrupt, err)
 		}
 		return false, nil
-	case codec == codecCustom:
+	case codecID == codecCustom:
 		return false, fmt.Errorf("%w: written by an application Serializer, and Config.Serializer is one of this package's", ErrUnknownFormat)
 	}
-	return false, fmt.Errorf("%w: codec %#x", ErrUnknownFormat, codec)
+	return false, fmt.Errorf("%w: codec %#x", ErrUnknownFormat, codecID)
 }
 
 // decodeCookie returns the ID in a cookie value, and whether the first (the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/redisession/redistore/internal/codec"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -45,8 +46,8 @@ func codecOf(s Serializer) byte {
 }
 
 // builtinFor returns this package's serializer for a codec byte.
-func builtinFor(codec byte) builtin {
-	switch codec {
+func builtinFor(codecID byte) builtin {
+	switch codecID {
 	case codecCompact:
 		return CompactSerializer{}
 	case codecGob:
@@ -55,6 +56,69 @@ func builtinFor(codec byte) builtin {
 		return JSONSerializer{}
 	}
 	return nil
+}
+
+// CompactSerializer is the default Serializer. It keeps gob's contract for
+// Values (a value of any type registered with gob.Register round-trips, with
+// its exact type) but writes the common types itself, without gob's
+// per-message type descriptors: nil, bool, string, []byte, every int, uint and
+// float kind, time.Time, time.Duration, []any, []string, []int, []int64,
+// []float64, map[string]any, map[string]string and map[any]any; a nil slice
+// or map of these types decodes as nil, an empty one as empty. Named types
+// and structs go through gob. Map entries are written in a canonical order
+// (by their encoded bytes, so that even NaN keys have one), so the same
+// Values always give the same bytes; the store relies on this to skip
+// writing sessions that did not change.
+//
+// The format, one item per key and per value:
+//
+//	values  = uvarint(count) { item(key) item(value) }   sorted by these bytes
+//	item    = tag byte, then
+//	  0x00 nil           0x01 false          0x02 true
+//	  0x03 string        uvarint(len) bytes
+//	  0x04 []byte        uvarint(len) bytes
+//	  0x05 int, 0x06 int8, 0x07 int16, 0x08 int32, 0x09 int64, 0x14 Duration
+//	                     zigzag varint
+//	  0x0a uint, 0x0b uint8, 0x0c uint16, 0x0d uint32, 0x0e uint64
+//	                     uvarint
+//	  0x10 float32       4 bytes, little-endian IEEE 754
+//	  0x11 float64       8 bytes, little-endian IEEE 754
+//	  0x0f typed nil     the tag of the type (0x04, 0x20-0x24, 0x28-0x2a): a nil
+//	                     slice or map, kept apart from an empty one
+//	  0x13 time.Time     uvarint(len) time.Time.MarshalBinary; times whose
+//	                     zone offset that format cannot hold exactly (a
+//	                     negative offset that is not whole minutes) are refused
+//	  0x20 []any         uvarint(n) n items
+//	  0x21 []string      uvarint(n) n × (uvarint(len) bytes)
+//	  0x22 []int, 0x23 []int64
+//	                     uvarint(n) n zigzag varints
+//	  0x24 []float64     uvarint(n) n × 8 bytes
+//	  0x28 map[string]any     uvarint(n) n × (string, item), sorted
+//	  0x29 map[string]string  uvarint(n) n × (string, string), sorted
+//	  0x2a map[any]any        as values
+//	  0x7f other         uvarint(len) gob encoding of the value as an interface
+//
+// Decoding never executes code from the data beyond what gob does for
+// registered types (their GobDecode or UnmarshalBinary methods).
+type CompactSerializer struct{}
+
+func (CompactSerializer) codec() byte { return codecCompact }
+
+// Encode implements Serializer.
+func (CompactSerializer) Encode(dst []byte, values map[any]any) ([]byte, error) {
+	return codec.Append(dst, values)
+}
+
+// Decode implements Serializer.
+func (c CompactSerializer) Decode(data []byte, values map[any]any) error {
+	// Strings in the result share memory with their input; copy it once so
+	// that the caller may reuse data.
+	return c.decodeString(string(data), values)
+}
+
+func (CompactSerializer) decodeString(data string, values map[any]any) error {
+	_, err := codec.Decode(data, values)
+	return codecError(err)
 }
 
 // GobSerializer encodes Values with encoding/gob, as gorilla's stores and

@@ -57,6 +57,9 @@ var storedErrors = []struct {
 		"redistore: stored session is corrupt: gob: unexpected EOF"},
 }
 
+// unregistered is a type no test registers with gob.
+type unregistered struct{ X int }
+
 // TestErrorsFromInternalPackagesKeepTheirSentinels: whatever part of the
 // store finds a stored value unreadable (the envelope, a decompressor, the
 // compact codec), Get, Lookup and UserSessions report it under this

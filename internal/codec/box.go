@@ -1,4 +1,4 @@
-package redistore
+package codec
 
 import "unsafe"
 
@@ -22,12 +22,13 @@ var (
 // its strings and ints in slabs, one allocation for many values. What p points
 // to must never change afterwards, as for any value held in an interface.
 //
-// It is the one use of unsafe beyond the sanctioned calls (internal/strbytes), kept because
-// it pays: BenchmarkSerializers/compact, three alternating runs on the 2-core
-// machine, decoding 150 B and 1 KB sessions: 1.5-2.1 µs and 6 allocations
-// with it, 2.1-2.7 µs and 25 allocations with plain conversions. That is about
-// 2% of a read-modify-write's CPU, and the 19 allocations would take a request
-// from 88 to 107, past a quarter of boj/redistore's 384.
+// It is the one use of unsafe beyond the sanctioned calls (internal/strbytes),
+// kept because it pays: the root's BenchmarkSerializers/compact, three
+// alternating runs on the 2-core machine, decoding 150 B and 1 KB sessions:
+// 1.5-2.1 µs and 6 allocations with it, 2.1-2.7 µs and 25 allocations with
+// plain conversions. That is about 2% of a read-modify-write's CPU, and the
+// 19 allocations would take a request from 88 to 107, past a quarter of
+// boj/redistore's 384.
 func box(typ, p unsafe.Pointer) (v any) {
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ, e.data = typ, p

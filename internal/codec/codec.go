@@ -1,4 +1,16 @@
-package redistore
+// Package codec is the compact serializer (redistore.CompactSerializer,
+// whose documentation gives the format byte by byte): gob's contract for
+// session values, without gob's per-message type descriptors for the
+// common types, and with one encoding for each set of values, so that the
+// store can tell an unchanged session by its bytes.
+//
+// Decoding returns strings that share the input's memory, and keeps strings
+// and ints in slabs (see box), so that a session costs a few allocations,
+// not one per value. It never allocates more than the input can justify,
+// never nests deeper than maxDepth, and never executes code from the data
+// beyond what gob does for registered types (their GobDecode or
+// UnmarshalBinary methods).
+package codec
 
 import (
 	"bytes"
@@ -17,52 +29,8 @@ import (
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
-// CompactSerializer is the default Serializer. It keeps gob's contract for
-// Values (a value of any type registered with gob.Register round-trips, with
-// its exact type) but writes the common types itself, without gob's
-// per-message type descriptors: nil, bool, string, []byte, every int, uint and
-// float kind, time.Time, time.Duration, []any, []string, []int, []int64,
-// []float64, map[string]any, map[string]string and map[any]any; a nil slice
-// or map of these types decodes as nil, an empty one as empty. Named types
-// and structs go through gob. Map entries are written in a canonical order
-// (by their encoded bytes, so that even NaN keys have one), so the same
-// Values always give the same bytes; the store relies on this to skip
-// writing sessions that did not change.
-//
-// The format, one item per key and per value:
-//
-//	values  = uvarint(count) { item(key) item(value) }   sorted by these bytes
-//	item    = tag byte, then
-//	  0x00 nil           0x01 false          0x02 true
-//	  0x03 string        uvarint(len) bytes
-//	  0x04 []byte        uvarint(len) bytes
-//	  0x05 int, 0x06 int8, 0x07 int16, 0x08 int32, 0x09 int64, 0x14 Duration
-//	                     zigzag varint
-//	  0x0a uint, 0x0b uint8, 0x0c uint16, 0x0d uint32, 0x0e uint64
-//	                     uvarint
-//	  0x10 float32       4 bytes, little-endian IEEE 754
-//	  0x11 float64       8 bytes, little-endian IEEE 754
-//	  0x0f typed nil     the tag of the type (0x04, 0x20-0x24, 0x28-0x2a): a nil
-//	                     slice or map, kept apart from an empty one
-//	  0x13 time.Time     uvarint(len) time.Time.MarshalBinary; times whose
-//	                     zone offset that format cannot hold exactly (a
-//	                     negative offset that is not whole minutes) are refused
-//	  0x20 []any         uvarint(n) n items
-//	  0x21 []string      uvarint(n) n × (uvarint(len) bytes)
-//	  0x22 []int, 0x23 []int64
-//	                     uvarint(n) n zigzag varints
-//	  0x24 []float64     uvarint(n) n × 8 bytes
-//	  0x28 map[string]any     uvarint(n) n × (string, item), sorted
-//	  0x29 map[string]string  uvarint(n) n × (string, string), sorted
-//	  0x2a map[any]any        as values
-//	  0x7f other         uvarint(len) gob encoding of the value as an interface
-//
-// Decoding never executes code from the data beyond what gob does for
-// registered types (their GobDecode or UnmarshalBinary methods).
-type CompactSerializer struct{}
-
-func (CompactSerializer) codec() byte { return codecCompact }
-
+// Item tags: the first byte of each encoded item (see
+// redistore.CompactSerializer).
 const (
 	tagNil      = 0x00
 	tagFalse    = 0x01
@@ -98,29 +66,39 @@ const (
 // maxDepth bounds nesting of slices and maps, in both directions.
 const maxDepth = 32
 
-var errTooDeep = fmt.Errorf("redistore: values nested deeper than %d levels", maxDepth)
+var (
+	// ErrCorrupt is matched by every error of Decode: data is not in the
+	// compact format. Its text names the codec, as the store's errors
+	// quote it ("redistore: stored session is corrupt: compact codec: at
+	// byte 3: truncated").
+	ErrCorrupt = errors.New("compact codec")
+	// ErrTooDeep is matched by the error of Append for values nested
+	// deeper than maxDepth. Append's errors reach applications as they
+	// are (from Save), so their texts begin "redistore: ".
+	ErrTooDeep = fmt.Errorf("redistore: values nested deeper than %d levels", maxDepth)
+)
 
-// Encode implements Serializer.
-func (CompactSerializer) Encode(dst []byte, values map[any]any) ([]byte, error) {
+// Append appends the encoding of values to dst: map entries in canonical
+// order, so that the same values always give the same bytes.
+func Append(dst []byte, values map[any]any) ([]byte, error) {
 	return appendMapAA(dst, values, 0)
 }
 
-// Decode implements Serializer.
-func (c CompactSerializer) Decode(data []byte, values map[any]any) error {
-	// Strings in the result share memory with their input; copy it once so
-	// that the caller may reuse data.
-	return c.decodeString(string(data), values)
+// Count returns how many entries the encoded values in data hold, as their
+// first bytes say, when data is long enough to hold that many (two bytes
+// an entry at least): for a caller that sizes the map once.
+func Count(data string) (int, bool) {
+	n, k := strbytes.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)/2) {
+		return 0, false
+	}
+	return int(n), true
 }
 
-func (CompactSerializer) decodeString(data string, values map[any]any) error {
-	_, err := decodeCompact(data, values)
-	return err
-}
-
-// decodeCompact decodes data into values; canonical reports that data
-// holds no gob-encoded item, so that the same values always encode to
-// these bytes.
-func decodeCompact(data string, values map[any]any) (canonical bool, err error) {
+// Decode decodes data into values; strings in values share data's memory.
+// canonical reports that data holds no gob-encoded item, so that the same
+// values always encode to these bytes.
+func Decode(data string, values map[any]any) (canonical bool, err error) {
 	d := decoder{s: data}
 	n, err := d.count(2)
 	if err != nil {
@@ -201,7 +179,7 @@ func appendMapAA(dst []byte, m map[any]any, depth int) ([]byte, error) {
 		return dst, nil
 	}
 	if depth > maxDepth {
-		return dst, errTooDeep
+		return dst, ErrTooDeep
 	}
 	so := startSorted(len(dst))
 	var err error
@@ -227,7 +205,7 @@ func appendMapSA(dst []byte, m map[string]any, depth int) ([]byte, error) {
 		return dst, nil
 	}
 	if depth > maxDepth {
-		return dst, errTooDeep
+		return dst, ErrTooDeep
 	}
 	so := startSorted(len(dst))
 	var err error
@@ -375,7 +353,7 @@ func appendSlice(dst []byte, v any, depth int) ([]byte, bool, error) {
 			return append(dst, tagTypedNil, tagAnys), true, nil
 		}
 		if depth > maxDepth {
-			return dst, true, errTooDeep
+			return dst, true, ErrTooDeep
 		}
 		dst = binary.AppendUvarint(append(dst, tagAnys), uint64(len(v)))
 		var err error
@@ -524,10 +502,8 @@ func (d *decoder) boxInt(x int) any {
 	return box(intType, unsafe.Pointer(&d.ints[len(d.ints)-1]))
 }
 
-var errCompact = errors.New("compact codec")
-
 func (d *decoder) fail(format string, args ...any) error {
-	return fmt.Errorf("%w: %w: at byte %d: %s", ErrCorrupt, errCompact, d.i, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: at byte %d: %s", ErrCorrupt, d.i, fmt.Sprintf(format, args...))
 }
 
 func (d *decoder) uvarint() (uint64, error) {
@@ -859,11 +835,11 @@ func hashable(k any) bool {
 func decodeGobItem(s string) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			v, err = nil, fmt.Errorf("%w: %w: gob: %v", ErrCorrupt, errCompact, p)
+			v, err = nil, fmt.Errorf("%w: gob: %v", ErrCorrupt, p)
 		}
 	}()
 	if err := gob.NewDecoder(strings.NewReader(s)).Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: %w: gob: %w", ErrCorrupt, errCompact, err)
+		return nil, fmt.Errorf("%w: gob: %w", ErrCorrupt, err)
 	}
 	return v, nil
 }

@@ -1,4 +1,4 @@
-package redistore
+package codec
 
 import (
 	"bytes"
@@ -47,13 +47,13 @@ func TestCompactGoldenVectors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			want, err := hex.DecodeString(tt.hex)
 			noErr(t, err)
-			got, err := CompactSerializer{}.Encode(nil, tt.values)
+			got, err := Append(nil, tt.values)
 			noErr(t, err)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("encoding\n got %x\nwant %x", got, want)
 			}
 			decoded := map[any]any{}
-			noErr(t, CompactSerializer{}.Decode(want, decoded))
+			noErr(t, decode(want, decoded))
 			if !reflect.DeepEqual(decoded, tt.values) {
 				t.Fatalf("decoding: got %#v, want %#v", decoded, tt.values)
 			}
@@ -77,6 +77,12 @@ func init() {
 }
 
 type unregistered struct{ X int }
+
+// decode is Decode of bytes, as the store's serializer calls it.
+func decode(data []byte, values map[any]any) error {
+	_, err := Decode(string(data), values)
+	return err
+}
 
 func TestCompactRoundTrips(t *testing.T) {
 	t.Parallel()
@@ -103,10 +109,10 @@ func TestCompactRoundTrips(t *testing.T) {
 		"empty slices":  []any{[]int{}, []int(nil), []float64{}, []float64(nil)},
 		"offset 59 s":   time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 59)),
 	}
-	b, err := CompactSerializer{}.Encode(nil, values)
+	b, err := Append(nil, values)
 	noErr(t, err)
 	got := map[any]any{}
-	noErr(t, CompactSerializer{}.Decode(b, got))
+	noErr(t, decode(b, got))
 	for k, want := range values {
 		v, ok := got[k]
 		if !ok {
@@ -144,10 +150,10 @@ func TestCompactIsCanonical(t *testing.T) {
 		}
 		return m
 	}
-	first, err := CompactSerializer{}.Encode(nil, build([]int{0, 1, 2, 3, 4, 5, 6, 7}))
+	first, err := Append(nil, build([]int{0, 1, 2, 3, 4, 5, 6, 7}))
 	noErr(t, err)
 	for i := 0; i < 50; i++ {
-		again, err := CompactSerializer{}.Encode(nil, build([]int{7, 3, 5, 1, 0, 2, 6, 4}))
+		again, err := Append(nil, build([]int{7, 3, 5, 1, 0, 2, 6, 4}))
 		noErr(t, err)
 		if !bytes.Equal(first, again) {
 			t.Fatal("the same values encoded to different bytes")
@@ -166,10 +172,71 @@ func TestCompactEncodeErrors(t *testing.T) {
 	}
 	for name, values := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := (CompactSerializer{}).Encode(nil, values); err == nil {
+			if _, err := Append(nil, values); err == nil {
 				t.Fatal("no error")
 			}
 		})
+	}
+}
+
+// TestCompactTooDeep: values nested past maxDepth are refused on encode
+// with ErrTooDeep, and on decode as corrupt.
+func TestCompactTooDeep(t *testing.T) {
+	t.Parallel()
+	deep := any("x")
+	for range maxDepth + 1 {
+		deep = []any{deep}
+	}
+	if _, err := Append(nil, map[any]any{"k": deep}); !errors.Is(err, ErrTooDeep) {
+		t.Fatalf("error %v, want ErrTooDeep", err)
+	}
+	if _, err := Append(nil, map[any]any{"k": deep.([]any)[0]}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+}
+
+// TestDecodeSaysWhetherCanonical: data without a gob-encoded item is the
+// only encoding of its values; gob writes maps in any order.
+func TestDecodeSaysWhetherCanonical(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		values    map[any]any
+		canonical bool
+	}{
+		{map[any]any{}, true},
+		{map[any]any{"user": "alice", "roles": []string{"admin"}, "n": 3}, true},
+		{map[any]any{"user": gobUser{Name: "alice"}}, false},
+		{map[any]any{"nested": []any{map[string]any{"p": point{1, 2}}}}, false},
+	} {
+		b, err := Append(nil, tt.values)
+		noErr(t, err)
+		canonical, err := Decode(string(b), map[any]any{})
+		noErr(t, err)
+		equal(t, fmt.Sprintf("canonical of %v", tt.values), canonical, tt.canonical)
+	}
+}
+
+// TestCount: the entry count is read from the front of the data, and only
+// trusted when the data could hold that many entries.
+func TestCount(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		hex string
+		n   int
+		ok  bool
+	}{
+		{"00", 0, true},
+		{"02" + "03016e0506" + "030475736572" + "0305616c696365", 2, true},
+		{"0500", 0, false},
+		{"ff", 0, false},
+		{"", 0, false},
+	} {
+		b, err := hex.DecodeString(tt.hex)
+		noErr(t, err)
+		n, ok := Count(string(b))
+		if n != tt.n || ok != tt.ok {
+			t.Errorf("Count(%s) = %d, %v; want %d, %v", tt.hex, n, ok, tt.n, tt.ok)
+		}
 	}
 }
 
@@ -199,7 +266,7 @@ func TestCompactRejectsHostileInput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b, err := hex.DecodeString(h)
 			noErr(t, err)
-			err = CompactSerializer{}.Decode(b, map[any]any{})
+			err = decode(b, map[any]any{})
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v, want ErrCorrupt", err)
 			}
@@ -212,7 +279,7 @@ func TestCompactRejectsUnhashableGobKey(t *testing.T) {
 	key, err := appendGob(nil, gobUser{Name: "x", Roles: []string{"y"}})
 	noErr(t, err)
 	data := append(append([]byte{0x01}, key...), tagNil)
-	if err := (CompactSerializer{}).Decode(data, map[any]any{}); !errors.Is(err, ErrCorrupt) {
+	if err := decode(data, map[any]any{}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("error %v, want ErrCorrupt", err)
 	}
 }
@@ -229,22 +296,22 @@ func FuzzCompactDecode(f *testing.F) {
 	f.Add([]byte("\x03\x11\x01\x00\x00\x00\x00\x00\xf8\x7f\x05\x02\x11\x01\x00\x00\x00\x00\x00\xf8\x7f\x05\x04\x03\x01n\x0f\x21"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		values := map[any]any{}
-		if err := (CompactSerializer{}).Decode(data, values); err != nil {
+		if err := decode(data, values); err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v does not match ErrCorrupt", err)
 			}
 			return
 		}
 		// What decodes must encode, and decode again to the same values.
-		again, err := CompactSerializer{}.Encode(nil, values)
+		again, err := Append(nil, values)
 		if err != nil {
 			t.Fatalf("decoded values do not encode: %v", err)
 		}
 		values2 := map[any]any{}
-		if err := (CompactSerializer{}).Decode(again, values2); err != nil {
+		if err := decode(again, values2); err != nil {
 			t.Fatalf("re-encoded values do not decode: %v", err)
 		}
-		third, err := CompactSerializer{}.Encode(nil, values2)
+		third, err := Append(nil, values2)
 		if err != nil || !bytes.Equal(again, third) {
 			t.Fatalf("encoding is not stable: %x vs %x (%v)", again, third, err)
 		}
@@ -267,10 +334,10 @@ func TestCompactKeepsNilApartFromEmpty(t *testing.T) {
 		{map[any]any(nil), map[any]any{}},
 	} {
 		t.Run(fmt.Sprintf("%T", tt.null), func(t *testing.T) {
-			b, err := CompactSerializer{}.Encode(nil, map[any]any{"nil": tt.null, "empty": tt.empty, "nested": []any{tt.null, tt.empty}})
+			b, err := Append(nil, map[any]any{"nil": tt.null, "empty": tt.empty, "nested": []any{tt.null, tt.empty}})
 			noErr(t, err)
 			got := map[any]any{}
-			noErr(t, CompactSerializer{}.Decode(b, got))
+			noErr(t, decode(b, got))
 			isNil := func(v any) bool { return reflect.ValueOf(v).IsNil() }
 			nested := got["nested"].([]any)
 			for what, v := range map[string]any{"nil": got["nil"], "nested nil": nested[0]} {
@@ -301,18 +368,18 @@ func TestCompactNaNKeysHaveOneOrder(t *testing.T) {
 		m["user"] = "alice"
 		return m
 	}
-	first, err := CompactSerializer{}.Encode(nil, build([]int{0, 1, 2, 3, 4, 5, 6, 7}))
+	first, err := Append(nil, build([]int{0, 1, 2, 3, 4, 5, 6, 7}))
 	noErr(t, err)
 	decoded := map[any]any{}
-	noErr(t, CompactSerializer{}.Decode(first, decoded))
+	noErr(t, decode(first, decoded))
 	equal(t, "entries decoded", len(decoded), 17)
 	for i := 0; i < 50; i++ {
-		again, err := CompactSerializer{}.Encode(nil, build([]int{7, 3, 5, 1, 0, 2, 6, 4}))
+		again, err := Append(nil, build([]int{7, 3, 5, 1, 0, 2, 6, 4}))
 		noErr(t, err)
 		if !bytes.Equal(first, again) {
 			t.Fatal("the same values with NaN keys encoded to different bytes")
 		}
-		reencoded, err := CompactSerializer{}.Encode(nil, decoded)
+		reencoded, err := Append(nil, decoded)
 		noErr(t, err)
 		if !bytes.Equal(first, reencoded) {
 			t.Fatal("decoded values with NaN keys encoded to other bytes")
@@ -348,7 +415,7 @@ func TestCompactTimesThatDecodeAlsoEncode(t *testing.T) {
 			"negative nanoseconds":           func() []byte { b, _ := base.MarshalBinary(); b[9] = 0xff; return b }(),
 		} {
 			t.Run(name, func(t *testing.T) {
-				err := CompactSerializer{}.Decode(timeItem(b), map[any]any{})
+				err := decode(timeItem(b), map[any]any{})
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("error %v, want ErrCorrupt", err)
 				}
@@ -362,8 +429,8 @@ func TestCompactTimesThatDecodeAlsoEncode(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) {
 				got := map[any]any{}
-				noErr(t, CompactSerializer{}.Decode(timeItem(b), got))
-				again, err := CompactSerializer{}.Encode(nil, got)
+				noErr(t, decode(timeItem(b), got))
+				again, err := Append(nil, got)
 				noErr(t, err)
 				if !bytes.Equal(again, timeItem(b)) {
 					t.Fatalf("encoded again as %x, want %x", again, timeItem(b))
@@ -374,13 +441,27 @@ func TestCompactTimesThatDecodeAlsoEncode(t *testing.T) {
 	t.Run("refused on encode", func(t *testing.T) {
 		for _, off := range []int{-119, -61, -1, -3599} {
 			tm := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", off))
-			_, err := CompactSerializer{}.Encode(nil, map[any]any{"t": tm})
+			_, err := Append(nil, map[any]any{"t": tm})
 			if err == nil || !strings.Contains(err.Error(), "UTC()") {
 				t.Fatalf("offset %d s: error %v, want one that says to store t.UTC()", off, err)
 			}
-			if _, err := (CompactSerializer{}).Encode(nil, map[any]any{"t": tm.UTC()}); err != nil {
+			if _, err := Append(nil, map[any]any{"t": tm.UTC()}); err != nil {
 				t.Fatalf("offset %d s, as UTC: %v", off, err)
 			}
 		}
 	})
+}
+
+func noErr(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func equal[T comparable](t testing.TB, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: got %v, want %v", what, got, want)
+	}
 }
