@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 var sweepSessions = flag.Int("sessions", 1_000_000, "sessions for BenchmarkSweepMillion")
@@ -70,20 +71,20 @@ func BenchmarkSerializers(b *testing.B) {
 func BenchmarkEnvelope(b *testing.B) {
 	for _, size := range []int{1024, 8192} {
 		payload, _ := CompactSerializer{}.Encode(nil, sessionValues(size))
-		env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength, false))
+		env := string(envelope.Append(nil, payload, envelope.CodecCompact, envelope.LZ4{}, DefaultCompressMinLength, false, envelope.Meta{}))
 		b.Run(fmt.Sprintf("seal/%dB", size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			buf := make([]byte, 0, 2*len(payload))
 			for b.Loop() {
-				buf = appendEnvelope(buf[:0], payload, codecCompact, DefaultCompressMinLength, false)
+				buf = envelope.Append(buf[:0], payload, envelope.CodecCompact, envelope.LZ4{}, DefaultCompressMinLength, false, envelope.Meta{})
 			}
 		})
 		b.Run(fmt.Sprintf("open/%dB", size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			for b.Loop() {
-				if _, _, _, err := openEnvelope(env, DefaultMaxLength); err != nil {
+				if _, err := envelope.Open(env, DefaultMaxLength, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -283,7 +284,7 @@ func BenchmarkSweepMillion(b *testing.B) {
 	tg := benchTarget(b)
 	s := newStore(b, tg, Config{})
 	payload, _ := CompactSerializer{}.Encode(nil, sessionValues(150))
-	env := string(appendEnvelope(nil, payload, codecCompact, DefaultCompressMinLength, false))
+	env := string(envelope.Append(nil, payload, envelope.CodecCompact, envelope.LZ4{}, DefaultCompressMinLength, false, envelope.Meta{}))
 	now := tg.now().Unix()
 	ctx := context.Background()
 	cmds := make(rueidis.Commands, 0, 1000)
@@ -338,6 +339,14 @@ func benchPayload(size int, words bool) []byte {
 	}
 }
 
+// testStoreDecompress is the decompressor of a store with the default
+// compressor and MaxLength maxLength.
+func testStoreDecompress(t testing.TB, maxLength int) envelope.Decompressor {
+	t.Helper()
+	s := &Store{compressor: LZ4(), zstd: envelope.NewZstdDecoder(maxLength)}
+	return s.decompress
+}
+
 // BenchmarkCompressors measures each compressor on 1, 8 and 32 KB
 // sessions, compressible and random: encode and decode time per session,
 // and stored bytes (stored-B/op: the envelope as Redis keeps it).
@@ -354,20 +363,20 @@ func BenchmarkCompressors(b *testing.B) {
 		for _, size := range []int{1 << 10, 8 << 10, 32 << 10} {
 			payload := benchPayload(size, kind == "text")
 			for _, c := range comps {
-				env := string(appendEnvelopeWith(nil, payload, codecCompact, c.c, c.min, false, envMeta{}))
+				env := string(envelope.Append(nil, payload, envelope.CodecCompact, c.c, c.min, false, envelope.Meta{}))
 				name := fmt.Sprintf("%s/%dKB/%s", kind, size>>10, c.name)
 				b.Run(name+"/encode", func(b *testing.B) {
 					b.SetBytes(int64(len(payload)))
 					buf := make([]byte, 0, 2*len(payload))
 					for b.Loop() {
-						buf = appendEnvelopeWith(buf[:0], payload, codecCompact, c.c, c.min, false, envMeta{})
+						buf = envelope.Append(buf[:0], payload, envelope.CodecCompact, c.c, c.min, false, envelope.Meta{})
 					}
 					b.ReportMetric(float64(len(env)), "stored-B/op")
 				})
 				b.Run(name+"/decode", func(b *testing.B) {
 					b.SetBytes(int64(len(payload)))
 					for b.Loop() {
-						if _, err := openEnvelopeWith(env, DefaultMaxLength, dec); err != nil {
+						if _, err := envelope.Open(env, DefaultMaxLength, dec); err != nil {
 							b.Fatal(err)
 						}
 					}

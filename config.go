@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/redisession/redistore/internal/codec"
 	"github.com/redisession/redistore/internal/cookie"
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 // Mode selects how sessions are laid out in Redis.
@@ -160,6 +161,36 @@ func codecError(err error) error {
 	}
 	return &internalError{sentinel: ErrCorrupt, detail: err, err: err}
 }
+
+// envelopeError reports an error of opening an envelope under this
+// package's sentinel of its kind.
+func envelopeError(err error) error {
+	if u, ok := err.(unknownFormat); ok {
+		return u.error
+	}
+	var e *envelope.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Kind {
+	case envelope.ErrCorrupt:
+		return &internalError{sentinel: ErrCorrupt, detail: e.Err, err: e}
+	case envelope.ErrTooLarge:
+		return &internalError{sentinel: ErrTooLarge, detail: e.Err, err: e}
+	case envelope.ErrUnknownFormat:
+		return &internalError{sentinel: ErrUnknownFormat, detail: e.Err, err: e}
+	}
+	return err
+}
+
+// unknownFormat carries an application compressor's error that matches
+// ErrUnknownFormat through envelope.Open, which returns such errors as they
+// are (the others it reports as corrupt), to envelopeError, which hands the
+// application's error back unchanged.
+type unknownFormat struct{ error }
+
+func (e unknownFormat) Is(target error) bool { return target == envelope.ErrUnknownFormat }
+func (e unknownFormat) Unwrap() error        { return e.error }
 
 // MaxMergeAttempts bounds how many times Save merges its changes into a
 // session that other requests changed meanwhile, before ErrConflict.
@@ -373,13 +404,13 @@ func New(cfg Config) (*Store, error) {
 		s.compressor = LZ4()
 	}
 	switch s.compressor.(type) {
-	case lz4Compressor, *zstdCompressor:
+	case envelope.LZ4, *envelope.Zstd:
 	default:
 		if s.compressor.ID() < 0x80 {
 			return nil, fmt.Errorf("redistore: Config.Compressor %s has ID %#x: an application's compressor uses 0x80 to 0xff (lower IDs are this package's)", s.compressor.Name(), s.compressor.ID())
 		}
 	}
-	s.zstd = &zstdDecoder{max: s.maxLength}
+	s.zstd = envelope.NewZstdDecoder(s.maxLength)
 	s.codec = codecOf(s.serializer)
 	if err := s.checkLimits(cfg); err != nil {
 		return nil, err

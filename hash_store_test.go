@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/redisession/redistore/internal/envelope"
 	"github.com/redisession/redistore/internal/redistest"
 )
 
@@ -715,7 +716,7 @@ func TestManySessionsPerBucketStaySelfCleaning(t *testing.T) {
 		s := newStore(t, tg, Config{Buckets: 256, FieldTTL: FieldTTLOff})
 		payload, err := CompactSerializer{}.Encode(nil, map[any]any{"user": "someone"})
 		noErr(t, err)
-		body := string(appendEnvelope(nil, payload, codecCompact, -1, false))
+		body := string(envelope.Append(nil, payload, envelope.CodecCompact, LZ4(), -1, false, envelope.Meta{}))
 		now := tg.now().Unix()
 		expired, alive := now-10, now+3600
 		be32 := func(v int64) string { var b [4]byte; binary.BigEndian.PutUint32(b[:], uint32(v)); return string(b[:]) }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 // SessionInfo is what Lookup finds for a session ID.
@@ -37,7 +39,7 @@ type SessionInfo struct {
 	Values map[any]any
 }
 
-var codecNames = map[byte]string{codecCompact: "compact", codecGob: "gob", codecJSON: "json", codecCustom: "application"}
+var codecNames = map[byte]string{envelope.CodecCompact: "compact", envelope.CodecGob: "gob", envelope.CodecJSON: "json", envelope.CodecCustom: "application"}
 
 // Lookup reads what the store holds for a session ID without changing
 // anything, for support and admin tools: where it lives, when it expires,
@@ -68,14 +70,14 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
 	values, o, err := s.openValues(env, nil)
-	if o.codec != 0 {
-		info.Codec = codecNames[o.codec]
-		info.Compressed = env[0]&flagLZ4 != 0
+	if o.Codec != 0 {
+		info.Codec = codecNames[o.Codec]
+		info.Compressed = env[0]&envelope.FlagCompressed != 0
 		info.Compressor = s.compressorName(v)
-		info.SerializedBytes = len(o.payload)
+		info.SerializedBytes = len(o.Payload)
 	}
-	if o.meta.start != 0 {
-		info.Started = time.Unix(o.meta.start, 0)
+	if o.Meta.Start != 0 {
+		info.Started = time.Unix(o.Meta.Start, 0)
 	}
 	info.Values = values
 	return info, err

@@ -73,8 +73,8 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 	for k, v := range now {
 		session.Values[k] = v
 	}
-	if start := st.snap.meta.start; start != 0 && (snap.meta.start == 0 || start < snap.meta.start) {
-		snap.meta.start = start // the session began when it began, whoever wrote last
+	if start := st.snap.meta.Start; start != 0 && (snap.meta.Start == 0 || start < snap.meta.Start) {
+		snap.meta.Start = start // the session began when it began, whoever wrote last
 	}
 	st.snap = snap
 	return nil

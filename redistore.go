@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/redisession/redistore/internal/codec"
 	"github.com/redisession/redistore/internal/cookie"
+	"github.com/redisession/redistore/internal/envelope"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -48,7 +49,7 @@ type Store struct {
 	observer      Observer
 	observeUsers  bool
 	compressor    Compressor
-	zstd          *zstdDecoder
+	zstd          *envelope.ZstdDecoder
 	states        states // what requests hold for their sessions (request.go)
 	moveKey       []byte // the current hash key: names the ID a boj/redistore session moves to
 }
@@ -138,7 +139,7 @@ func (s *Store) loaded(r *http.Request, session *sessions.Session, id string, lo
 	if err != nil {
 		return session, info, err
 	}
-	if s.pastLifetime(o.meta) {
+	if s.pastLifetime(o.Meta) {
 		// Past MaxLifetime (lowered since it was written): it ends now.
 		clear(session.Values)
 		ctx, cancel := s.callContext(r.Context())
@@ -149,18 +150,15 @@ func (s *Store) loaded(r *http.Request, session *sessions.Session, id string, lo
 	session.IsNew = false
 	st := &sessionState{phase: phaseLoaded, id: id, loc: loc, snap: s.snapshotOf(got, o, session.Values), maxAge: session.Options.MaxAge, cookie: cookie}
 	s.states.set(session, st)
-	info.outcome, info.serializedBytes, info.compressed = OutcomeHit, len(o.payload), o.flags&flagLZ4 != 0
+	info.outcome, info.serializedBytes, info.compressed = OutcomeHit, len(o.Payload), o.Flags&envelope.FlagCompressed != 0
 	return session, info, nil
 }
 
 // opened is what a stored envelope says besides the values.
 type opened struct {
-	codec   byte    // codec of payload
-	payload string  // the serialized values
-	flags   byte    // the envelope's flags, flagMeta and flagNamed aside
-	meta    envMeta // its metadata block
-	comp    byte    // the compressor's ID; 0: stored plain
-	// canonical: payload is the only encoding of its values (see decode).
+	envelope.Opened
+	// canonical: the payload is the only encoding of its values (see
+	// decode).
 	canonical bool
 }
 
@@ -168,21 +166,21 @@ type opened struct {
 // envelope says and values as decoded.
 func (s *Store) snapshotOf(got stored, o opened, values map[any]any) snapshot {
 	got.envelope = ""
-	user := o.meta.user
-	if !o.meta.hasUser {
+	user := o.Meta.User
+	if !o.Meta.HasUser {
 		// Written before the metadata named the user.
 		if u, err := s.userOf(values); err == nil && u != "" {
 			user = userDigest(u)
 		}
 	}
-	return snapshot{stored: got, payload: o.payload, codec: o.codec, meta: o.meta, user: user,
-		incompressible: o.flags&flagIncompressible != 0, canonical: o.canonical}
+	return snapshot{stored: got, payload: o.Payload, codec: o.Codec, meta: o.Meta, user: user,
+		incompressible: o.Flags&envelope.FlagIncompressible != 0, canonical: o.canonical}
 }
 
 // pastLifetime reports whether a session with this metadata reached
 // MaxLifetime.
-func (s *Store) pastLifetime(m envMeta) bool {
-	return s.maxLifetime > 0 && m.start != 0 && time.Now().Unix() >= m.start+s.maxLifetime
+func (s *Store) pastLifetime(m envelope.Meta) bool {
+	return s.maxLifetime > 0 && m.Start != 0 && time.Now().Unix() >= m.Start+s.maxLifetime
 }
 
 // open decodes a stored envelope into session.Values, leaving them empty
@@ -201,21 +199,22 @@ func (s *Store) open(env string, session *sessions.Session) (opened, error) {
 // a new map, sized once where the payload gives its length, or when into is
 // nil). On a decode error it still returns what the envelope said.
 func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, error) {
-	o, err := openEnvelopeWith(env, s.maxLength, s.decompress)
-	if err != nil {
-		return nil, opened{}, err
+	var o opened
+	var err error
+	if o.Opened, err = envelope.Open(env, s.maxLength, s.decompress); err != nil {
+		return nil, opened{}, envelopeError(err)
 	}
 	values := into
-	if o.codec == codecCompact {
+	if o.Codec == envelope.CodecCompact {
 		// Size the map once instead of growing it entry by entry.
-		if n, ok := codec.Count(o.payload); ok {
+		if n, ok := codec.Count(o.Payload); ok {
 			values = make(map[any]any, n)
 		}
 	}
 	if values == nil {
 		values = map[any]any{}
 	}
-	if o.canonical, err = s.decode(o.codec, o.payload, values); err != nil {
+	if o.canonical, err = s.decode(o.Codec, o.Payload, values); err != nil {
 		return nil, o, err
 	}
 	return values, o, nil
@@ -226,11 +225,16 @@ func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, e
 func (s *Store) decompress(id byte, dst, src []byte) error {
 	switch {
 	case id == CompressorZstd:
-		return s.zstd.decompress(dst, src)
+		return s.zstd.Decompress(dst, src)
 	case s.compressor.ID() == id && id >= 0x80:
-		return s.compressor.Decompress(dst, src)
+		err := s.compressor.Decompress(dst, src)
+		if errors.Is(err, ErrUnknownFormat) {
+			return unknownFormat{err}
+		}
+		return err
 	}
-	return fmt.Errorf("%w: compressed by compressor %#x, which this store does not have (Config.Compressor)", ErrUnknownFormat, id)
+	return &envelope.Error{Kind: envelope.ErrUnknownFormat,
+		Err: fmt.Errorf("compressed by compressor %#x, which this store does not have (Config.Compressor)", id)}
 }
 
 // decode decodes a payload with the serializer that wrote it. canonical
@@ -240,17 +244,17 @@ func (s *Store) decompress(id byte, dst, src []byte) error {
 // item (gob writes maps in random order).
 func (s *Store) decode(codecID byte, payload string, values map[any]any) (canonical bool, err error) {
 	switch b := builtinFor(codecID); {
-	case codecID == codecCompact:
+	case codecID == envelope.CodecCompact:
 		canonical, err := codec.Decode(payload, values)
 		return canonical, codecError(err)
 	case b != nil:
-		return codecID == codecJSON, b.decodeString(payload, values)
-	case codecID == codecCustom && s.codec == codecCustom:
+		return codecID == envelope.CodecJSON, b.decodeString(payload, values)
+	case codecID == envelope.CodecCustom && s.codec == envelope.CodecCustom:
 		if err := s.serializer.Decode(strbytes.Bytes(payload), values); err != nil {
 			return false, fmt.Errorf("%w: Serializer: %w", ErrCorrupt, err)
 		}
 		return false, nil
-	case codecID == codecCustom:
+	case codecID == envelope.CodecCustom:
 		return false, fmt.Errorf("%w: written by an application Serializer, and Config.Serializer is one of this package's", ErrUnknownFormat)
 	}
 	return false, fmt.Errorf("%w: codec %#x", ErrUnknownFormat, codecID)

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -73,7 +74,7 @@ func TestNewFillsDefaults(t *testing.T) {
 	equal(t, "Secure", o.Secure, false)
 	equal(t, "mode", s.layout.mode(), HashMode)
 	equal(t, "prefix", s.prefix, tg.prefix)
-	equal(t, "codec", s.codec, codecCompact)
+	equal(t, "codec", s.codec, envelope.CodecCompact)
 	equal(t, "minCompress", s.minCompress, DefaultCompressMinLength)
 	equal(t, "maxLength", s.maxLength, DefaultMaxLength)
 	equal(t, "timeout", s.timeout, DefaultTimeout)
@@ -731,7 +732,7 @@ func TestCompression(t *testing.T) {
 					noErr(t, err)
 					env = v[expiryLen:]
 				}
-				equal(t, "compressed", env[0]&flagLZ4 != 0, tt.compressed)
+				equal(t, "compressed", env[0]&envelope.FlagCompressed != 0, tt.compressed)
 				if tt.compressed && len(env) >= len(tt.value) {
 					t.Fatalf("compressed envelope of %d bytes for a %d-byte value", len(env), len(tt.value))
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/sessions"
 	"github.com/redisession/redistore/internal/cookie"
+	"github.com/redisession/redistore/internal/envelope"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -95,7 +96,7 @@ type snapshot struct {
 	stored                // the value as it is in Redis (raw), its expiry
 	payload        string // its serialized Values
 	codec          byte   // the codec of payload
-	meta           envMeta
+	meta           envelope.Meta
 	user           string // the digest of its user (userDigest), "" none
 	incompressible bool   // its envelope says compression did not help
 	// canonical: payload is the only encoding of its values, so that other
@@ -398,6 +399,20 @@ type saving struct {
 	buf         *[]byte // scratch for the value
 }
 
+// bufferPool recycles the buffers Save serializes into.
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBuffer keeps one huge session from pinning its buffer forever.
+const maxPooledBuffer = 256 << 10
+
+func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledBuffer {
+		bufferPool.Put(b)
+	}
+}
+
 // write stores the session if it changed, or renews its expiry if that is
 // due; with sv.old set it always writes, and deletes the session at old in
 // the same step. A stored session is written only if it is still as in the
@@ -469,7 +484,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	buf := sv.buf
 	b, err := s.serializer.Encode((*buf)[:0], session.Values)
 	if err != nil {
-		if s.codec == codecCustom {
+		if s.codec == envelope.CodecCustom {
 			return false, 0, fmt.Errorf("redistore: Serializer: %w", err)
 		}
 		return false, 0, err
@@ -501,11 +516,11 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	skipLZ4 := st.snap.incompressible && sv.old == nil && len(payload) >= n/2 && len(payload) <= 2*n
 	var reserved [expiryLen]byte
 	b = append(b, reserved[:s.layout.reserve()]...)
-	b = appendEnvelopeWith(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
+	b = envelope.Append(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
 	*buf = b
 	value := b[len(payload):]
 	*info = opInfo{outcome: OutcomeWritten, serializedBytes: len(payload), storedBytes: len(value),
-		compressed: value[s.layout.reserve()]&flagLZ4 != 0, merges: info.merges}
+		compressed: value[s.layout.reserve()]&envelope.FlagCompressed != 0, merges: info.merges}
 	var prev stored // the session as the request holds it: written only if still so
 	switch {
 	case st.legacyKey != "":
@@ -561,8 +576,8 @@ func (st *sessionState) wrote(id string, loc location, b []byte, n int, exp int6
 	st.phase, st.id, st.loc, st.legacyKey, st.legacyRaw = phaseWritten, id, loc, "", ""
 	st.snap = snapshot{
 		stored:  stored{raw: raw, found: true, expiry: exp, left: time.Duration(p.ttl) * time.Second},
-		payload: kept[:n], codec: raw[expiryLen+1], meta: p.meta, user: p.meta.user,
-		incompressible: flags&flagIncompressible != 0,
+		payload: kept[:n], codec: raw[expiryLen+1], meta: p.meta, user: p.meta.User,
+		incompressible: flags&envelope.FlagIncompressible != 0,
 	}
 }
 

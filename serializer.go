@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/redisession/redistore/internal/codec"
+	"github.com/redisession/redistore/internal/envelope"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -25,7 +26,8 @@ type Serializer interface {
 }
 
 // builtin is implemented by this package's serializers; its codec byte is
-// recorded in the envelope. Any other Serializer is recorded as codecCustom.
+// recorded in the envelope. Any other Serializer is recorded as
+// envelope.CodecCustom.
 type builtin interface {
 	codec() byte
 	decodeString(data string, values map[any]any) error
@@ -42,17 +44,17 @@ func codecOf(s Serializer) byte {
 	if b, ok := s.(builtin); ok {
 		return b.codec()
 	}
-	return codecCustom
+	return envelope.CodecCustom
 }
 
 // builtinFor returns this package's serializer for a codec byte.
 func builtinFor(codecID byte) builtin {
 	switch codecID {
-	case codecCompact:
+	case envelope.CodecCompact:
 		return CompactSerializer{}
-	case codecGob:
+	case envelope.CodecGob:
 		return GobSerializer{}
-	case codecJSON:
+	case envelope.CodecJSON:
 		return JSONSerializer{}
 	}
 	return nil
@@ -102,7 +104,7 @@ func builtinFor(codecID byte) builtin {
 // registered types (their GobDecode or UnmarshalBinary methods).
 type CompactSerializer struct{}
 
-func (CompactSerializer) codec() byte { return codecCompact }
+func (CompactSerializer) codec() byte { return envelope.CodecCompact }
 
 // Encode implements Serializer.
 func (CompactSerializer) Encode(dst []byte, values map[any]any) ([]byte, error) {
@@ -126,7 +128,7 @@ func (CompactSerializer) decodeString(data string, values map[any]any) error {
 // with gob.Register, except gob's predeclared ones.
 type GobSerializer struct{}
 
-func (GobSerializer) codec() byte { return codecGob }
+func (GobSerializer) codec() byte { return envelope.CodecGob }
 
 // Encode implements Serializer.
 func (GobSerializer) Encode(dst []byte, values map[any]any) ([]byte, error) {
@@ -165,7 +167,7 @@ func (GobSerializer) decode(r io.Reader, values map[any]any) (err error) {
 // (numbers as float64, objects as map[string]any, arrays as []any).
 type JSONSerializer struct{}
 
-func (JSONSerializer) codec() byte { return codecJSON }
+func (JSONSerializer) codec() byte { return envelope.CodecJSON }
 
 // Encode implements Serializer.
 func (JSONSerializer) Encode(dst []byte, values map[any]any) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 // DefaultStatsSample is how many keys Stats samples when asked for 0.
@@ -436,18 +437,18 @@ func (s *Store) compressorName(head string) string {
 	if len(head) < expiryLen {
 		return "unknown"
 	}
-	h, err := readHeader(head[expiryLen:])
+	h, err := envelope.ReadHeader(head[expiryLen:])
 	switch {
 	case err != nil:
 		return "unknown"
-	case h.comp == 0:
+	case h.Compressor == 0:
 		return "none"
-	case h.comp == CompressorLZ4:
+	case h.Compressor == CompressorLZ4:
 		return "lz4"
-	case h.comp == CompressorZstd:
+	case h.Compressor == CompressorZstd:
 		return "zstd"
-	case h.comp == s.compressor.ID():
+	case h.Compressor == s.compressor.ID():
 		return s.compressor.Name()
 	}
-	return fmt.Sprintf("%#x", h.comp)
+	return fmt.Sprintf("%#x", h.Compressor)
 }

@@ -2,13 +2,129 @@ package redistore
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/pierrec/lz4/v4"
+	"github.com/redisession/redistore/internal/envelope"
 )
+
+// bomb is an LZ4 envelope that claims, and really expands to, n zero bytes.
+func bomb(n int) string {
+	src := make([]byte, n)
+	dst := make([]byte, lz4.CompressBlockBound(n))
+	m, err := lz4.CompressBlock(src, dst, nil)
+	if err != nil {
+		panic(err)
+	}
+	env := binary.AppendUvarint([]byte{envelope.Version<<4 | envelope.FlagCompressed, envelope.CodecCompact}, uint64(n))
+	return string(append(env, dst[:m]...))
+}
+
+func TestGarbageInRedis(t *testing.T) {
+	t.Parallel()
+	values := []struct {
+		name  string
+		value string
+		want  error
+	}{
+		{"random bytes", "\x8f\x11\xfe\x00garbage", ErrUnknownFormat},
+		{"an empty value", "", ErrCorrupt},
+		{"a truncated envelope", "\x10", ErrCorrupt},
+		{"a future format version", "\x20\x01\x00", ErrUnknownFormat},
+		{"an unknown codec", "\x10\x42\x00", ErrUnknownFormat},
+		{"a truncated compact payload", "\x10\x01\x02\x03\x01", ErrCorrupt},
+		{"a decompression bomb", bomb(1 << 20), ErrTooLarge},
+		{"gob garbage", "\x10\x02\xff\xff\xff", ErrCorrupt},
+		{"json garbage", "\x10\x03{{{", ErrCorrupt},
+	}
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode})
+		for _, tt := range values {
+			t.Run(tt.name+" gives a new session and is left alone", func(t *testing.T) {
+				id := newID()
+				loc, err := s.locate(id)
+				noErr(t, err)
+				// A far-future expiry, so that only the envelope is wrong.
+				stored := "\xff\xff\xff\xff" + tt.value
+				if mode == HashMode {
+					tg.do(t, "HSET", loc.key, loc.field, stored)
+				} else {
+					tg.do(t, "SET", loc.key, stored)
+				}
+				r := httptest.NewRequest("GET", "/", nil)
+				r.AddCookie(&http.Cookie{Name: "sid", Value: cookieFor(t, s, "sid", id)})
+				sess, err := s.Get(r, "sid")
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("error %v, want %v", err, tt.want)
+				}
+				if !sess.IsNew || sess.ID != "" || len(sess.Values) != 0 {
+					t.Fatalf("got %+v, want a new empty session", sess)
+				}
+				sess.Values["k"] = "v"
+				noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+				if sess.ID == id {
+					t.Fatal("the new session took the ID of the unreadable one")
+				}
+				var now string
+				if mode == HashMode {
+					now, err = tg.do(t, "HGET", loc.key, loc.field).ToString()
+				} else {
+					now, err = tg.do(t, "GET", loc.key).ToString()
+				}
+				noErr(t, err)
+				equal(t, "stored value", now, stored)
+			})
+		}
+		t.Run("a value shorter than its expiry is corrupt", func(t *testing.T) {
+			id := newID()
+			loc, _ := s.locate(id)
+			if mode == HashMode {
+				tg.do(t, "HSET", loc.key, loc.field, "ab")
+			} else {
+				tg.do(t, "SET", loc.key, "ab")
+			}
+			r := httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(&http.Cookie{Name: "sid", Value: cookieFor(t, s, "sid", id)})
+			if _, err := s.Get(r, "sid"); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v, want ErrCorrupt", err)
+			}
+		})
+	})
+}
+
+func TestStoreRetriesCompressionWhenTheSessionChangesSize(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	s := newStore(t, tg, Config{Mode: StringMode})
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	sess.Values["token"] = randomText(600)
+	b.save(t, s, r, sess)
+	loc, _ := s.locate(sess.ID)
+	header := func() string {
+		v, err := tg.do(t, "GET", loc.key).ToString()
+		noErr(t, err)
+		return hex.EncodeToString([]byte(v[expiryLen : expiryLen+2]))
+	}
+	equal(t, "first save", header(), "1201")
+
+	sess, r = b.get(t, s, "sid")
+	sess.Values["token"] = randomText(600) // still incompressible, same size
+	b.save(t, s, r, sess)
+	equal(t, "same size", header(), "1201")
+
+	sess, r = b.get(t, s, "sid")
+	sess.Values["notes"] = strings.Repeat("compressible ", 300) // much larger now
+	b.save(t, s, r, sess)
+	equal(t, "larger", header(), "1101")
+}
 
 // storedErrors are values a store may find in Redis (after the expiry),
 // each with the sentinel its error matches and the error's exact text: the

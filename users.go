@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/sessions"
 	"github.com/redis/rueidis"
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 // A user index is one Redis hash per user (Config.UserKey), under the key
@@ -107,15 +108,12 @@ func (s *Store) userOf(values map[any]any) (string, error) {
 	return u, nil
 }
 
-// userDigestLen is the length of a user's digest.
-const userDigestLen = 16
-
-// userDigest names a user without its ID: the first 16 bytes of the
-// SHA-256 of the ID, as the user's index key (in hexadecimal) and a stored
-// session's metadata (raw) hold it.
+// userDigest names a user without its ID: the first 16 bytes
+// (envelope.UserDigestLen) of the SHA-256 of the ID, as the user's index
+// key (in hexadecimal) and a stored session's metadata (raw) hold it.
 func userDigest(user string) string {
 	h := sha256.Sum256([]byte(user))
-	return string(h[:userDigestLen])
+	return string(h[:envelope.UserDigestLen])
 }
 
 // indexKey returns the key of a user's index.
@@ -290,11 +288,11 @@ type indexEntry struct{ key, field string }
 
 // writePlan is what a write of a session does besides storing its values.
 type writePlan struct {
-	ttl   int64        // seconds the session is kept: MaxLifetime may shorten it
-	meta  envMeta      // the metadata to store with it
-	ix    *indexOp     // the index entry the write adds or renews
-	drops []indexEntry // entries to delete once the write landed
-	full  bool         // write the session even if its values did not change
+	ttl   int64         // seconds the session is kept: MaxLifetime may shorten it
+	meta  envelope.Meta // the metadata to store with it
+	ix    *indexOp      // the index entry the write adds or renews
+	drops []indexEntry  // entries to delete once the write landed
+	full  bool          // write the session even if its values did not change
 }
 
 // errLifetimeOver: the session reached MaxLifetime.
@@ -312,14 +310,14 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 	}
 	now := time.Now().Unix()
 	stored := st.stored()
-	p.meta.start = st.snap.meta.start
-	if !stored || p.meta.start == 0 {
+	p.meta.Start = st.snap.meta.Start
+	if !stored || p.meta.Start == 0 {
 		// A new session begins now; one written before MaxLifetime or
 		// UserKey was set begins now too, and is written to record it.
-		p.meta.start, p.full = now, stored
+		p.meta.Start, p.full = now, stored
 	}
 	if s.maxLifetime > 0 {
-		left := p.meta.start + s.maxLifetime - now
+		left := p.meta.Start + s.maxLifetime - now
 		if left <= 0 {
 			return p, errLifetimeOver
 		}
@@ -332,8 +330,8 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 	if user != "" {
 		digest = userDigest(user)
 	}
-	p.meta.user, p.meta.hasUser = digest, true
-	if stored && !st.snap.meta.hasUser {
+	p.meta.User, p.meta.HasUser = digest, true
+	if stored && !st.snap.meta.HasUser {
 		p.full = true // written before the metadata named the user: record it
 	}
 	moved := stored && st.id != session.ID
@@ -354,8 +352,8 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 		// Whether the entry needs renewing is judged only by that: this
 		// machine's clock may be off by more than indexSlack.
 		snow, known := s.serverNow(st)
-		if digest == st.snap.user && !moved && known && st.snap.meta.indexUntil != 0 && snow+p.ttl+indexSlack <= st.snap.meta.indexUntil {
-			p.meta.indexUntil = st.snap.meta.indexUntil
+		if digest == st.snap.user && !moved && known && st.snap.meta.IndexUntil != 0 && snow+p.ttl+indexSlack <= st.snap.meta.IndexUntil {
+			p.meta.IndexUntil = st.snap.meta.IndexUntil
 		} else {
 			// Signing in, a new ID, or an entry due for renewal: the write
 			// adds the entry, before the session.
@@ -369,7 +367,7 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 				snow = time.Now().Unix()
 			}
 			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep, until: snow + keep}
-			p.meta.indexUntil = snow + keep
+			p.meta.IndexUntil = snow + keep
 			p.full = true
 		}
 	}
@@ -682,7 +680,7 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 		// call could drop it).
 		return us, false, false, nil
 	}
-	if s.pastLifetime(h.meta) {
+	if s.pastLifetime(h.Meta) {
 		// Past a MaxLifetime lowered since it was written: it ends now
 		// (raised again later, it must not come back).
 		cctx, cancel := s.callContext(ctx)
@@ -694,8 +692,8 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 	}
 	us.loc, us.got = loc, got
 	us.info = UserSession{Handle: handleOf(id), Expires: time.Unix(got.expiry, 0)}
-	if h.meta.start != 0 {
-		us.info.Started = time.Unix(h.meta.start, 0)
+	if h.Meta.Start != 0 {
+		us.info.Started = time.Unix(h.Meta.Start, 0)
 	}
 	return us, true, false, nil
 }
@@ -741,13 +739,13 @@ func (s *Store) dropIfGone(ctx context.Context, e indexEntry, value string, loc 
 // ownerOf returns the header of a stored envelope and the digest of the
 // session's user ("" for none). The metadata names the user; only a
 // session written before it did is decoded to learn it.
-func (s *Store) ownerOf(env string) (header, string, error) {
-	h, err := readHeader(env)
+func (s *Store) ownerOf(env string) (envelope.Header, string, error) {
+	h, err := envelope.ReadHeader(env)
 	if err != nil {
-		return h, "", err
+		return h, "", envelopeError(err)
 	}
-	if h.meta.hasUser {
-		return h, h.meta.user, nil
+	if h.Meta.HasUser {
+		return h, h.Meta.User, nil
 	}
 	values, _, err := s.openValues(env, nil)
 	if err != nil {
