@@ -166,7 +166,7 @@ func codecError(err error) error {
 // package's sentinel of its kind.
 func envelopeError(err error) error {
 	if u, ok := err.(unknownFormat); ok {
-		return u.error
+		return u.err
 	}
 	var e *envelope.Error
 	if !errors.As(err, &e) {
@@ -186,11 +186,14 @@ func envelopeError(err error) error {
 // unknownFormat carries an application compressor's error that matches
 // ErrUnknownFormat through envelope.Open, which returns such errors as they
 // are (the others it reports as corrupt), to envelopeError, which hands the
-// application's error back unchanged.
-type unknownFormat struct{ error }
+// application's error back unchanged. The error is a named field, not
+// embedded: go doc takes an embedded error for a type of this package, and
+// would then list New and Zstd apart from the types they return.
+type unknownFormat struct{ err error }
 
+func (e unknownFormat) Error() string        { return e.err.Error() }
 func (e unknownFormat) Is(target error) bool { return target == envelope.ErrUnknownFormat }
-func (e unknownFormat) Unwrap() error        { return e.error }
+func (e unknownFormat) Unwrap() error        { return e.err }
 
 // MaxMergeAttempts bounds how many times Save merges its changes into a
 // session that other requests changed meanwhile, before ErrConflict.

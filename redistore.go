@@ -229,7 +229,7 @@ func (s *Store) decompress(id byte, dst, src []byte) error {
 	case s.compressor.ID() == id && id >= 0x80:
 		err := s.compressor.Decompress(dst, src)
 		if errors.Is(err, ErrUnknownFormat) {
-			return unknownFormat{err}
+			return unknownFormat{err: err}
 		}
 		return err
 	}
