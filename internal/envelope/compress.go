@@ -24,6 +24,7 @@ type LZ4 struct{}
 // is far too costly to allocate per call.
 var compressorPool = sync.Pool{New: func() any { return new(lz4.Compressor) }}
 
+// ID is CompressorLZ4; Name is "lz4".
 func (LZ4) ID() byte     { return CompressorLZ4 }
 func (LZ4) Name() string { return "lz4" }
 
@@ -90,6 +91,7 @@ func NewZstd(level zstd.EncoderLevel) (*Zstd, error) {
 	return &Zstd{enc: enc}, nil
 }
 
+// ID is CompressorZstd; Name is "zstd".
 func (*Zstd) ID() byte     { return CompressorZstd }
 func (*Zstd) Name() string { return "zstd" }
 

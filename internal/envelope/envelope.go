@@ -98,9 +98,11 @@ type Error struct {
 	Err  error
 }
 
+// Error reads as the kind, then what was wrong; Unwrap gives both.
 func (e *Error) Error() string   { return e.Kind.Error() + ": " + e.Err.Error() }
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
+// fail returns the *Error of kind that says what format and args say.
 func fail(kind error, format string, args ...any) *Error {
 	return &Error{Kind: kind, Err: fmt.Errorf(format, args...)}
 }
