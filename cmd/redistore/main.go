@@ -29,11 +29,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -284,6 +286,35 @@ type env struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
 	opts           *options
+}
+
+// jsonFlag defines --json, which every command takes.
+func jsonFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("json", false, "print a JSON document instead of text")
+}
+
+// printJSON writes v on stdout as the command's JSON document. It is
+// encoded whole before anything is written, so that a failure never leaves
+// half a document for a script to read.
+func (e *env) printJSON(v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := e.stdout.Write(buf.Bytes())
+	return err
+}
+
+// jsonTime is a time for a JSON document: RFC 3339 in UTC, or nil (null)
+// for the zero time, which stands for "unknown" or "never".
+func jsonTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
 }
 
 // config checks the shared flags and returns the store's Config without a
