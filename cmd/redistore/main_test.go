@@ -347,6 +347,9 @@ func TestUsage(t *testing.T) {
 	r := runCmd(t, noServer, "help")
 	for _, c := range commands {
 		contains(t, "help", r.stdout, "  "+c.name)
+		h := runCmd(t, noServer, "help", c.name)
+		h.wantCode(t, 0)
+		contains(t, "help "+c.name, h.stdout, "  -json\n")
 	}
 	r = runCmd(t, map[string]string{envKeys: "zz9f,00"}, "inspect", "MTcwMDAwMDAwMHxhYmN8ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo")
 	lacks(t, "stderr", r.stderr, "zz9f")
