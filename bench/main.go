@@ -51,6 +51,7 @@ type config struct {
 	scale         bool
 	scaleSessions int
 	scaleSize     int
+	scaleBuckets  int
 	command       string
 	keyPairs      [][]byte
 	log           io.Writer // progress
@@ -98,6 +99,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.scale, "scale", false, "run only the scale report: bytes per session, Stats and Sweep times, standalone and on a 3-primary cluster, both modes (for docs/scaling.md)")
 	fs.IntVar(&cfg.scaleSessions, "scale-sessions", 1_000_000, "sessions written per run of the scale report")
 	scaleSize := fs.String("scale-size", "150", "session size of the scale report")
+	fs.IntVar(&cfg.scaleBuckets, "scale-buckets", 0, "Config.Buckets of the scale report's HashMode store (0: the default)")
 	fs.StringVar(&cfg.outDir, "out", filepath.Join("..", "docs"), "directory for benchmarks.md and benchmarks.svg (empty: print only)")
 	fs.BoolVar(&cfg.smoke, "smoke", false, "a pass of a few seconds through every contender and code path, writing nothing to -out")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -110,7 +110,7 @@ func measureScale(cfg *config, workDir string, clustered bool, mode redistore.Mo
 	if err != nil {
 		return scaleResult{}, err
 	}
-	store, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Timeout: 10 * time.Second})
+	store, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Buckets: cfg.scaleBuckets, Timeout: 10 * time.Second})
 	if err != nil {
 		client.Close()
 		return scaleResult{}, err
@@ -150,7 +150,7 @@ func measureScale(cfg *config, workDir string, clustered bool, mode redistore.Mo
 		return scaleResult{}, err
 	}
 	defer client.Close()
-	store, err = redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Timeout: 10 * time.Second})
+	store, err = redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Buckets: cfg.scaleBuckets, Timeout: 10 * time.Second})
 	if err != nil {
 		return scaleResult{}, err
 	}
@@ -231,7 +231,11 @@ func sumMemory(addrs []string) (int64, error) {
 // renderScale is the scale report in Markdown.
 func renderScale(cfg *config, server string, rs []scaleResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s: %d sessions of %s\n\n", server, cfg.scaleSessions, sizeLabel(cfg.scaleSize))
+	buckets := cfg.scaleBuckets
+	if buckets == 0 {
+		buckets = redistore.DefaultBuckets
+	}
+	fmt.Fprintf(&b, "### %s: %d sessions of %s, %d buckets\n\n", server, cfg.scaleSessions, sizeLabel(cfg.scaleSize), buckets)
 	fmt.Fprintf(&b, "`%s`; `hash-max-listpack-value %d` on every primary; in HashMode one session in %d with a %d s MaxAge, so that Sweep has expired sessions to remove.\n\n",
 		cfg.command, cfg.memListpack, scaleShortShare, scaleShortAge)
 	b.WriteString("| topology | mode | keys | bytes/session | sessions/key | writes/s | `Stats` | `Sweep` (removed, live) |\n")
