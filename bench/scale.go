@@ -35,6 +35,7 @@ type scaleResult struct {
 	sessions   int
 	keys       int64 // keys in the database(s) after writing
 	perSession float64
+	valueBytes float64       // the mean stored value in Stats' sample
 	writeRate  float64       // sessions written per second
 	stats      time.Duration // Store.Stats with the default sample
 	sweep      time.Duration // Store.Sweep once the short sessions expired (HashMode)
@@ -160,6 +161,7 @@ func measureScale(cfg *config, workDir string, clustered bool, mode redistore.Mo
 		return scaleResult{}, err
 	}
 	r.stats = st.Duration
+	r.valueBytes = st.ValueBytes
 	// The short sessions may have expired already where Redis removes them
 	// itself (field TTLs).
 	if st.Sessions > cfg.scaleSessions || st.Sessions < cfg.scaleSessions-cfg.scaleSessions/scaleShortShare {
@@ -238,15 +240,16 @@ func renderScale(cfg *config, server string, rs []scaleResult) string {
 	fmt.Fprintf(&b, "### %s: %d sessions of %s, %d buckets\n\n", server, cfg.scaleSessions, sizeLabel(cfg.scaleSize), buckets)
 	fmt.Fprintf(&b, "`%s`; `hash-max-listpack-value %d` on every primary; in HashMode one session in %d with a %d s MaxAge, so that Sweep has expired sessions to remove.\n\n",
 		cfg.command, cfg.memListpack, scaleShortShare, scaleShortAge)
-	b.WriteString("| topology | mode | keys | bytes/session | sessions/key | writes/s | `Stats` | `Sweep` (removed, live) |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| topology | mode | keys | bytes/session | stored value | overhead | sessions/key | writes/s | `Stats` | `Sweep` (removed, live) |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		sweep := "(none: Redis expires keys)"
 		if r.mode == redistore.HashMode {
 			sweep = fmt.Sprintf("%.2f s (%d, %d)", r.sweep.Seconds(), r.removed, r.live)
 		}
-		fmt.Fprintf(&b, "| %s | %v | %d | %.0f | %.1f | %.0f | %.2f s | %s |\n",
-			r.topology, r.mode, r.keys, r.perSession, float64(r.sessions)/float64(max(r.keys, 1)), r.writeRate, r.stats.Seconds(), sweep)
+		fmt.Fprintf(&b, "| %s | %v | %d | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f s | %s |\n",
+			r.topology, r.mode, r.keys, r.perSession, r.valueBytes, r.perSession-r.valueBytes,
+			float64(r.sessions)/float64(max(r.keys, 1)), r.writeRate, r.stats.Seconds(), sweep)
 	}
 	return b.String()
 }
