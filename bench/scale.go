@@ -111,7 +111,7 @@ func measureScale(cfg *config, workDir string, clustered bool, mode redistore.Mo
 	if err != nil {
 		return scaleResult{}, err
 	}
-	store, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Buckets: cfg.scaleBuckets, Timeout: 10 * time.Second})
+	store, err := redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Buckets: bucketsFor(cfg, mode), Timeout: 10 * time.Second})
 	if err != nil {
 		client.Close()
 		return scaleResult{}, err
@@ -151,7 +151,7 @@ func measureScale(cfg *config, workDir string, clustered bool, mode redistore.Mo
 		return scaleResult{}, err
 	}
 	defer client.Close()
-	store, err = redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Buckets: cfg.scaleBuckets, Timeout: 10 * time.Second})
+	store, err = redistore.New(redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, Buckets: bucketsFor(cfg, mode), Timeout: 10 * time.Second})
 	if err != nil {
 		return scaleResult{}, err
 	}
@@ -216,6 +216,14 @@ func scaleWrite(cfg *config, store *redistore.Store, p *payload) error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// bucketsFor is -scale-buckets for HashMode; StringMode has no buckets.
+func bucketsFor(cfg *config, mode redistore.Mode) int {
+	if mode == redistore.HashMode {
+		return cfg.scaleBuckets
+	}
+	return 0
 }
 
 func sumMemory(addrs []string) (int64, error) {
