@@ -174,6 +174,81 @@ func TestClusterFailoverLosesNoSession(t *testing.T) {
 	})
 }
 
+// TestClusterPrimaryKilled kills, under load, the primary that holds a
+// session, without warning: Redis Cluster promotes its replica once the
+// other primaries have found it unreachable for cluster-node-timeout (2 s
+// here), and the client follows the new slot map. Saves of that session
+// fail until then and work again after; the test reports how long that
+// took (docs/scaling.md cites it). Replication is asynchronous, so writes
+// the old primary acknowledged but had not yet copied may be lost; the test
+// reports how many.
+func TestClusterPrimaryKilled(t *testing.T) {
+	t.Parallel()
+	skipSlow(t)
+	forEachClusterMode(t, func(t *testing.T, cl *redistest.Cluster, s *Store) {
+		// A session whose primary still has a replica (the first subtest
+		// leaves one primary without).
+		var probe *browser
+		var victim *redistest.Server
+		for range 100 {
+			b := startedSession(t, s)
+			sess, _ := b.get(t, s, "sid")
+			loc, err := s.locate(sess.ID)
+			noErr(t, err)
+			if p := primaryWithReplica(cl, loc.key); p != nil {
+				probe, victim = b, p
+				break
+			}
+		}
+		if victim == nil {
+			t.Fatal("no session landed on a primary with a replica")
+		}
+		l := startLoad(t, s, 16)
+		time.Sleep(500 * time.Millisecond)
+		victim.Stop()
+		killed := time.Now()
+		const bound = 30 * time.Second
+		var recovered time.Duration
+		for n := 1; ; n++ {
+			r := probe.request()
+			sess, err := s.Get(r, "sid")
+			if err == nil && !sess.IsNew {
+				sess.Values["after"] = n
+				if err = s.Save(r, httptest.NewRecorder(), sess); err == nil {
+					recovered = time.Since(killed)
+					break
+				}
+			}
+			if time.Since(killed) > bound {
+				l.finish()
+				t.Fatalf("the session's saves did not work again within %v of killing its primary: %v", bound, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond)
+		failed, regressed := l.finish()
+		t.Logf("saves of the session work again %v after its primary was killed; %d requests of the load failed meanwhile; %d reads found less than an acknowledged save; %d of %d sessions hold less than their last acknowledged save",
+			recovered.Round(time.Millisecond), failed, regressed, lost(t, s, l.writers), len(l.writers))
+	})
+}
+
+// primaryWithReplica returns the primary serving key when a running replica
+// follows it, and nil otherwise.
+func primaryWithReplica(cl *redistest.Cluster, key string) *redistest.Server {
+	for _, p := range cl.Primaries() {
+		if _, err := redistest.Do(p.Addr, "EXISTS", key); err != nil {
+			continue // MOVED: another primary's
+		}
+		for _, r := range cl.Replicas() {
+			if info, err := redistest.Info(r.Addr, "replication"); err == nil && info["master_port"] == strconv.Itoa(p.Port) && info["master_link_status"] == "up" {
+				return p
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
 // TestClusterFailoverMergesSharedSession: requests sharing one session,
 // each incrementing its own key, keep merging through a CLUSTER FAILOVER
 // of the session's primary: every count ends at its last acknowledged

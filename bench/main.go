@@ -26,32 +26,36 @@ import (
 
 // config is everything a run does, from the flags.
 type config struct {
-	redisAddr   string
-	install     redistest.Install // whose redis-server the run starts
-	duration    time.Duration
-	warmup      time.Duration
-	runs        int
-	sizes       []int
-	conc        []int
-	contenders  []string
-	workloads   []string
-	jarSize     int
-	payloadKind string
-	bojPool     int
-	throughput  bool
-	memory      bool
-	memSessions int
-	memSizes    []int
-	memConc     int
-	memListpack int
-	outDir      string
-	smoke       bool
-	cpuProfile  string
-	memProfile  string
-	command     string
-	keyPairs    [][]byte
-	log         io.Writer // progress
-	stdout      io.Writer // the report
+	redisAddr     string
+	install       redistest.Install // whose redis-server the run starts
+	duration      time.Duration
+	warmup        time.Duration
+	runs          int
+	sizes         []int
+	conc          []int
+	contenders    []string
+	workloads     []string
+	jarSize       int
+	payloadKind   string
+	bojPool       int
+	throughput    bool
+	memory        bool
+	memSessions   int
+	memSizes      []int
+	memConc       int
+	memListpack   int
+	outDir        string
+	smoke         bool
+	cpuProfile    string
+	memProfile    string
+	scale         bool
+	scaleSessions int
+	scaleSize     int
+	scaleBuckets  int
+	command       string
+	keyPairs      [][]byte
+	log           io.Writer // progress
+	stdout        io.Writer // the report
 }
 
 func main() {
@@ -60,7 +64,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	if err := run(cfg); err != nil {
+	runner := run
+	if cfg.scale {
+		runner = scaleOnly
+	}
+	if err := runner(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -88,6 +96,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&memSizes, "memory-sizes", "150,1k", "session sizes of the memory report")
 	fs.IntVar(&cfg.memConc, "memory-conc", 32, "goroutines writing sessions in the memory report")
 	fs.IntVar(&cfg.memListpack, "memory-listpack", 2048, "hash-max-listpack-value of the raised HashMode layout")
+	fs.BoolVar(&cfg.scale, "scale", false, "run only the scale report: bytes per session, Stats and Sweep times, standalone and on a 3-primary cluster, both modes (for docs/scaling.md)")
+	fs.IntVar(&cfg.scaleSessions, "scale-sessions", 1_000_000, "sessions written per run of the scale report")
+	scaleSize := fs.String("scale-size", "150", "session size of the scale report")
+	fs.IntVar(&cfg.scaleBuckets, "scale-buckets", 0, "Config.Buckets of the scale report's HashMode store (0: the default)")
 	fs.StringVar(&cfg.outDir, "out", filepath.Join("..", "docs"), "directory for benchmarks.md and benchmarks.svg (empty: print only)")
 	fs.BoolVar(&cfg.smoke, "smoke", false, "a pass of a few seconds through every contender and code path, writing nothing to -out")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -110,6 +122,9 @@ func parseFlags(args []string) (*config, error) {
 
 	if cfg.sizes, err = parseList(sizes, parseSize); err != nil {
 		return nil, fmt.Errorf("-sizes: %w", err)
+	}
+	if cfg.scaleSize, err = parseSize(*scaleSize); err != nil {
+		return nil, fmt.Errorf("-scale-size: %w", err)
 	}
 	if cfg.memSizes, err = parseList(memSizes, parseSize); err != nil {
 		return nil, fmt.Errorf("-memory-sizes: %w", err)
@@ -142,7 +157,9 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-memory-sessions and -memory-conc must be at least 1")
 	case cfg.memListpack < 1:
 		return nil, errors.New("-memory-listpack must be positive")
-	case !cfg.throughput && !cfg.memory:
+	case cfg.scaleSessions < scaleShortShare:
+		return nil, fmt.Errorf("-scale-sessions must be at least %d", scaleShortShare)
+	case !cfg.throughput && !cfg.memory && !cfg.scale:
 		return nil, errors.New("-throughput=false without -memory leaves nothing to do")
 	}
 	if cfg.bojPool == 0 {

@@ -24,6 +24,7 @@ var doctorCommand = &command{
 func setupDoctor(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	// The largest value matters here, so the sample is larger than stats's.
 	sample := fs.Int("sample", 1000, "sample `N` keys for value sizes and encodings")
+	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		if len(args) > 0 {
 			return usageErrorf("doctor takes no arguments, got %q", args[0])
@@ -50,9 +51,16 @@ func setupDoctor(fs *flag.FlagSet, _ *options) func(context.Context, *env, []str
 		}
 		failed := 0
 		for _, f := range findings {
-			fmt.Fprintf(e.stdout, "%-4s  %-25s  %s\n", f.status, f.check, f.msg)
+			if !*asJSON {
+				fmt.Fprintf(e.stdout, "%-4s  %-25s  %s\n", f.status, f.check, f.msg)
+			}
 			if f.status == statusFail {
 				failed++
+			}
+		}
+		if *asJSON {
+			if err := e.printJSON(doctorDocument(findings)); err != nil {
+				return err
 			}
 		}
 		if failed > 0 {
@@ -74,6 +82,29 @@ type finding struct {
 
 func judged(status, check, format string, args ...any) finding {
 	return finding{status, check, fmt.Sprintf(format, args...)}
+}
+
+// doctorJSON is what doctor --json prints: the findings, in the order the
+// text prints them. The exit status is the text's: 1 when a check fails.
+// Its field names are part of the command's interface: add fields, never
+// rename.
+type doctorJSON struct {
+	Findings []findingJSON `json:"findings"`
+}
+
+// findingJSON is one check's finding. Status is "OK", "WARN" or "FAIL".
+type findingJSON struct {
+	Check   string `json:"check"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+func doctorDocument(findings []finding) doctorJSON {
+	doc := doctorJSON{Findings: make([]findingJSON, 0, len(findings))}
+	for _, f := range findings {
+		doc.Findings = append(doc.Findings, findingJSON{Check: f.check, Status: f.status, Message: f.msg})
+	}
+	return doc
 }
 
 // checks judge the facts, one finding each, in the order doctor prints them.

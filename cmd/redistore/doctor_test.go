@@ -29,6 +29,52 @@ func doctorLine(t *testing.T, out, check, want string) string {
 	return ""
 }
 
+// TestDoctorJSON: doctor --json has the text's findings, in its order,
+// and exits as the text does: 0 with warnings, 1 with a failure (its one
+// error line after the whole document).
+func TestDoctorJSON(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in, "--hash-max-listpack-value", "16")
+		seedMany(t, f.store(t, redistore.HashMode), 5, 3600)
+		for _, tc := range []struct {
+			name   string
+			setup  func()
+			code   int
+			status string // of the key prefix check
+		}{
+			{"warnings only", func() {}, 0, "OK"},
+			{"a failed check", func() { f.do(t, "SET", f.prefix+"ab", "a string where a bucket would be") }, 1, "FAIL"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.setup()
+				text := f.run(t, "doctor")
+				text.wantCode(t, tc.code)
+				r := f.run(t, "doctor", "--json")
+				r.wantCode(t, tc.code)
+				equal(t, "stderr", r.stderr, text.stderr)
+				var doc doctorJSON
+				fields := jsonDoc(t, r, &doc)
+				wantNames(t, "doctor --json", fields, "findings")
+				for _, fd := range wantArray(t, "findings", fields["findings"]) {
+					wantNames(t, "a finding", fd, "check", "status", "message")
+				}
+				lines := strings.Split(strings.TrimSuffix(text.stdout, "\n"), "\n")
+				equal(t, "findings", len(doc.Findings), len(lines))
+				for i, fd := range doc.Findings {
+					equal(t, "finding as text", fmt.Sprintf("%-4s  %-25s  %s", fd.Status, fd.Check, fd.Message), lines[i])
+				}
+				statuses := map[string]string{}
+				for _, fd := range doc.Findings {
+					statuses[fd.Check] = fd.Status
+				}
+				equal(t, "hash-max-listpack-value", statuses["hash-max-listpack-value"], "WARN")
+				equal(t, "key prefix", statuses["key prefix"], tc.status)
+			})
+		}
+	})
+}
+
 func TestDoctorFlagsAMisconfiguredServer(t *testing.T) {
 	t.Parallel()
 	forEachInstall(t, func(t *testing.T, in redistest.Install) {

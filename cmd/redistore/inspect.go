@@ -30,18 +30,19 @@ const defaultCookie = "session"
 
 func setupInspect(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	cookie := fs.String("cookie", defaultCookie, "the session cookie's `name`, to decode a cookie value (with the keys in $"+envKeys+")")
+	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		if len(args) != 1 {
 			return usageErrorf("inspect takes one argument, a session ID or a cookie value; got %d", len(args))
 		}
 		arg := strings.TrimSpace(args[0])
-		id, source := "", "a session ID"
+		id, source := "", argSource{}
 		if lower := strings.ToLower(arg); redistore.ValidID(lower) {
 			id = lower
 		} else {
 			// A value copied with its name ("session=MTc...") is fine too.
 			arg = strings.TrimPrefix(arg, *cookie+"=")
-			source = fmt.Sprintf("cookie %q", *cookie)
+			source.cookie = *cookie
 			if err := checkCookieShape(arg); err != nil {
 				return err
 			}
@@ -61,7 +62,15 @@ func setupInspect(fs *flag.FlagSet, _ *options) func(context.Context, *env, []st
 			}
 		}
 		info, lookupErr := store.Lookup(ctx, id)
-		printSession(e.stdout, id, source, info, time.Now())
+		// What could be learned is shown, then the error, as for a value
+		// that is not a session.
+		if *asJSON {
+			if err := e.printJSON(inspectDocument(id, source, info)); err != nil {
+				return err
+			}
+		} else {
+			printSession(e.stdout, id, source, info, time.Now())
+		}
 		if lookupErr == nil && !info.Found {
 			if other, err := e.storeLike(client, modeOf(otherMode(store)), ""); err == nil {
 				if oi, err := other.Lookup(ctx, id); err == nil && oi.Found {
@@ -100,18 +109,29 @@ func checkCookieShape(v string) error {
 	return nil
 }
 
+// argSource is what inspect's argument was: a session ID, or a value of
+// the named cookie.
+type argSource struct{ cookie string }
+
+func (a argSource) String() string {
+	if a.cookie == "" {
+		return "a session ID"
+	}
+	return fmt.Sprintf("cookie %q", a.cookie)
+}
+
 // printSession describes a session without revealing it: the ID is cut
 // short, the raw ID bytes in keys and fields are hidden, and values under
 // names that look secret are redacted.
-func printSession(w io.Writer, id, source string, info redistore.SessionInfo, now time.Time) {
+func printSession(w io.Writer, id string, source argSource, info redistore.SessionInfo, now time.Time) {
 	raw, _ := hex.DecodeString(id)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "session\t%s (from %s)\n", shortID(id), source)
 	if info.Key != "" {
-		fmt.Fprintf(tw, "key\t%s\n", quoteHidingID(info.Key, id, string(raw)))
+		fmt.Fprintf(tw, "key\t%s\n", hideID(info.Key, id, string(raw)))
 	}
 	if info.Field != "" {
-		fmt.Fprintf(tw, "field\t%s\n", quoteHidingID(info.Field, id, string(raw)))
+		fmt.Fprintf(tw, "field\t%s\n", hideID(info.Field, id, string(raw)))
 	}
 	if !info.Found {
 		fmt.Fprintf(tw, "found\tno: Redis holds no session with this ID (expired and removed, logged out, or never saved)\n")
@@ -148,22 +168,50 @@ func printSession(w io.Writer, id, source string, info redistore.SessionInfo, no
 	fmt.Fprintf(tw, "values\t%d\n", len(info.Values))
 	tw.Flush()
 
-	type entry struct{ name, typ, value string }
-	entries := make([]entry, 0, len(info.Values))
-	for k, v := range info.Values {
-		entries = append(entries, entry{showKey(k), fmt.Sprintf("%T", v), showEntry(k, v)})
-	}
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, en := range entries {
+	for _, en := range entries(info.Values) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", en.name, en.typ, en.value)
 	}
 	tw.Flush()
 }
 
-// quoteHidingID quotes a key or field, showing only the first two of the
-// raw ID bytes (or four hex digits) it contains.
-func quoteHidingID(s, id, raw string) string {
+// entry is one of a session's values as inspect shows it, secrets
+// redacted.
+type entry struct {
+	key              any
+	name, typ, value string
+	redacted         bool // the whole value, under a secret-looking name
+}
+
+// entries returns the session's values as inspect shows them, by name.
+func entries(values map[any]any) []entry {
+	out := make([]entry, 0, len(values))
+	for k, v := range values {
+		out = append(out, entry{k, showKey(k), fmt.Sprintf("%T", v), showEntry(k, v), sensitive(k)})
+	}
+	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// hiddenName is a key or field as inspect shows it: quoted, the session
+// ID in it cut to its first bytes.
+type hiddenName struct {
+	shown  string // quoted, "…" in place of the hidden bytes
+	bytes  int    // the name's length
+	hidden int    // how many of the ID's bytes (or digits) are not shown
+	what   string // "raw ID bytes" or "ID digits"
+}
+
+func (h hiddenName) String() string {
+	if h.hidden == 0 {
+		return h.shown
+	}
+	return fmt.Sprintf("%s (%d bytes; the %d %s are not shown)", h.shown, h.bytes, h.hidden, h.what)
+}
+
+// hideID quotes a key or field, showing only the first two of the raw ID
+// bytes (or four hex digits) it contains.
+func hideID(s, id, raw string) hiddenName {
 	for _, whole := range []string{raw, id} {
 		if whole == "" {
 			continue
@@ -181,9 +229,108 @@ func quoteHidingID(s, id, raw string) string {
 		if rest := s[i+len(whole):]; rest != "" {
 			out += strconv.Quote(rest)
 		}
-		return fmt.Sprintf("%s (%d bytes; the %d %s are not shown)", out, len(s), len(whole)-keep, what)
+		return hiddenName{out, len(s), len(whole) - keep, what}
 	}
-	return strconv.Quote(s)
+	return hiddenName{shown: strconv.Quote(s), bytes: len(s)}
+}
+
+// inspectJSON is what inspect --json prints: the session as the text
+// shows it, never the whole session ID, the cookie value or a key. Its
+// field names are part of the command's interface: add fields, never
+// rename.
+type inspectJSON struct {
+	// Session is the session ID cut short: its first 4 hex digits and "…".
+	Session string `json:"session"`
+	// From is "id" or "cookie": what the argument was; Cookie names the
+	// cookie ("" for an ID).
+	From   string `json:"from"`
+	Cookie string `json:"cookie"`
+	// Key is where the session lives: its key in StringMode, its bucket
+	// in HashMode. Field is its field in the bucket; null in StringMode.
+	Key   nameJSON  `json:"key"`
+	Field *nameJSON `json:"field"`
+	// Found is whether Redis holds a value there, expired or not.
+	Found   bool `json:"found"`
+	Expired bool `json:"expired"`
+	// Expires and Started are RFC 3339, UTC; null when not known (a key
+	// without a TTL never expires).
+	Expires *string `json:"expires"`
+	Started *string `json:"started"`
+	// Codec is the serializer that wrote the values ("compact", "gob",
+	// "json", "application"); Compressor is "lz4", "zstd", ... or "none".
+	// Both are "" when the value could not be read.
+	Codec           string `json:"codec"`
+	Compressor      string `json:"compressor"`
+	StoredBytes     int    `json:"stored_bytes"`
+	SerializedBytes int    `json:"serialized_bytes"`
+	// Values are the session's values, sorted as the text lists them; []
+	// when there are none or they could not be decoded.
+	Values []valueJSON `json:"values"`
+}
+
+// nameJSON is a key or field name as the text shows it: Go-quoted, with
+// the session ID's bytes past the first few replaced by "…".
+type nameJSON struct {
+	Shown string `json:"shown"`
+	// Bytes is the name's length; HiddenBytes how many of them (bytes of
+	// the raw ID, or hex digits of the ID) are not shown.
+	Bytes       int `json:"bytes"`
+	HiddenBytes int `json:"hidden_bytes"`
+}
+
+// valueJSON is one of the session's values. Name is its key (a key that
+// is not a string as the text shows it); Type its Go type; Value the
+// text's rendering of it, in Go syntax (strings quoted), cut at 200 bytes,
+// with values under secret-looking names, nested ones too, as
+// "[redacted, N bytes]". Redacted is true when the whole value is.
+type valueJSON struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Value    string `json:"value"`
+	Redacted bool   `json:"redacted"`
+}
+
+func inspectDocument(id string, source argSource, info redistore.SessionInfo) inspectJSON {
+	raw, _ := hex.DecodeString(id)
+	doc := inspectJSON{
+		Session:         shortID(id),
+		From:            "id",
+		Cookie:          source.cookie,
+		Key:             nameDocument(hideID(info.Key, id, string(raw))),
+		Found:           info.Found,
+		Expired:         info.Expired,
+		Expires:         jsonTime(info.Expires),
+		Started:         jsonTime(info.Started),
+		Codec:           info.Codec,
+		StoredBytes:     info.StoredBytes,
+		SerializedBytes: info.SerializedBytes,
+		Values:          []valueJSON{},
+	}
+	if source.cookie != "" {
+		doc.From = "cookie"
+	}
+	if info.Field != "" {
+		f := nameDocument(hideID(info.Field, id, string(raw)))
+		doc.Field = &f
+	}
+	if info.Codec != "" {
+		doc.Compressor = "none"
+		if info.Compressed {
+			doc.Compressor = info.Compressor
+		}
+	}
+	for _, en := range entries(info.Values) {
+		name, ok := en.key.(string)
+		if !ok {
+			name = en.name
+		}
+		doc.Values = append(doc.Values, valueJSON{Name: name, Type: en.typ, Value: en.value, Redacted: en.redacted})
+	}
+	return doc
+}
+
+func nameDocument(h hiddenName) nameJSON {
+	return nameJSON{Shown: h.shown, Bytes: h.bytes, HiddenBytes: h.hidden}
 }
 
 // sensitiveWords mark value names whose values are not shown.

@@ -6,7 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
+	"io"
+	"maps"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,6 +170,51 @@ func seedMany(t *testing.T, s *redistore.Store, n, maxAge int) {
 	}
 }
 
+// jsonDoc decodes the command's stdout, which must be one JSON object and
+// nothing else, into doc, and returns it as a map too, whose keys are the
+// field names scripts use.
+func jsonDoc(t *testing.T, r result, doc any) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s", err, r.stdout)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		t.Fatalf("stdout holds more than one JSON document:\n%s", r.stdout)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), doc); err != nil {
+		t.Fatalf("stdout does not decode into %T: %v\n%s", doc, err, r.stdout)
+	}
+	return fields
+}
+
+// wantNames checks that obj is a JSON object with exactly these field
+// names: they are the command's interface.
+func wantNames(t *testing.T, what string, obj any, names ...string) {
+	t.Helper()
+	m, ok := obj.(map[string]any)
+	if !ok {
+		t.Fatalf("%s is %T, not a JSON object", what, obj)
+	}
+	got := slices.Sorted(maps.Keys(m))
+	slices.Sort(names)
+	if !slices.Equal(got, names) {
+		t.Fatalf("%s has the fields %q, want %q", what, got, names)
+	}
+}
+
+// wantArray returns v as a JSON array, failing on anything else (null
+// included: an empty list is []).
+func wantArray(t *testing.T, what string, v any) []any {
+	t.Helper()
+	a, ok := v.([]any)
+	if !ok {
+		t.Fatalf("%s is %#v, not a JSON array", what, v)
+	}
+	return a
+}
+
 func (f *fixture) do(t *testing.T, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -298,6 +347,9 @@ func TestUsage(t *testing.T) {
 	r := runCmd(t, noServer, "help")
 	for _, c := range commands {
 		contains(t, "help", r.stdout, "  "+c.name)
+		h := runCmd(t, noServer, "help", c.name)
+		h.wantCode(t, 0)
+		contains(t, "help "+c.name, h.stdout, "  -json\n")
 	}
 	r = runCmd(t, map[string]string{envKeys: "zz9f,00"}, "inspect", "MTcwMDAwMDAwMHxhYmN8ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo")
 	lacks(t, "stderr", r.stderr, "zz9f")
@@ -311,6 +363,25 @@ func TestUsage(t *testing.T) {
 			t.Fatalf("%q: %q", args, r.stdout)
 		}
 	}
+}
+
+// TestJSONIsWholeOrNothing: a document that cannot be encoded leaves
+// nothing on stdout for a script to half-read.
+func TestJSONIsWholeOrNothing(t *testing.T) {
+	var out bytes.Buffer
+	e := &env{stdout: &out}
+	if err := e.printJSON(map[string]any{"sessions": []int{1, 2}, "broken": func() {}}); err == nil {
+		t.Fatal("printJSON encoded a func")
+	}
+	equal(t, "stdout after a failed encoding", out.String(), "")
+	doc := struct {
+		User     string   `json:"user"`
+		Sessions []string `json:"sessions"`
+	}{"alice", []string{}}
+	if err := e.printJSON(doc); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "a document", out.String(), "{\n  \"user\": \"alice\",\n  \"sessions\": []\n}\n")
 }
 
 // TestPasswordHint: a server with a password, and none (or a wrong one) in

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
@@ -19,7 +18,7 @@ var statsCommand = &command{
 
 func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	sample := fs.Int("sample", redistore.DefaultStatsSample, "sample `N` keys for encodings, memory and value sizes")
-	asJSON := fs.Bool("json", false, "print a JSON document instead of text")
+	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		if len(args) > 0 {
 			return usageErrorf("stats takes no arguments, got %q", args[0])
@@ -41,9 +40,7 @@ func setupStats(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 			hintErr = e.tell(e.mismatch(ctx, client, store))
 		}
 		if *asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(statsDocument(st)); err != nil {
+			if err := e.printJSON(statsDocument(st)); err != nil {
 				return err
 			}
 			return hintErr

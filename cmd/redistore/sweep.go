@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,7 +21,8 @@ var sweepCommand = &command{
 
 func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	sample := fs.Int("sample", 0, "visit `N` buckets chosen at random instead of all of them (a partial pass for very large stores)")
-	progress := fs.String("progress", "auto", "progress on stderr: auto (when stdout and stderr are a terminal), always or never")
+	progress := fs.String("progress", "auto", "progress on stderr: auto (when stdout and stderr are a terminal, without --json), always or never")
+	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		if len(args) > 0 {
 			return usageErrorf("sweep takes no arguments, got %q", args[0])
@@ -30,17 +30,9 @@ func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		if *sample < 0 || *sample > 1<<16 {
 			return usageErrorf("--sample %d: use 1 to 65536 buckets, or 0 for all of them", *sample)
 		}
-		var show bool
-		switch *progress {
-		case "auto":
-			// The summary goes to stdout, the bar to stderr: both must be
-			// the terminal, or the bar's escapes would end up in a log.
-			show = isTerminal(e.stdout) && isTerminal(e.stderr)
-		case "always":
-			show = true
-		case "never":
-		default:
-			return usageErrorf("--progress %q: use auto, always or never", *progress)
+		show, err := showProgress(*progress, *asJSON, isTerminal(e.stdout) && isTerminal(e.stderr))
+		if err != nil {
+			return err
 		}
 		var bar *progressBar
 		store, client, err := e.open(false, func(cfg *redistore.Config) {
@@ -61,9 +53,17 @@ func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		defer client.Close()
 		st, err := store.Sweep(ctx)
 		bar.clear()
-		fmt.Fprintln(e.stdout, st)
+		what := "the line above"
+		if *asJSON {
+			what = "the document printed"
+			if perr := e.printJSON(sweepDocument(st)); perr != nil {
+				return perr
+			}
+		} else {
+			fmt.Fprintln(e.stdout, st)
+		}
 		if err != nil && ctx.Err() != nil {
-			return errors.New("interrupted: the sweep stopped early; the line above is what it did")
+			return fmt.Errorf("interrupted: the sweep stopped early; %s is what it did", what)
 		}
 		if err == nil && !st.NothingToDo && st.Sessions == 0 && st.Removed == 0 {
 			// Nothing found: a wrong --mode or --prefix? (With --sample,
@@ -71,6 +71,55 @@ func setupSweep(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 			return e.tell(e.mismatch(ctx, client, store))
 		}
 		return err
+	}
+}
+
+// showProgress decides whether sweep draws its bar on stderr, from
+// --progress: always, never, or auto. Auto draws it when stdout and stderr
+// are both the terminal (terminals), since the summary goes to stdout and
+// the bar's escapes must not end up in a log, and not with --json: a
+// program reads that, and wants no bar.
+func showProgress(progress string, asJSON, terminals bool) (bool, error) {
+	switch progress {
+	case "auto":
+		return terminals && !asJSON, nil
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	}
+	return false, usageErrorf("--progress %q: use auto, always or never", progress)
+}
+
+// sweepJSON is what sweep --json prints: redistore.SweepStats. Its field
+// names are part of the command's interface: add fields, never rename.
+type sweepJSON struct {
+	// Buckets is the number of buckets visited.
+	Buckets int `json:"buckets"`
+	// Live is the number of live sessions found in them.
+	Live int `json:"live"`
+	// Removed is the number of expired sessions deleted.
+	Removed int `json:"removed"`
+	// Skipped counts the keys left alone: keys under the prefix that are
+	// not the store's buckets (user index keys are not counted).
+	Skipped int `json:"skipped"`
+	// Errors is the number of buckets that could not be swept (the
+	// command's error names the first).
+	Errors int `json:"errors"`
+	// NothingToDo is true in StringMode, where Redis expires sessions itself.
+	NothingToDo bool    `json:"nothing_to_do"`
+	DurationMS  float64 `json:"duration_ms"`
+}
+
+func sweepDocument(st redistore.SweepStats) sweepJSON {
+	return sweepJSON{
+		Buckets:     st.Buckets,
+		Live:        st.Sessions,
+		Removed:     st.Removed,
+		Skipped:     st.Skipped,
+		Errors:      st.Errors,
+		NothingToDo: st.NothingToDo,
+		DurationMS:  float64(st.Duration.Microseconds()) / 1000,
 	}
 }
 

@@ -42,6 +42,72 @@ func TestSweepRemovesExpiredSessions(t *testing.T) {
 	})
 }
 
+// TestSweepJSON: sweep --json prints SweepStats's figures, and only them on
+// stdout, whatever the progress bar does on stderr.
+func TestSweepJSON(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		s := f.store(t, redistore.HashMode)
+		seedMany(t, s, 5, 3600)
+		for range 10 {
+			f.expire(t, seed(t, s, 3600, map[string]any{"user": "gone"}))
+		}
+		f.do(t, "SET", f.prefix+"not-a-bucket", "x")
+		buckets := f.hashes(t) // before the sweep empties some
+
+		r := f.run(t, "sweep", "--json", "--progress", "always")
+		r.wantCode(t, 0)
+		var doc sweepJSON
+		fields := jsonDoc(t, r, &doc)
+		wantNames(t, "sweep --json", fields, "buckets", "live", "removed", "skipped", "errors", "nothing_to_do", "duration_ms")
+		equal(t, "buckets", doc.Buckets, buckets)
+		equal(t, "live", doc.Live, 5)
+		equal(t, "removed", doc.Removed, 10)
+		equal(t, "skipped", doc.Skipped, 1)
+		equal(t, "errors", doc.Errors, 0)
+		equal(t, "nothing to do", doc.NothingToDo, false)
+		if doc.DurationMS <= 0 {
+			t.Fatalf("duration_ms %v", doc.DurationMS)
+		}
+		contains(t, "stderr", r.stderr, "\r") // the bar asked for, where it belongs
+
+		r = f.run(t, "sweep", "--json")
+		r.wantCode(t, 0)
+		jsonDoc(t, r, &doc)
+		equal(t, "removed by a second sweep", doc.Removed, 0)
+		equal(t, "live after the sweep", doc.Live, 5)
+		equal(t, "stderr", r.stderr, "")
+
+		r = f.run(t, "sweep", "--json", "--mode", "string")
+		r.wantCode(t, 0)
+		jsonDoc(t, r, &doc)
+		equal(t, "StringMode", doc, sweepJSON{NothingToDo: true})
+	})
+}
+
+func TestShowProgress(t *testing.T) {
+	for _, tc := range []struct {
+		progress          string
+		asJSON, terminals bool
+		want              bool
+	}{
+		{"auto", false, true, true},
+		{"auto", false, false, false},
+		{"auto", true, true, false}, // a document for a program: no bar
+		{"always", true, false, true},
+		{"never", false, true, false},
+	} {
+		got, err := showProgress(tc.progress, tc.asJSON, tc.terminals)
+		if err != nil || got != tc.want {
+			t.Errorf("showProgress(%q, json %v, terminals %v) = %v, %v; want %v", tc.progress, tc.asJSON, tc.terminals, got, err, tc.want)
+		}
+	}
+	if _, err := showProgress("sometimes", false, true); err == nil {
+		t.Error("--progress sometimes accepted")
+	}
+}
+
 func TestSweepProgress(t *testing.T) {
 	t.Parallel()
 	forEachInstall(t, func(t *testing.T, in redistest.Install) {
@@ -90,6 +156,14 @@ func TestSweepInterruptedPrintsWhatItDid(t *testing.T) {
 		r.wantOneErrorLine(t)
 		contains(t, "stderr", r.stderr, "interrupted")
 		contains(t, "stdout", r.stdout, "expired removed")
+
+		r = runCtx(t, ctx, f.env(), "sweep", "--json", "--prefix", f.prefix)
+		r.wantCode(t, 1)
+		r.wantOneErrorLine(t)
+		contains(t, "stderr", r.stderr, "interrupted: the sweep stopped early; the document printed is what it did")
+		var doc sweepJSON
+		jsonDoc(t, r, &doc)
+		equal(t, "sessions removed by an interrupted sweep", doc.Removed, 0)
 	})
 }
 

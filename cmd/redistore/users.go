@@ -55,6 +55,7 @@ func (u *userFlags) open(e *env, args []string) (*redistore.Store, func(), error
 
 func setupSessions(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	u := addUserFlags(fs)
+	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		store, done, err := u.open(e, args)
 		if err != nil {
@@ -65,9 +66,37 @@ func setupSessions(fs *flag.FlagSet, _ *options) func(context.Context, *env, []s
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return e.printJSON(sessionsDocument(u.user, list))
+		}
 		printUserSessions(e, list, time.Now())
 		return nil
 	}
+}
+
+// sessionsJSON is what sessions --json prints: the user's live sessions.
+// Its field names are part of the command's interface: add fields, never
+// rename.
+type sessionsJSON struct {
+	User     string            `json:"user"`
+	Sessions []userSessionJSON `json:"sessions"`
+}
+
+// userSessionJSON is one redistore.UserSession. Times are RFC 3339, UTC;
+// Started is null for a session written before Config.UserKey or
+// Config.MaxLifetime was set (the text's "unknown").
+type userSessionJSON struct {
+	Handle  string  `json:"handle"`
+	Started *string `json:"started"`
+	Expires *string `json:"expires"`
+}
+
+func sessionsDocument(user string, list []redistore.UserSession) sessionsJSON {
+	doc := sessionsJSON{User: user, Sessions: make([]userSessionJSON, 0, len(list))}
+	for _, us := range list {
+		doc.Sessions = append(doc.Sessions, userSessionJSON{Handle: us.Handle, Started: jsonTime(us.Started), Expires: jsonTime(us.Expires)})
+	}
+	return doc
 }
 
 func printUserSessions(e *env, list []redistore.UserSession, now time.Time) {
@@ -91,15 +120,30 @@ func printUserSessions(e *env, list []redistore.UserSession, now time.Time) {
 func setupRevoke(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	u := addUserFlags(fs)
 	handle := fs.String("handle", "", "end only the session with this `handle` (from redistore sessions); default: all of the user's sessions")
+	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		store, done, err := u.open(e, args)
 		if err != nil {
 			return err
 		}
 		defer done()
+		report := func(n int) error {
+			if *asJSON {
+				return e.printJSON(revokeJSON{User: u.user, Handle: *handle, Ended: n})
+			}
+			if *handle != "" {
+				fmt.Fprintf(e.stdout, "ended session %s\n", *handle)
+			} else {
+				fmt.Fprintf(e.stdout, "ended %d session(s)\n", n)
+			}
+			return nil
+		}
 		if *handle == "" {
+			// Those ended before a failure are reported, then the failure.
 			n, err := store.DeleteUserSessions(ctx, u.user)
-			fmt.Fprintf(e.stdout, "ended %d session(s)\n", n)
+			if perr := report(n); err == nil {
+				err = perr
+			}
 			return err
 		}
 		list, err := store.UserSessions(ctx, u.user)
@@ -112,7 +156,18 @@ func setupRevoke(fs *flag.FlagSet, _ *options) func(context.Context, *env, []str
 		if err := store.DeleteUserSession(ctx, u.user, *handle); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "ended session %s\n", *handle)
-		return nil
+		return report(1)
 	}
+}
+
+// revokeJSON is what revoke --json prints: what was ended. Its field names
+// are part of the command's interface: add fields, never rename.
+type revokeJSON struct {
+	User string `json:"user"`
+	// Handle is the session --handle named; "" when revoke ended all the
+	// user's sessions.
+	Handle string `json:"handle"`
+	// Ended is how many sessions were ended: 1 with --handle; with none,
+	// those ended before a failure too (the command then exits 1).
+	Ended int `json:"ended"`
 }

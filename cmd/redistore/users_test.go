@@ -10,8 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
 
 	"github.com/redisession/redistore"
 	"github.com/redisession/redistore/internal/redistest"
@@ -96,6 +100,97 @@ func TestSessionsAndRevoke(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestSessionsAndRevokeJSON: sessions --json lists exactly the user's
+// sessions, by handle, with RFC 3339 times; revoke --json says what it
+// ended; a failure leaves stdout empty.
+func TestSessionsAndRevokeJSON(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		for _, mode := range []redistore.Mode{redistore.HashMode, redistore.StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				f.prefix = randomPrefix()
+				s, err := redistore.New(redistore.Config{Client: f.client, KeyPairs: f.pairs, Mode: mode, KeyPrefix: f.prefix, UserKey: "user"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				handle := func(sd seeded) string { return s.Handle(&sessions.Session{ID: sd.id}) }
+				before := f.serverNow(t)
+				var alice []string
+				for range 3 {
+					alice = append(alice, handle(seed(t, s, 3600, map[string]any{"user": "alice"})))
+				}
+				bob := handle(seed(t, s, 3600, map[string]any{"user": "bob"}))
+				after := f.serverNow(t)
+				m := "--mode=" + mode.String()
+
+				r := f.run(t, "sessions", "--user", "alice", "--json", m)
+				r.wantCode(t, 0)
+				var doc sessionsJSON
+				fields := jsonDoc(t, r, &doc)
+				wantNames(t, "sessions --json", fields, "user", "sessions")
+				for _, us := range wantArray(t, "sessions", fields["sessions"]) {
+					wantNames(t, "a session", us, "handle", "started", "expires")
+				}
+				equal(t, "user", doc.User, "alice")
+				var listed []string
+				for _, us := range doc.Sessions {
+					listed = append(listed, us.Handle)
+					// Stored times are whole seconds, read from the server's clock.
+					inRange(t, "expires", us.Expires, before.Add(time.Hour-time.Second), after.Add(time.Hour+time.Second))
+					inRange(t, "started", us.Started, before.Add(-time.Second), after.Add(time.Second))
+				}
+				slices.Sort(listed)
+				slices.Sort(alice)
+				if !slices.Equal(listed, alice) {
+					t.Fatalf("sessions --json lists %q, want alice's %q", listed, alice)
+				}
+
+				r = f.run(t, "revoke", "--user", "alice", "--handle", alice[0], "--json", m)
+				r.wantCode(t, 0)
+				var rev revokeJSON
+				wantNames(t, "revoke --json", jsonDoc(t, r, &rev), "user", "handle", "ended")
+				equal(t, "revoke --handle", rev, revokeJSON{User: "alice", Handle: alice[0], Ended: 1})
+
+				r = f.run(t, "revoke", "--user", "alice", "--handle", alice[0], "--json", m)
+				r.wantCode(t, 1)
+				r.wantOneErrorLine(t)
+				equal(t, "stdout of a failed revoke", r.stdout, "")
+
+				r = f.run(t, "revoke", "--user", "alice", "--json", m)
+				r.wantCode(t, 0)
+				jsonDoc(t, r, &rev)
+				equal(t, "revoke of all", rev, revokeJSON{User: "alice", Handle: "", Ended: 2})
+
+				r = f.run(t, "sessions", "--user", "alice", "--json", m)
+				r.wantCode(t, 0)
+				fields = jsonDoc(t, r, &doc)
+				equal(t, "alice's sessions after revoke", len(wantArray(t, "sessions", fields["sessions"])), 0)
+				r = f.run(t, "sessions", "--user", "bob", "--json", m)
+				jsonDoc(t, r, &doc)
+				if len(doc.Sessions) != 1 || doc.Sessions[0].Handle != bob {
+					t.Fatalf("bob's sessions: %+v, want his one, %s", doc.Sessions, bob)
+				}
+			})
+		}
+	})
+}
+
+// inRange checks that a JSON time is RFC 3339, in UTC, within [lo, hi].
+func inRange(t *testing.T, what string, s *string, lo, hi time.Time) {
+	t.Helper()
+	if s == nil {
+		t.Fatalf("%s is null", what)
+	}
+	v, err := time.Parse(time.RFC3339, *s)
+	if err != nil || !strings.HasSuffix(*s, "Z") {
+		t.Fatalf("%s %q is not an RFC 3339 time in UTC: %v", what, *s, err)
+	}
+	if v.Before(lo.Truncate(time.Second)) || v.After(hi) {
+		t.Fatalf("%s %s is not within [%s, %s]", what, *s, lo.UTC().Format(time.RFC3339Nano), hi.UTC().Format(time.RFC3339Nano))
+	}
 }
 
 // appSecret is an application's type, registered with gob in this test

@@ -64,6 +64,9 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <tr><th>Stored</th><td>{{.Size}}</td></tr>
 <tr><th>Expires</th><td>{{.Expires}}</td></tr>
 </table>
+<p><small>The key{{if .Field}} and the field{{end}} are raw bytes, shown as <code>redis-cli</code> shows them: in quotes,
+printable ASCII as is, any other byte as <code>\xNN</code> (<code>\n</code>, <code>\r</code>, <code>\t</code>, <code>\a</code>, <code>\b</code> for those,
+<code>\"</code> and <code>\\</code> for a quote and a backslash).</small></p>
 {{- end}}
 <p><small>Demo only: logging in takes a name and no password.</small></p>
 </body>
@@ -79,7 +82,8 @@ type pageData struct {
 }
 
 // where is where the session lives in Redis, for the page: the key and
-// field with the session ID's bytes past the first two hidden.
+// field quoted as redis-cli quotes them, the session ID's bytes past the
+// first two hidden.
 type where struct {
 	Redis, Mode, Key, Field, Size, Expires string
 }
@@ -277,27 +281,53 @@ func (a *app) where(r *http.Request, s *sessions.Session) *where {
 	return w
 }
 
-// hideID writes a key or field with its bytes escaped, showing only the
-// first two bytes of the session ID it holds.
+// hideID quotes a key or field as redis-cli does, showing only the first
+// two bytes of the session ID it holds.
 func hideID(s, raw string) string {
 	if s == "" {
 		return ""
 	}
 	if i := strings.Index(s, raw); i >= 0 && raw != "" {
-		return fmt.Sprintf("%s… (%d more bytes of the session ID, not shown)", escape(s[:i+2]), len(raw)-2)
+		shown := redisCLIQuote(s[:i+2]) + "…"
+		if rest := s[i+len(raw):]; rest != "" {
+			shown += redisCLIQuote(rest)
+		}
+		return fmt.Sprintf("%s (%d more bytes of the session ID, not shown)", shown, len(raw)-2)
 	}
-	return escape(s)
+	return redisCLIQuote(s)
 }
 
-// escape writes bytes that are not printable ASCII as \xNN.
-func escape(s string) string {
+// redisCLIQuote quotes bytes as redis-cli prints a key or value (its
+// sdscatrepr): in double quotes, printable ASCII as is, \n \r \t \a \b
+// for those, \" and \\ for a quote and a backslash, and any other byte
+// as \xNN. The result is printable ASCII, safe in a page and a log, and
+// strconv.Unquote reads it back.
+func redisCLIQuote(s string) string {
 	var b strings.Builder
+	b.WriteByte('"')
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x20 && c < 0x7f && c != '\\' {
+		switch c := s[i]; c {
+		case '\\', '"':
+			b.WriteByte('\\')
 			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "\\x%02x", c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\a':
+			b.WriteString(`\a`)
+		case '\b':
+			b.WriteString(`\b`)
+		default:
+			if c >= 0x20 && c < 0x7f {
+				b.WriteByte(c)
+			} else {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
 		}
 	}
+	b.WriteByte('"')
 	return b.String()
 }

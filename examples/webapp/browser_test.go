@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -67,10 +68,14 @@ func TestInARealBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	text("first visit")
-	for _, want := range []string{"visited this page 1 time", "Not logged in", "Where this session lives", "hash mode"} {
+	for _, want := range []string{"visited this page 1 time", "Not logged in", "Where this session lives", "hash mode", "shown as redis-cli shows them"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("first page lacks %q:\n%s", want, body)
 		}
+	}
+	// The bucket's key, its two bytes of the ID quoted as redis-cli does.
+	if !regexp.MustCompile(`Key\s+"session:(\\x[0-9a-f]{2}|\\[abtnr"\\]|[ -!#-\[\]-~]){2}"`).MatchString(body) {
+		t.Fatalf("the key is not shown quoted as redis-cli does:\n%s", body)
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(username, "ada"),

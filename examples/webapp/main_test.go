@@ -6,16 +6,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/rueidis"
@@ -500,6 +503,124 @@ func TestPageShowsWhereTheSessionLives(t *testing.T) {
 		}
 		wantNotContains(t, body, id)
 		raw, _ := hex.DecodeString(id)
-		wantNotContains(t, body, escape(string(raw)))
+		quoted := redisCLIQuote(string(raw))
+		wantNotContains(t, html.UnescapeString(body), quoted[1:len(quoted)-1])
+		wantContains(t, body, "shown as <code>redis-cli</code> shows them")
 	})
+}
+
+// TestRedisCLIQuote: every byte is quoted as redis-cli 7.0.15 printed a
+// key made of "k:" and the bytes 0 to 255 (redis-cli --no-raw KEYS '*').
+func TestRedisCLIQuote(t *testing.T) {
+	const redisCLI = `"k:\x00\x01\x02\x03\x04\x05\x06\a\b\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_` + "`" + `abcdefghijklmnopqrstuvwxyz{|}~\x7f\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98\x99\x9a\x9b\x9c\x9d\x9e\x9f\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xba\xbb\xbc\xbd\xbe\xbf\xc0\xc1\xc2\xc3\xc4\xc5\xc6\xc7\xc8\xc9\xca\xcb\xcc\xcd\xce\xcf\xd0\xd1\xd2\xd3\xd4\xd5\xd6\xd7\xd8\xd9\xda\xdb\xdc\xdd\xde\xdf\xe0\xe1\xe2\xe3\xe4\xe5\xe6\xe7\xe8\xe9\xea\xeb\xec\xed\xee\xef\xf0\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8\xf9\xfa\xfb\xfc\xfd\xfe\xff"`
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"k:" + string(all), redisCLI},
+		{"", `""`},
+		{"session:\x9c\x12", `"session:\x9c\x12"`},
+		{"\xc3\xa9", `"\xc3\xa9"`}, // UTF-8 too: bytes, as redis-cli shows them
+	} {
+		got := redisCLIQuote(tc.in)
+		if got != tc.want {
+			t.Errorf("redisCLIQuote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+		if back, err := strconv.Unquote(got); err != nil || back != tc.in {
+			t.Errorf("strconv.Unquote(%s) = %q, %v: want %q", got, back, err, tc.in)
+		}
+	}
+}
+
+// TestPageShowsKeysAsRedisCLIDoes: whatever bytes a session's ID puts in
+// its key and field (control bytes, bytes that are not UTF-8), the page
+// shows them quoted as redis-cli does, they read back as the stored name,
+// and no raw control or non-UTF-8 byte reaches the HTML.
+func TestPageShowsKeysAsRedisCLIDoes(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode redistore.Mode) {
+		store, _ := newTestStore(t, mode, nil)
+		h := newApp(store.Store, store.logger, "a test miniredis")
+		// Sessions until their shown bytes have held both a control byte and
+		// one that is not UTF-8 (a quarter and most of the IDs have one).
+		var control, notUTF8 bool
+		for n := 0; n < 200 && !(control && notUTF8); n++ {
+			b := &browser{h: h}
+			body := b.home(t)
+			wantCleanHTML(t, body)
+			id, err := store.SessionID(sessionName, b.cookie.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := store.Lookup(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := hex.DecodeString(id)
+			wantShown(t, "key", shownName(t, body, "Key"), info.Key, string(raw))
+			if mode == redistore.HashMode {
+				wantShown(t, "field", shownName(t, body, "Field"), info.Field, string(raw))
+			}
+			for _, c := range raw[:2] {
+				control = control || c < 0x20 || c == 0x7f
+				notUTF8 = notUTF8 || c >= 0x80
+			}
+		}
+		if !control || !notUTF8 {
+			t.Fatalf("200 sessions and no ID whose first two bytes hold a control byte (%v) or a byte that is not UTF-8 (%v)", control, notUTF8)
+		}
+	})
+}
+
+// wantCleanHTML checks that a page is UTF-8 with no control character
+// but newlines.
+func wantCleanHTML(t *testing.T, body string) {
+	t.Helper()
+	if !utf8.ValidString(body) {
+		t.Fatalf("the page is not UTF-8:\n%q", body)
+	}
+	for _, r := range body {
+		if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) {
+			t.Fatalf("the page holds the control character %U:\n%q", r, body)
+		}
+	}
+}
+
+// shownName returns the page's cell for a key or field, as text.
+func shownName(t *testing.T, body, row string) string {
+	t.Helper()
+	m := regexp.MustCompile(`<tr><th>` + row + `</th><td><code>([^<]*)</code>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s row on the page:\n%s", row, body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// wantShown checks a key or field as the page shows it: printable ASCII in
+// redis-cli's quotes that read back as the stored name, cut after the
+// session ID's first two bytes when the name holds the ID.
+func wantShown(t *testing.T, what, shown, stored, rawID string) {
+	t.Helper()
+	quoted, hidden, cut := strings.Cut(shown, "…")
+	for i := 0; i < len(quoted); i++ {
+		if quoted[i] < 0x20 || quoted[i] >= 0x7f {
+			t.Fatalf("%s %q is not printable ASCII", what, shown)
+		}
+	}
+	back, err := strconv.Unquote(quoted)
+	if err != nil {
+		t.Fatalf("%s %q does not read back: %v", what, shown, err)
+	}
+	want := stored
+	if strings.Contains(stored, rawID) {
+		want = stored[:strings.Index(stored, rawID)+2]
+		if !cut || hidden != " (14 more bytes of the session ID, not shown)" {
+			t.Fatalf("%s %q does not say the ID's last 14 bytes are hidden", what, shown)
+		}
+	} else if cut {
+		t.Fatalf("%s %q hides bytes of a name without the ID (%q)", what, shown, stored)
+	}
+	if back != want {
+		t.Fatalf("%s %s reads back as %q, want %q", what, quoted, back, want)
+	}
 }
