@@ -123,4 +123,28 @@
 // Every Redis call is bounded by Config.Timeout inside the request's context
 // (each attempt of a Save that merges is a call of its own): with Redis down
 // or stalled, Get and Save return ErrUnavailable within it.
+//
+// # Further reading
+//
+// The README is the front page; each topic has a page of its own beside it:
+// [Storage layout and expiry], [Concurrent requests and security],
+// [Users' sessions], [Operations] (the redistore command),
+// [Redis Cluster and Sentinel], [Servers] (what the store uses on Redis 6 to
+// 8 and Valkey 8 and 9), [Compression], [Metrics and tracing],
+// [Performance], [Scaling] (100 million sessions), [Frameworks],
+// [Moving from boj/redistore] and [Testing].
+//
+// [Storage layout and expiry]: https://github.com/redisession/redistore/blob/main/docs/layout-and-expiry.md
+// [Concurrent requests and security]: https://github.com/redisession/redistore/blob/main/docs/concurrency-and-security.md
+// [Users' sessions]: https://github.com/redisession/redistore/blob/main/docs/users.md
+// [Operations]: https://github.com/redisession/redistore/blob/main/docs/operations.md
+// [Redis Cluster and Sentinel]: https://github.com/redisession/redistore/blob/main/docs/cluster-and-sentinel.md
+// [Servers]: https://github.com/redisession/redistore/blob/main/docs/servers.md
+// [Compression]: https://github.com/redisession/redistore/blob/main/docs/compression.md
+// [Metrics and tracing]: https://github.com/redisession/redistore/blob/main/docs/metrics.md
+// [Performance]: https://github.com/redisession/redistore/blob/main/docs/performance.md
+// [Scaling]: https://github.com/redisession/redistore/blob/main/docs/scaling.md
+// [Frameworks]: https://github.com/redisession/redistore/blob/main/docs/frameworks.md
+// [Moving from boj/redistore]: https://github.com/redisession/redistore/blob/main/docs/migration.md
+// [Testing]: https://github.com/redisession/redistore/blob/main/docs/testing.md
 package redistore

@@ -56,6 +56,43 @@ func TestDocumentationLinksResolve(t *testing.T) {
 	}
 }
 
+// godoc (doc.go) links the same pages under docs/ as the README's topics,
+// and each link names a page that exists.
+func TestGodocLinksTheREADMEsPages(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromREADME := map[string]bool{}
+	for _, target := range markdownLinks(string(readme)) {
+		file, _, _ := strings.Cut(target, "#")
+		if strings.HasPrefix(file, "docs/") && strings.HasSuffix(file, ".md") {
+			fromREADME[file] = true
+		}
+	}
+	fromDoc := map[string]bool{}
+	for _, m := range godocLinkPattern.FindAllStringSubmatch(string(doc), -1) {
+		fromDoc[m[1]] = true
+		if _, err := os.Stat(m[1]); err != nil {
+			t.Errorf("doc.go links %s: %v", m[1], err)
+		}
+	}
+	if len(fromREADME) < 10 {
+		t.Fatalf("the README links only %d pages under docs/: the pattern no longer matches", len(fromREADME))
+	}
+	for page := range fromREADME {
+		if !fromDoc[page] {
+			t.Errorf("the README links %s, doc.go does not", page)
+		}
+	}
+}
+
+var godocLinkPattern = regexp.MustCompile(`(?m)^// \[[^\]]+\]: https://github\.com/redisession/redistore/blob/main/(\S+)$`)
+
 // The README is the front page: it stays short enough to read in minutes.
 func TestREADMEFitsAFewScreens(t *testing.T) {
 	text, err := os.ReadFile("README.md")
