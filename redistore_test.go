@@ -1067,7 +1067,7 @@ func TestFastForwardPastMaxAgeEndsTheSession(t *testing.T) {
 			t.Cleanup(c.Close)
 			// Timeout aside (a loaded machine can stall miniredis past the
 			// default second), the default configuration.
-			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, Timeout: 5 * time.Second})
+			s, err := New(Config{Client: c, KeyPairs: testKeys, Mode: mode, Timeout: testTimeout})
 			noErr(t, err)
 			s.Options.MaxAge = 60
 			b := newBrowser()
