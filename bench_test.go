@@ -84,7 +84,7 @@ func BenchmarkEnvelope(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			for b.Loop() {
-				if _, err := envelope.Open(env, DefaultMaxLength, nil); err != nil {
+				if _, err := envelope.Open(env, DefaultMaxLength, nil, nil, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -376,7 +376,7 @@ func BenchmarkCompressors(b *testing.B) {
 				b.Run(name+"/decode", func(b *testing.B) {
 					b.SetBytes(int64(len(payload)))
 					for b.Loop() {
-						if _, err := envelope.Open(env, DefaultMaxLength, dec); err != nil {
+						if _, err := envelope.Open(env, DefaultMaxLength, dec, nil, nil); err != nil {
 							b.Fatal(err)
 						}
 					}

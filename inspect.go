@@ -69,7 +69,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	now := p.now
 	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
-	values, o, err := s.openValues(env, nil)
+	values, o, err := s.openValues(env, nil, loc)
 	if o.Codec != 0 {
 		info.Codec = codecNames[o.Codec]
 		info.Compressed = env[0]&envelope.FlagCompressed != 0
@@ -114,7 +114,7 @@ func (s *Store) delete(ctx context.Context, id string) error {
 			// delete it all the same, with no user to tell.
 		}
 		if err == nil && got.found {
-			_, user, _ = s.ownerOf(got.envelope)
+			_, user, _ = s.ownerOf(got.envelope, loc)
 		}
 	}
 	if err := s.layout.remove(ctx, loc); err != nil {

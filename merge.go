@@ -56,7 +56,7 @@ func diffValues(loaded, values map[any]any) changes {
 // writes it meets. session.Values becomes the merged values, and the
 // snapshot what is stored now: the next attempt expects to find it.
 func (s *Store) merge(st *sessionState, session *sessions.Session, current stored, ch changes) error {
-	now, o, err := s.openValues(current.envelope, nil)
+	now, o, err := s.openValues(current.envelope, nil, st.loc)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/redisession/redistore/internal/codec"
 	"github.com/redisession/redistore/internal/cookie"
 	"github.com/redisession/redistore/internal/envelope"
+	"github.com/redisession/redistore/internal/seal"
 	"github.com/redisession/redistore/internal/strbytes"
 )
 
@@ -50,8 +51,10 @@ type Store struct {
 	observeUsers  bool
 	compressor    Compressor
 	zstd          *envelope.ZstdDecoder
-	states        states // what requests hold for their sessions (request.go)
-	moveKey       []byte // the current hash key: names the ID a boj/redistore session moves to
+	ring          *seal.Ring      // Config.EncryptionKeys; nil: values in clear
+	sealer        envelope.Sealer // ring, or a nil interface without one
+	states        states          // what requests hold for their sessions (request.go)
+	moveKey       []byte          // the current hash key: names the ID a boj/redistore session moves to
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -135,7 +138,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 // the current key pair, or "".
 func (s *Store) loaded(r *http.Request, session *sessions.Session, id string, loc location, got stored, cookie string) (*sessions.Session, opInfo, error) {
 	info := opInfo{outcome: OutcomeMiss, storedBytes: len(got.raw)}
-	o, err := s.open(got.envelope, session)
+	o, err := s.open(got.envelope, session, loc)
 	if err != nil {
 		return session, info, err
 	}
@@ -174,7 +177,8 @@ func (s *Store) snapshotOf(got stored, o opened, values map[any]any) snapshot {
 		}
 	}
 	return snapshot{stored: got, payload: o.Payload, codec: o.Codec, meta: o.Meta, user: user,
-		incompressible: o.Flags&envelope.FlagIncompressible != 0, canonical: o.canonical}
+		incompressible: o.Flags&envelope.FlagIncompressible != 0, canonical: o.canonical,
+		reseal: s.ring != nil && o.SealedBy != 0}
 }
 
 // pastLifetime reports whether a session with this metadata reached
@@ -183,10 +187,10 @@ func (s *Store) pastLifetime(m envelope.Meta) bool {
 	return s.maxLifetime > 0 && m.Start != 0 && time.Now().Unix() >= m.Start+s.maxLifetime
 }
 
-// open decodes a stored envelope into session.Values, leaving them empty
+// open decodes a stored envelope, read at loc, into session.Values, leaving them empty
 // on error.
-func (s *Store) open(env string, session *sessions.Session) (opened, error) {
-	values, o, err := s.openValues(env, session.Values)
+func (s *Store) open(env string, session *sessions.Session, loc location) (opened, error) {
+	values, o, err := s.openValues(env, session.Values, loc)
 	if err != nil {
 		clear(session.Values)
 		return o, err
@@ -198,10 +202,16 @@ func (s *Store) open(env string, session *sessions.Session) (opened, error) {
 // openValues checks a stored envelope and decodes its values into into (or
 // a new map, sized once where the payload gives its length, or when into is
 // nil). On a decode error it still returns what the envelope said.
-func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, error) {
+//
+// loc is where the envelope was read: a sealed envelope opens only there.
+func (s *Store) openValues(env string, into map[any]any, loc location) (map[any]any, opened, error) {
 	var o opened
 	var err error
-	if o.Opened, err = envelope.Open(env, s.maxLength, s.decompress); err != nil {
+	var ad []byte
+	if s.sealer != nil && len(env) > 0 && env[0]>>4 == envelope.VersionSealed {
+		ad = sealedAt(loc)
+	}
+	if o.Opened, err = envelope.Open(env, s.maxLength, s.decompress, s.sealer, ad); err != nil {
 		return nil, opened{}, envelopeError(err)
 	}
 	values := into
@@ -218,6 +228,15 @@ func (s *Store) openValues(env string, into map[any]any) (map[any]any, opened, e
 		return nil, o, err
 	}
 	return values, o, nil
+}
+
+// sealedAt is the associated data a value stored at loc is sealed with: a
+// sealed value opens only where it was written.
+func sealedAt(loc location) []byte {
+	ad := make([]byte, 0, len(loc.key)+1+len(loc.field))
+	ad = append(ad, loc.key...)
+	ad = append(ad, 0)
+	return append(ad, loc.field...)
 }
 
 // decompress decompresses what the compressor id wrote: zstd with the

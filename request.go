@@ -103,6 +103,10 @@ type snapshot struct {
 	// bytes of the same codec are other values (JSON, and compact without
 	// gob-encoded items).
 	canonical bool
+	// reseal: the value is not sealed as the store writes values (in
+	// clear where it has EncryptionKeys, or by a key that is no longer
+	// the first), so that the next Save rewrites it, unchanged or not.
+	reseal bool
 }
 
 // stored reports whether the request holds a stored session.
@@ -495,7 +499,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	}
 	payload := b[:len(b):len(b)]
 	merged := info.merges > 0
-	if sv.old == nil && st.stored() && (merged && !sv.lifetimeSet || !p.full) && s.unchanged(st, payload, session.Values) {
+	if sv.old == nil && st.stored() && !st.snap.reseal && (merged && !sv.lifetimeSet || !p.full) && s.unchanged(st, payload, session.Values) {
 		if merged && !sv.lifetimeSet {
 			// Merged into what another request wrote meanwhile, and nothing of
 			// this request's is left to write: that write renewed the
@@ -517,6 +521,15 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	var reserved [expiryLen]byte
 	b = append(b, reserved[:s.layout.reserve()]...)
 	b = envelope.Append(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
+	if s.sealer != nil {
+		// Sealed after the envelope, then moved into its place.
+		at := len(payload) + s.layout.reserve()
+		sealed, err := envelope.Seal(b, b[at:], s.sealer, sealedAt(sv.loc))
+		if err != nil {
+			return false, 0, envelopeError(err)
+		}
+		b = append(b[:at], sealed[len(b):]...)
+	}
 	*buf = b
 	value := b[len(payload):]
 	*info = opInfo{outcome: OutcomeWritten, serializedBytes: len(payload), storedBytes: len(value),

@@ -668,7 +668,7 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 		added, err := strconv.ParseInt(value[min(len(value), 11):], 10, 64)
 		return us, false, err == nil && now.Sub(time.Unix(added, 0)) <= indexGrace, nil
 	}
-	h, owner, err := s.ownerOf(got.envelope)
+	h, owner, err := s.ownerOf(got.envelope, loc)
 	if err != nil {
 		// Not this store's to judge or to end: leave it, and say so.
 		return us, false, false, fmt.Errorf("a session in the user's index could not be checked: %w", err)
@@ -736,10 +736,10 @@ func (s *Store) dropIfGone(ctx context.Context, e indexEntry, value string, loc 
 	return nil
 }
 
-// ownerOf returns the header of a stored envelope and the digest of the
+// ownerOf returns the header of a stored envelope, read at loc, and the digest of the
 // session's user ("" for none). The metadata names the user; only a
 // session written before it did is decoded to learn it.
-func (s *Store) ownerOf(env string) (envelope.Header, string, error) {
+func (s *Store) ownerOf(env string, loc location) (envelope.Header, string, error) {
 	h, err := envelope.ReadHeader(env)
 	if err != nil {
 		return h, "", envelopeError(err)
@@ -747,7 +747,7 @@ func (s *Store) ownerOf(env string) (envelope.Header, string, error) {
 	if h.Meta.HasUser {
 		return h, h.Meta.User, nil
 	}
-	values, _, err := s.openValues(env, nil)
+	values, _, err := s.openValues(env, nil, loc)
 	if err != nil {
 		return h, "", err
 	}
@@ -778,7 +778,7 @@ func (s *Store) endIndexed(ctx context.Context, user string, us userSession) (en
 		case attempt == MaxMergeAttempts:
 			return false, fmt.Errorf("%w: %d attempts to end a session that kept changing", ErrConflict, attempt)
 		}
-		if _, owner, err := s.ownerOf(c.current.envelope); err != nil || owner != userDigest(user) {
+		if _, owner, err := s.ownerOf(c.current.envelope, us.loc); err != nil || owner != userDigest(user) {
 			return false, err // no longer this user's
 		}
 		us.got = c.current

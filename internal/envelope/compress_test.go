@@ -29,20 +29,20 @@ func TestZstdGoldenVectors(t *testing.T) {
 	for _, tt := range zstdGolden {
 		b, err := hex.DecodeString(tt.hex)
 		noErr(t, err)
-		o, err := Open(string(b), maxLength, dec)
+		o, err := Open(string(b), maxLength, dec, nil, nil)
 		noErr(t, err)
 		equal(t, tt.name+" payload", o.Payload, tt.payload)
 		equal(t, tt.name+" meta", o.Meta, tt.meta)
 		equal(t, tt.name+" compressor", o.Compressor, CompressorZstd)
 		// A reader that knows only LZ4 says it cannot, rather than guess.
-		if _, err := Open(string(b), maxLength, nil); !errors.Is(err, ErrUnknownFormat) {
+		if _, err := Open(string(b), maxLength, nil, nil, nil); !errors.Is(err, ErrUnknownFormat) {
 			t.Fatalf("%s without a zstd decoder: %v", tt.name, err)
 		}
 	}
 	// Every earlier golden vector opens with the store's decompressor too.
 	for _, tt := range envelopeGolden {
 		b, _ := hex.DecodeString(tt.hex)
-		o, err := Open(string(b), maxLength, dec)
+		o, err := Open(string(b), maxLength, dec, nil, nil)
 		noErr(t, err)
 		equal(t, tt.name, o.Payload, tt.payload)
 	}
@@ -70,7 +70,7 @@ func TestCompressorsRoundTrip(t *testing.T) {
 		for _, payload := range []string{"", "x", strings.Repeat("session ", 20), strings.Repeat("cart item ", 3000), randomText(5000), randomText(40000)} {
 			for _, m := range []Meta{{}, {Start: 1700000000}} {
 				env := Append(nil, []byte(payload), CodecCompact, c, 100, false, m)
-				o, err := Open(string(env), maxLength, dec)
+				o, err := Open(string(env), maxLength, dec, nil, nil)
 				noErr(t, err)
 				if o.Payload != payload || o.Meta != m {
 					t.Fatalf("%s: %d-byte payload does not round-trip", name, len(payload))
@@ -109,7 +109,7 @@ func TestZstdBombsAllocateNothingBig(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		_, err := Open(env, maxLength, dec)
+		_, err := Open(env, maxLength, dec, nil, nil)
 		runtime.ReadMemStats(&after)
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("%s: %v, want ErrCorrupt", name, err)
@@ -118,7 +118,7 @@ func TestZstdBombsAllocateNothingBig(t *testing.T) {
 			t.Fatalf("%s: allocated %d bytes", name, grew)
 		}
 	}
-	if _, err := Open(envelope(1<<20, sized), maxLength, dec); !errors.Is(err, ErrTooLarge) {
+	if _, err := Open(envelope(1<<20, sized), maxLength, dec, nil, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("a 1 MiB claim: %v, want ErrTooLarge", err)
 	}
 }
@@ -158,7 +158,7 @@ func TestCompressorsRoundTripEveryGoldenVector(t *testing.T) {
 	for name, c := range compressors(t) {
 		for _, p := range payloads {
 			env := Append(nil, []byte(p), CodecCompact, c, 0, false, Meta{})
-			o, err := Open(string(env), maxLength, dec)
+			o, err := Open(string(env), maxLength, dec, nil, nil)
 			noErr(t, err)
 			if o.Payload != p {
 				t.Fatalf("%s: a golden payload of %d bytes does not round-trip", name, len(p))
@@ -177,7 +177,7 @@ func TestZstdWithASmallMaxLength(t *testing.T) {
 		dec := storeDecompress(maxLength)
 		payload := []byte(strings.Repeat("abc def ", maxLength/8))
 		env := Append(nil, payload, CodecCompact, z, 100, false, Meta{})
-		o, err := Open(string(env), maxLength, dec)
+		o, err := Open(string(env), maxLength, dec, nil, nil)
 		noErr(t, err)
 		equal(t, "payload", o.Payload, string(payload))
 	}
@@ -196,7 +196,7 @@ func TestZstdRecordedSizeBoundsTheOutput(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for range 10 {
-		if _, err := Open(env, 1<<20, dec); !errors.Is(err, ErrCorrupt) {
+		if _, err := Open(env, 1<<20, dec, nil, nil); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("%v, want ErrCorrupt", err)
 		}
 	}

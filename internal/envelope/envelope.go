@@ -1,13 +1,16 @@
 // Package envelope is the framing of what the store keeps in Redis for one
 // session, after its 4-byte expiry:
 //
-//	byte 0   high nibble: format version (1); low nibble: flags
+//	byte 0   high nibble: format version (1, or 2 for a sealed value);
+//	         low nibble: flags
 //	         (bit 0: payload is compressed, with LZ4 unless bit 3 says;
 //	         bit 1: compression was tried and did not make it shorter;
 //	         bit 2: a metadata block follows the header; bit 3: with bit
 //	         0, a byte naming the compressor (Compressor.ID) follows the
 //	         metadata block)
 //	byte 1   codec that produced the serialized session (Codec* constants)
+//	[ext]    version 2 only: a byte of further flags (bit 0: the rest is
+//	         sealed; no other bit is defined)
 //	[meta]   with bit 2: the block's length as an unsigned varint, then the
 //	         block: the session's start (Unix seconds, 0 unknown) and the
 //	         deadline its user index entry was last given (Unix seconds, 0
@@ -22,6 +25,12 @@
 //	rest     the serialized session, or, when compressed, its length as an
 //	         unsigned varint followed by the compressed bytes (one LZ4
 //	         block, one zstd frame, ...)
+//
+// A sealed value (version 2, ext bit 0) keeps all of the above in clear up
+// to the rest, which it replaces by the rest sealed (see Seal): what the
+// store's scripts, Stats and doctor read stays readable without a key, and
+// the serialized session does not. Values that are not sealed are written
+// as version 1, exactly as releases before sealing wrote and read them.
 //
 // A reader refuses versions, flags and codecs it does not know rather than
 // guess, so a value written by a later release fails loudly, not silently.
@@ -45,6 +54,8 @@ import (
 // The header's version and the flags the store reads.
 const (
 	Version            = 1
+	VersionSealed      = 2
+	extSealed          = 1 << 0
 	FlagCompressed     = 1 << 0 // with LZ4 unless flagNamed says otherwise
 	FlagIncompressible = 1 << 1
 	flagMeta           = 1 << 2
@@ -52,6 +63,10 @@ const (
 	knownFlags         = FlagCompressed | FlagIncompressible | flagMeta | flagNamed
 	headerLen          = 2
 	maxMetaLen         = 64
+	// sealIDLen and sealOverheadBound are internal/seal's IDLen and
+	// Overhead (checked by the tests), which this package does not import.
+	sealIDLen         = 4
+	sealOverheadBound = 44
 )
 
 // Codec identifiers (byte 1 of the envelope). Values below 0x80 belong to
@@ -213,23 +228,72 @@ type Opened struct {
 	Flags      byte   // the envelope's flags, flagMeta and flagNamed aside
 	Meta       Meta   // its metadata block
 	Compressor byte   // the compressor's ID; 0: stored plain
+	// SealedBy is the index in the ring of the key that sealed the value;
+	// -1: not sealed.
+	SealedBy int
+}
+
+// A Sealer seals and opens the rest of an envelope (the store's key ring,
+// internal/seal.Ring). Open returns the index of the key that opened a
+// value.
+type Sealer interface {
+	Seal(dst, plaintext, ad []byte) []byte
+	Open(dst, sealed, ad []byte) ([]byte, int, error)
+}
+
+// Seal appends to dst the sealed form of env, an envelope as Append wrote
+// it: the same header, metadata block and compressor byte, marked as
+// version 2 and sealed, then the rest sealed by sl with the associated data
+// ad (which names where the value lives, so that a copy elsewhere does not
+// open). dst must not overlap env.
+func Seal(dst, env []byte, sl Sealer, ad []byte) ([]byte, error) {
+	h, err := ReadHeader(strbytes.String(env))
+	if err != nil {
+		return dst, err
+	}
+	if h.Sealed {
+		return dst, fail(ErrCorrupt, "envelope is sealed already")
+	}
+	front := env[:len(env)-len(h.Body)]
+	dst = append(dst, VersionSealed<<4|front[0]&0x0f, front[1], extSealed)
+	dst = append(dst, front[headerLen:]...)
+	return sl.Seal(dst, env[len(front):], ad), nil
 }
 
 // Open checks an envelope and returns what it holds. An uncompressed
 // payload is a substring of v (no copy); a compressed one is decompressed
 // into a new buffer of exactly its recorded length, which must not exceed
 // maxLength: LZ4 here, the others through dec (nil: LZ4 only).
-func Open(v string, maxLength int, dec Decompressor) (Opened, error) {
+//
+// A sealed envelope is opened with sl and ad first: without a Sealer, or
+// when the value does not open (tampered with, sealed elsewhere, or by a
+// key sl does not have), it is ErrCorrupt.
+func Open(v string, maxLength int, dec Decompressor, sl Sealer, ad []byte) (Opened, error) {
 	h, err := ReadHeader(v)
 	if err != nil {
 		return Opened{}, err
 	}
 	codec, flags, m, comp, body := h.Codec, h.Flags, h.Meta, h.Compressor, h.Body
+	sealedBy := -1
+	if h.Sealed {
+		if sl == nil {
+			return Opened{}, fail(ErrCorrupt, "the value is sealed and the store has no EncryptionKeys")
+		}
+		// The box is at most the plaintext's bound plus the overhead.
+		if len(body) > maxLength+sealOverheadBound {
+			return Opened{}, fail(ErrTooLarge, "sealed session is %d bytes, over MaxLength %d", len(body), maxLength)
+		}
+		plain, i, err := sl.Open(nil, strbytes.Bytes(body), ad)
+		if err != nil {
+			return Opened{}, &Error{Kind: ErrCorrupt, Err: err}
+		}
+		body, sealedBy = strbytes.String(plain), i
+	}
 	if comp == 0 {
 		if len(body) > maxLength {
 			return Opened{}, fail(ErrTooLarge, "stored session is %d bytes, over MaxLength %d", len(body), maxLength)
 		}
-		return Opened{Codec: codec, Payload: body, Flags: flags, Meta: m}, nil
+		return Opened{Codec: codec, Payload: body, Flags: flags, Meta: m, SealedBy: sealedBy}, nil
 	}
 	size, n := strbytes.Uvarint(body)
 	if n <= 0 {
@@ -253,16 +317,28 @@ func Open(v string, maxLength int, dec Decompressor) (Opened, error) {
 	if err != nil {
 		return Opened{}, &Error{Kind: ErrCorrupt, Err: err}
 	}
-	return Opened{Codec: codec, Payload: strbytes.String(out), Flags: flags, Meta: m, Compressor: comp}, nil
+	return Opened{Codec: codec, Payload: strbytes.String(out), Flags: flags, Meta: m, Compressor: comp, SealedBy: sealedBy}, nil
 }
 
 // Header is what an envelope says before its payload.
 type Header struct {
 	Codec      byte
-	Flags      byte   // flagMeta and flagNamed aside
-	Meta       Meta   // the metadata block
-	Compressor byte   // the compressor's ID; 0: stored plain
-	Body       string // the rest: the payload, or its length and compressed bytes
+	Flags      byte // flagMeta and flagNamed aside
+	Meta       Meta // the metadata block
+	Compressor byte // the compressor's ID; 0: stored plain
+	// Sealed says the body is sealed (version 2): it starts with the
+	// sealing key's fingerprint (KeyID).
+	Sealed bool
+	Body   string // the rest: the payload, or its length and compressed bytes (sealed, when Sealed)
+}
+
+// KeyID returns the fingerprint of the key that sealed a sealed header's
+// body, "" when the header is not sealed or the body too short to hold one.
+func (h Header) KeyID() string {
+	if !h.Sealed || len(h.Body) < sealIDLen {
+		return ""
+	}
+	return h.Body[:sealIDLen]
 }
 
 // ReadHeader checks an envelope's header and reads its metadata block and
@@ -272,13 +348,22 @@ func ReadHeader(v string) (Header, error) {
 		return Header{}, fail(ErrCorrupt, "%d-byte value is shorter than the envelope header", len(v))
 	}
 	version, flags := v[0]>>4, v[0]&0x0f
-	if version != Version || flags&^knownFlags != 0 {
-		return Header{}, fail(ErrUnknownFormat, "envelope version %d flags %#x (this release reads version %d)", version, flags, Version)
+	if version != Version && version != VersionSealed || flags&^knownFlags != 0 {
+		return Header{}, fail(ErrUnknownFormat, "envelope version %d flags %#x (this release reads versions %d and %d)", version, flags, Version, VersionSealed)
 	}
 	if flags&(FlagCompressed|FlagIncompressible) == FlagCompressed|FlagIncompressible {
 		return Header{}, fail(ErrCorrupt, "envelope says both compressed and incompressible")
 	}
 	h := Header{Codec: v[1], Body: v[headerLen:]}
+	if version == VersionSealed {
+		if h.Body == "" {
+			return Header{}, fail(ErrCorrupt, "no extension byte")
+		}
+		if ext := h.Body[0]; ext != extSealed {
+			return Header{}, fail(ErrUnknownFormat, "envelope extension flags %#x (this release reads %#x)", ext, extSealed)
+		}
+		h.Sealed, h.Body = true, h.Body[1:]
+	}
 	if flags&flagMeta != 0 {
 		var err error
 		if h.Meta, h.Body, err = readMeta(h.Body); err != nil {

@@ -40,7 +40,7 @@ func TestEnvelopeGoldenVectors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := hex.DecodeString(tt.hex)
 			noErr(t, err)
-			o, err := Open(string(b), maxLength, nil)
+			o, err := Open(string(b), maxLength, nil, nil, nil)
 			noErr(t, err)
 			equal(t, "codec", o.Codec, tt.codec)
 			equal(t, "payload", o.Payload, tt.payload)
@@ -73,7 +73,7 @@ func TestAppendEnvelope(t *testing.T) {
 			if env[0]&FlagCompressed != 0 && len(env) >= headerLen+len(tt.payload) {
 				t.Fatalf("compressed to %d bytes, not shorter than %d", len(env), headerLen+len(tt.payload))
 			}
-			o, err := Open(string(env), maxLength, nil)
+			o, err := Open(string(env), maxLength, nil, nil, nil)
 			noErr(t, err)
 			equal(t, "codec", o.Codec, CodecCompact)
 			equal(t, "payload", o.Payload, tt.payload)
@@ -98,7 +98,7 @@ func TestEnvelopeMetadataRoundTrips(t *testing.T) {
 	for _, m := range []Meta{{Start: 1}, {Start: 1700000000, IndexUntil: 1800000000}, {IndexUntil: 5}} {
 		for _, payload := range []string{"", "short", strings.Repeat("abc", 400), randomText(1000)} {
 			env := Append([]byte("pre"), []byte(payload), CodecCompact, LZ4{}, 400, false, m)
-			o, err := Open(string(env[3:]), maxLength, nil)
+			o, err := Open(string(env[3:]), maxLength, nil, nil, nil)
 			noErr(t, err)
 			equal(t, "codec", o.Codec, CodecCompact)
 			equal(t, "payload", o.Payload, payload)
@@ -149,7 +149,7 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(tt.env, 1500, nil)
+			_, err := Open(tt.env, 1500, nil, nil, nil)
 			var e *Error
 			if !errors.As(err, &e) || e.Kind != tt.want || !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want an *Error of %v", err, tt.want)
@@ -179,7 +179,7 @@ func TestDecompressionBombAllocatesNothingBig(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 10; i++ {
-		if _, err := Open(env, maxLength, nil); !errors.Is(err, ErrTooLarge) {
+		if _, err := Open(env, maxLength, nil, nil, nil); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("error %v, want ErrTooLarge", err)
 		}
 	}
@@ -190,9 +190,14 @@ func TestDecompressionBombAllocatesNothingBig(t *testing.T) {
 }
 
 func FuzzOpenEnvelope(f *testing.F) {
+	ring := testRing(f, 1)
+	ad := []byte("k\x00f")
 	for _, tt := range envelopeGolden {
 		b, _ := hex.DecodeString(tt.hex)
 		f.Add(b)
+		if sealed, err := Seal(nil, b, ring, ad); err == nil {
+			f.Add(sealed)
+		}
 	}
 	for _, tt := range zstdGolden {
 		b, _ := hex.DecodeString(tt.hex)
@@ -201,7 +206,12 @@ func FuzzOpenEnvelope(f *testing.F) {
 	f.Add([]byte(bomb(3000)))
 	dec := storeDecompress(4096)
 	f.Fuzz(func(t *testing.T, env []byte) {
-		o, err := Open(string(env), 4096, dec)
+		// Opened with the ring whatever it is: a value in clear opens as
+		// without one, a sealed one only as it was sealed.
+		o, err := Open(string(env), 4096, dec, ring, ad)
+		if plain, errPlain := Open(string(env), 4096, dec, nil, nil); (errPlain == nil) != (err == nil && o.SealedBy < 0) || errPlain == nil && plain.Payload != o.Payload {
+			t.Fatalf("with a ring: sealed by %d, %v; without: %v", o.SealedBy, err, errPlain)
+		}
 		if err != nil {
 			// The store reports each kind under its own sentinel.
 			var e *Error
@@ -213,11 +223,20 @@ func FuzzOpenEnvelope(f *testing.F) {
 		if len(o.Payload) > 4096 {
 			t.Fatalf("payload of %d bytes over MaxLength", len(o.Payload))
 		}
-		// An envelope that opens can be written again and opens the same.
+		// An envelope that opens can be written again and opens the same,
+		// in clear and sealed.
 		again := Append(nil, []byte(o.Payload), o.Codec, LZ4{}, 0, false, o.Meta)
-		o2, err := Open(string(again), 4096, nil)
+		o2, err := Open(string(again), 4096, nil, nil, nil)
 		if err != nil || o2.Codec != o.Codec || o2.Payload != o.Payload || o2.Meta != o.Meta {
-			t.Fatalf("re-sealed envelope differs: %v", err)
+			t.Fatalf("rewritten envelope differs: %v", err)
+		}
+		sealed, err := Seal(nil, again, ring, ad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o3, err := Open(string(sealed), 4096, nil, ring, ad)
+		if err != nil || o3.Codec != o.Codec || o3.Payload != o.Payload || o3.Meta != o.Meta || o3.SealedBy != 0 {
+			t.Fatalf("sealed envelope differs: %v", err)
 		}
 	})
 }
