@@ -360,7 +360,13 @@ func randomPrefix() string {
 
 var testKeys = [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210")}
 
-// newStore builds a store on tg under the test's prefix.
+// testSealKeys are EncryptionKeys for the tests: three, to rotate.
+var testSealKeys = [][]byte{
+	[]byte("sealing key one, 32 bytes long.."),
+	[]byte("sealing key two, 32 bytes long.."),
+	[]byte("sealing key 3, not in most rings"),
+}
+
 // testTimeout bounds a call of the tests that do not test timeouts. The
 // suite runs 16 tests at once on two cores under -race, and miniredis runs
 // every script in this process with gopher-lua: a Save has been seen to wait
@@ -368,6 +374,7 @@ var testKeys = [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedc
 // turn a hang into a failure, not to measure; tests of timeouts set their own.
 const testTimeout = 30 * time.Second
 
+// newStore builds a store on tg under the test's prefix.
 func newStore(t testing.TB, tg *target, cfg Config) *Store {
 	t.Helper()
 	if cfg.Client == nil {

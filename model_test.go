@@ -93,8 +93,8 @@ func TestModelWithoutScripting(t *testing.T) {
 	t.Cleanup(c.Close)
 	tg := &target{name: in.Name() + "-nolua", client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
 	runModel(t, tg, []modelLayout{
-		{"string-compact-nousers", StringMode, FieldTTLAuto, nil, true},
-		{"string-gob-nousers", StringMode, FieldTTLAuto, GobSerializer{}, true},
+		{"string-compact-nousers", StringMode, FieldTTLAuto, nil, true, false},
+		{"string-gob-nousers-sealed", StringMode, FieldTTLAuto, GobSerializer{}, true, true},
 	})
 }
 
@@ -171,13 +171,17 @@ type modelLayout struct {
 	fieldTTL   FieldTTL
 	serializer Serializer
 	noUserKey  bool // no Config.UserKey (and no index to check)
+	// sealed: values sealed (Config.EncryptionKeys), the two stores in the
+	// middle of a rotation: one seals with the old key, the other with the
+	// new, and each opens both.
+	sealed bool
 }
 
 var modelLayouts = []modelLayout{
-	{"hash-compact", HashMode, FieldTTLAuto, nil, false},
-	{"hash-fieldttl-off-gob", HashMode, FieldTTLOff, GobSerializer{}, false},
-	{"string-compact", StringMode, FieldTTLAuto, nil, false},
-	{"string-gob", StringMode, FieldTTLAuto, GobSerializer{}, false},
+	{"hash-compact", HashMode, FieldTTLAuto, nil, false, false},
+	{"hash-fieldttl-off-gob-sealed", HashMode, FieldTTLOff, GobSerializer{}, false, true},
+	{"string-compact-sealed", StringMode, FieldTTLAuto, nil, false, true},
+	{"string-gob", StringMode, FieldTTLAuto, GobSerializer{}, false, false},
 }
 
 // The model.
@@ -265,6 +269,10 @@ type mOp struct {
 	user        string // enduser: the user whose sessions end
 	keep        string // enduser: the session kept ("" none)
 	only        string // enduser: the only session that may end ("" all)
+	// reseal: save, with sealed values: the request's store seals with
+	// another first key than the other store, so that an unchanged Save may
+	// rewrite what is stored, re-sealed by its own.
+	reseal bool
 }
 
 // mRes is what an operation answered.
@@ -438,7 +446,7 @@ func (st mState) step(op mOp, res mRes) (reason string, next mState) {
 			return fmt.Sprintf("wrong values: %s wrote %v; its changes %v -%v on %v make %v", op.kind, res.vals, op.sets, op.dels, se.vals, want), st
 		case op.kind == "save" && res.id != op.id:
 			return "id changed: a Save gave the session another ID", st
-		case op.kind == "save" && !changed && want[userCanon] == "":
+		case op.kind == "save" && !changed && want[userCanon] == "" && !(op.reseal && maps.Equal(want, se.vals)):
 			return "unchanged rewritten: a Save wrote a session it did not change", st
 		case op.kind == "regen" && (res.id == op.id || st.sess[res.id].vals != nil):
 			return "id reused: a new ID was issued before", st
@@ -518,8 +526,14 @@ func newModelRun(t *testing.T, tg *target, layout modelLayout, seed uint64) *mod
 			}
 		}),
 	}
+	if layout.sealed {
+		cfg.EncryptionKeys = [][]byte{testSealKeys[0], testSealKeys[1]}
+	}
 	run.stores = append(run.stores, newStore(t, tg, cfg))
 	cfg.TouchInterval = -1
+	if layout.sealed {
+		cfg.EncryptionKeys = [][]byte{testSealKeys[1], testSealKeys[0]}
+	}
 	run.stores = append(run.stores, newStore(t, tg, cfg))
 	if tg.mini != nil {
 		run.frozen = tg.now().Unix()
@@ -803,7 +817,7 @@ func (run *modelRun) act(sess *sessions.Session, acts []action) {
 // ID (clear), records it, checks its cookie and returns it.
 func (run *modelRun) save(r *http.Request, s *Store, sess *sessions.Session, rq *reqState, p reqPlan, tab int, how string) []*http.Cookie {
 	cur := canonValues(sess.Values)
-	op := mOp{b: p.b, tab: tab, kind: "save", id: rq.id, snap: rq.snap, sets: mVals{}, dels: mVals{}, ttl: run.ttl(sess.Options.MaxAge),
+	op := mOp{b: p.b, tab: tab, kind: "save", id: rq.id, snap: rq.snap, sets: mVals{}, dels: mVals{}, ttl: run.ttl(sess.Options.MaxAge), reseal: run.layout.sealed,
 		lifetimeSet: sess.Options.MaxAge != rq.maxAge}
 	for k, v := range cur {
 		if was, ok := rq.snap[k]; !ok || was != v {
