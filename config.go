@@ -586,3 +586,15 @@ func cookieCodecs(pairs [][]byte) (codecs []securecookie.Codec, fast []*cookie.D
 	}
 	return codecs, fast, short, nil
 }
+
+// EncryptionKeyID returns the fingerprint by which sealed values, Stats and
+// the redistore command name an encryption key (8 hexadecimal digits: it
+// says which key, and nothing usable about it), or an error for a key that
+// is not 32 bytes.
+func EncryptionKeyID(key []byte) (string, error) {
+	r, err := seal.NewRing([][]byte{key})
+	if err != nil {
+		return "", fmt.Errorf("redistore: encryption key: %v", err)
+	}
+	return r.ID(0), nil
+}

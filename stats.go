@@ -1,7 +1,9 @@
 package redistore
 
 import (
+	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -56,6 +58,14 @@ type Stats struct {
 	// them: "lz4", "zstd", an application's Name (or its ID in hex when it
 	// is not this store's), "none" for those stored plain.
 	Compressors map[string]int
+	// SealedBy counts the sampled sessions by the key that sealed them: its
+	// fingerprint (EncryptionKeyID), or "clear" for values stored in clear.
+	// RingKeys are the fingerprints of the store's Config.EncryptionKeys,
+	// the sealing key first: a fingerprint in SealedBy that is not among
+	// them reads as ErrCorrupt, and a key other than the first may leave
+	// the ring once no session is sealed by it (see Store.Rekey).
+	SealedBy map[string]int
+	RingKeys []string
 	// Expired is the share of sampled sessions that have expired but are
 	// still stored (HashMode without field TTLs; Sweep removes them).
 	Expired float64
@@ -94,7 +104,12 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 		sample = DefaultStatsSample
 	}
 	c := &statsCounter{s: s, ctx: ctx, want: sample, perBucket: map[int]int{},
-		st: Stats{Mode: s.layout.mode(), Prefix: s.prefix, Encodings: map[string]int{}, Compressors: map[string]int{}}}
+		st: Stats{Mode: s.layout.mode(), Prefix: s.prefix, Encodings: map[string]int{}, Compressors: map[string]int{}, SealedBy: map[string]int{}}}
+	if s.ring != nil {
+		for i := range s.ring.Len() {
+			c.st.RingKeys = append(c.st.RingKeys, s.ring.ID(i))
+		}
+	}
 	if err := ScanBuckets()(ctx, s.bounded(), s.prefix, c.count); err != nil {
 		return c.st, redisError("counting sessions", err)
 	}
@@ -125,8 +140,68 @@ func (s *Store) Stats(ctx context.Context, sample int) (Stats, error) {
 			st.Warnings = append(st.Warnings, "FieldTTLOn on Valkey: a hash whose fields have TTLs is a hashtable there (it has no listpackex), about 45 bytes a session more than a compact bucket (145 against 100 at 1 M sessions of 150 B); FieldTTLAuto sets none on Valkey, and writes clean their buckets instead")
 		}
 	}
+	st.Warnings = append(st.Warnings, sealingWarnings(*st)...)
 	st.Duration = time.Since(start)
 	return *st, nil
+}
+
+// sealedByName names the key that sealed a stored value from its first
+// bytes: its fingerprint, "clear" for a value in clear, "unknown" for one
+// that does not read.
+func sealedByName(head string) string {
+	if len(head) < expiryLen {
+		return "unknown"
+	}
+	h, err := envelope.ReadHeader(head[expiryLen:])
+	switch {
+	case err != nil:
+		return "unknown"
+	case !h.Sealed:
+		return "clear"
+	case h.KeyID() == "":
+		return "unknown"
+	}
+	return hex.EncodeToString([]byte(h.KeyID()))
+}
+
+// sealingWarnings say what in the sample stands between the store and its
+// EncryptionKeys: values sealed by keys it does not have, and values an old
+// key (or none) sealed, which `redistore rekey` re-seals.
+func sealingWarnings(st Stats) []string {
+	var out []string
+	var foreign, stale, clear int
+	for id, n := range st.SealedBy {
+		i := slices.Index(st.RingKeys, id)
+		switch {
+		case id == "clear":
+			clear += n
+		case id == "unknown":
+		case i < 0:
+			foreign += n
+		case i > 0:
+			stale += n
+		}
+	}
+	if foreign > 0 {
+		out = append(out, fmt.Sprintf("%s in the sample %s sealed by a key not in EncryptionKeys: %s as ErrCorrupt (a new, empty session); put the key back after the first to read them",
+			plural(foreign, "session"), isAre(foreign), map[bool]string{true: "it reads", false: "they read"}[foreign == 1]))
+	}
+	if stale > 0 {
+		out = append(out, fmt.Sprintf("%s in the sample %s sealed by a key that is not the first in EncryptionKeys: `redistore rekey` re-seals every session with the first, after which the others can go",
+			plural(stale, "session"), isAre(stale)))
+	}
+	if clear > 0 && len(st.RingKeys) > 0 {
+		out = append(out, fmt.Sprintf("%s in the sample %s stored in clear: each is sealed at its next write, or now by `redistore rekey`",
+			plural(clear, "session"), isAre(clear)))
+	}
+	return out
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }
 
 // statsCounter counts the keys a SCAN lists, and keeps a reservoir sample
@@ -335,6 +410,7 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 		sm := s.layout.sampled(res[2], now)
 		for _, h := range sm.heads {
 			st.Compressors[s.compressorName(h)]++
+			st.SealedBy[sealedByName(h)]++
 		}
 		sessions += sm.sessions
 		expired += sm.expired
@@ -375,6 +451,27 @@ func (st Stats) String() string {
 			out += fmt.Sprintf(" %s %d", n, st.Compressors[n])
 		}
 		out += "\n"
+	}
+	if _, onlyClear := st.SealedBy["clear"]; len(st.SealedBy) > 0 && (len(st.RingKeys) > 0 || !onlyClear || len(st.SealedBy) > 1) {
+		ids := make([]string, 0, len(st.SealedBy))
+		for id := range st.SealedBy {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(ringOrder(st, a), ringOrder(st, b)) })
+		out += "sealed in the sample:"
+		for _, id := range ids {
+			out += fmt.Sprintf(" %s %d", id, st.SealedBy[id])
+			switch i := slices.Index(st.RingKeys, id); {
+			case i == 0:
+				out += " (the first key)"
+			case i > 0:
+				out += fmt.Sprintf(" (key %d)", i+1)
+			case id != "clear" && id != "unknown":
+				out += " (not in the ring)"
+			}
+			out += ","
+		}
+		out = strings.TrimSuffix(out, ",") + "\n"
 	}
 	if len(st.PerBucket) > 0 {
 		out += "sessions per bucket:\n"
@@ -451,4 +548,12 @@ func (s *Store) compressorName(head string) string {
 		return s.compressor.Name()
 	}
 	return fmt.Sprintf("%#x", h.Compressor)
+}
+
+// ringOrder orders sealing keys as the ring does, then the others.
+func ringOrder(st Stats, id string) int {
+	if i := slices.Index(st.RingKeys, id); i >= 0 {
+		return i
+	}
+	return len(st.RingKeys) + 1
 }

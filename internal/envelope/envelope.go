@@ -260,6 +260,32 @@ func Seal(dst, env []byte, sl Sealer, ad []byte) ([]byte, error) {
 	return sl.Seal(dst, env[len(front):], ad), nil
 }
 
+// Unseal returns the envelope in clear that a sealed envelope v was sealed
+// from, and the index of the key that opened it; an envelope in clear is
+// returned as it is, with -1. It is Seal undone, for re-sealing with
+// another key without decompressing or decoding anything.
+func Unseal(v string, sl Sealer, ad []byte) ([]byte, int, error) {
+	h, err := ReadHeader(v)
+	if err != nil {
+		return nil, -1, err
+	}
+	if !h.Sealed {
+		return []byte(v), -1, nil
+	}
+	if sl == nil {
+		return nil, -1, fail(ErrCorrupt, "the value is sealed and the store has no EncryptionKeys")
+	}
+	front := v[:len(v)-len(h.Body)]
+	clear := make([]byte, 0, len(v))
+	clear = append(clear, Version<<4|front[0]&0x0f, front[1])
+	clear = append(clear, front[headerLen+1:]...)
+	clear, i, err := sl.Open(clear, strbytes.Bytes(h.Body), ad)
+	if err != nil {
+		return nil, -1, &Error{Kind: ErrCorrupt, Err: err}
+	}
+	return clear, i, nil
+}
+
 // Open checks an envelope and returns what it holds. An uncompressed
 // payload is a substring of v (no copy); a compressed one is decompressed
 // into a new buffer of exactly its recorded length, which must not exceed

@@ -92,6 +92,16 @@ func TestSealedEnvelopeRoundTrips(t *testing.T) {
 			if err != nil || o.SealedBy != 1 || o.Payload != tt.payload {
 				t.Fatalf("after rotation: sealed by %d, %v", o.SealedBy, err)
 			}
+			back, by, err := Unseal(string(sealed), testRing(t, 2, 1), ad)
+			if err != nil || by != 1 || !bytes.Equal(back, clear) {
+				t.Fatalf("Unseal: key %d, %v; same envelope in clear: %v", by, err, bytes.Equal(back, clear))
+			}
+			if back, by, err := Unseal(string(clear), nil, nil); err != nil || by != -1 || !bytes.Equal(back, clear) {
+				t.Fatalf("Unseal of a value in clear: key %d, %v", by, err)
+			}
+			if _, _, err := Unseal(string(sealed), ring, []byte("elsewhere")); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Unseal elsewhere: %v", err)
+			}
 			if _, err := Seal(nil, sealed, ring, ad); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("sealing a sealed envelope: %v", err)
 			}

@@ -1,0 +1,296 @@
+package redistore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore/internal/envelope"
+)
+
+// RekeyStats reports what a Rekey did.
+type RekeyStats struct {
+	// Keys counts the store's keys visited (buckets in HashMode), Sessions
+	// the sessions read in them.
+	Keys, Sessions int
+	// Resealed counts the sessions Rekey sealed with the first key (stored
+	// in clear before, or sealed by another key of the ring); Current those
+	// sealed by the first key already, or rewritten by a request meanwhile
+	// (which sealed them with its own first key).
+	Resealed, Current int
+	// Expired counts HashMode sessions past their expiry, left to the
+	// writes into their bucket and to Sweep.
+	Expired int
+	// Unreadable counts values that open with no key of the ring (sealed by
+	// a key that left it, tampered with, or not a session at all): left as
+	// they are, and counted so that an operator can decide.
+	Unreadable int
+	// Duration is how long the pass took.
+	Duration time.Duration
+}
+
+// String summarizes the stats on one line.
+func (st RekeyStats) String() string {
+	return fmt.Sprintf("%s in %s: %d re-sealed, %d sealed by the first key already, %d expired, %d unreadable, in %v",
+		plural(st.Sessions, "session"), plural(st.Keys, "key"), st.Resealed, st.Current, st.Expired, st.Unreadable, st.Duration.Round(time.Millisecond))
+}
+
+// ErrNoEncryptionKeys: Rekey was called on a store without
+// Config.EncryptionKeys.
+var ErrNoEncryptionKeys = errors.New("redistore: Config.EncryptionKeys is not set: there is no key to seal sessions with")
+
+// rekeyAttempts bounds how often Rekey reads a session again that a request
+// changed while it re-sealed it: a request that writes it seals it itself,
+// with its store's first key, which is usually the end of it.
+const rekeyAttempts = 3
+
+// Rekey re-seals every session under the prefix with the first of
+// Config.EncryptionKeys: sessions stored in clear, and sessions sealed by
+// another key of the ring. Afterwards, once the applications run with the
+// same first key, the other keys can leave the ring. It walks the keys with
+// SCAN on every primary, in the background of normal traffic: each session
+// is replaced only if it is still as Rekey read it (a conditional write in
+// one step on the server, which keeps the key's TTL, and a session's field
+// TTL in HashMode), so no request's change is lost; a session a request
+// changed meanwhile is read again. Values that open with no key of the ring
+// are left as they are and counted (Unreadable). progress, when not nil, is
+// called after each batch of keys with the figures so far. Rekey can be
+// canceled with ctx and run again: what it did stays done.
+func (s *Store) Rekey(ctx context.Context, progress func(RekeyStats)) (RekeyStats, error) {
+	start := time.Now()
+	var st RekeyStats
+	if s.ring == nil {
+		return st, ErrNoEncryptionKeys
+	}
+	err := ScanBuckets()(ctx, s.bounded(), s.prefix, func(keys []string) error {
+		if err := s.rekeyBatch(ctx, keys, &st); err != nil {
+			return err
+		}
+		if progress != nil {
+			st.Duration = time.Since(start)
+			progress(st)
+		}
+		return ctx.Err()
+	})
+	st.Duration = time.Since(start)
+	if err != nil && ctx.Err() != nil {
+		return st, ctx.Err()
+	}
+	if err != nil {
+		return st, redisError("re-sealing sessions", err)
+	}
+	return st, nil
+}
+
+// rekeyValue is one session Rekey read.
+type rekeyValue struct {
+	loc location
+	raw string
+}
+
+// rekeyBatch re-seals the sessions of the store's keys among keys.
+func (s *Store) rekeyBatch(ctx context.Context, keys []string, st *RekeyStats) error {
+	hash := s.layout.keyType() == "hash"
+	var owned []string
+	cmds := make(rueidis.Commands, 0, len(keys))
+	for _, k := range keys {
+		if !s.OwnsKey(k) {
+			continue
+		}
+		owned = append(owned, k)
+		if hash {
+			cmds = append(cmds, s.client.B().Hgetall().Key(k).Build())
+		} else {
+			cmds = append(cmds, s.client.B().Get().Key(k).Build())
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var now time.Time
+	if hash {
+		// HashMode values can outlive their expiry: the server's clock says.
+		// (A command of its own: Redis Cluster routes no keyless command
+		// in a batch.)
+		var err error
+		if now, err = serverTime(s.client.Do(cctx, s.client.B().Time().Build())); err != nil {
+			return err
+		}
+	}
+	res := s.client.DoMulti(cctx, cmds...)
+	var values []rekeyValue
+	for i, r := range res {
+		st.Keys++
+		if hash {
+			fields, err := r.AsStrMap()
+			if rueidis.IsRedisNil(err) {
+				continue
+			}
+			if isWrongType(err) {
+				st.Unreadable++ // not a session: left as it is
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			for f, v := range fields {
+				if f != "" {
+					values = append(values, rekeyValue{location{key: owned[i], field: f}, v})
+				}
+			}
+			continue
+		}
+		v, err := r.ToString()
+		if rueidis.IsRedisNil(err) {
+			continue // gone since SCAN found it
+		}
+		if isWrongType(err) {
+			st.Unreadable++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		values = append(values, rekeyValue{location{key: owned[i]}, v})
+	}
+	for _, v := range values {
+		st.Sessions++
+		if hash && len(v.raw) >= expiryLen && !expiryOf(v.raw).After(now) {
+			st.Expired++
+			continue
+		}
+		if err := s.rekeyOne(ctx, v, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rekeyOne re-seals one session if it needs it, reading it again when a
+// request changed it meanwhile.
+func (s *Store) rekeyOne(ctx context.Context, v rekeyValue, st *RekeyStats) error {
+	for attempt := 1; ; attempt++ {
+		next, needed, err := s.resealed(v)
+		switch {
+		case err != nil:
+			st.Unreadable++
+			return nil
+		case !needed:
+			st.Current++
+			return nil
+		}
+		cctx, cancel := s.callContext(ctx)
+		swapped, err := s.swapIfSame(cctx, v, next)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if swapped {
+			st.Resealed++
+			return nil
+		}
+		if attempt == rekeyAttempts {
+			// Still changing: a request writing it seals it itself.
+			st.Current++
+			return nil
+		}
+		cctx, cancel = s.callContext(ctx)
+		var got stored
+		got, err = s.layout.load(cctx, v.loc)
+		cancel()
+		if isWrongType(err) {
+			st.Unreadable++
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !got.found {
+			st.Current++ // ended meanwhile: nothing to re-seal
+			return nil
+		}
+		v.raw = got.raw
+	}
+}
+
+// resealed returns the session's stored value sealed with the first key,
+// and whether it differs from what is stored (in clear, or sealed by
+// another key). A value that does not open is an error.
+func (s *Store) resealed(v rekeyValue) (string, bool, error) {
+	if len(v.raw) < expiryLen {
+		return "", false, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v.raw))
+	}
+	ad := sealedAt(v.loc)
+	clear, by, err := envelope.Unseal(v.raw[expiryLen:], s.sealer, ad)
+	if err != nil {
+		return "", false, envelopeError(err)
+	}
+	if by == 0 {
+		return "", false, nil
+	}
+	if by < 0 {
+		// In clear: check it is an envelope this store reads before sealing
+		// it, so that garbage is counted, not sealed.
+		if _, err := envelope.ReadHeader(v.raw[expiryLen:]); err != nil {
+			return "", false, envelopeError(err)
+		}
+	}
+	out := append(make([]byte, 0, len(v.raw)+64), v.raw[:expiryLen]...)
+	out, err = envelope.Seal(out, clear, s.sealer, ad)
+	if err != nil {
+		return "", false, envelopeError(err)
+	}
+	return string(out), true, nil
+}
+
+// rekeyHashScript replaces a field's value if it is still ARGV[2], keeping
+// the field's TTL where the server has them (to the second above, with
+// HEXPIRE, as the store sets them): KEYS[1] the bucket, ARGV[1] the field,
+// ARGV[3] the new value. It answers 1 when it replaced it.
+var rekeyHashScript = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local ttl = redis.pcall('HPTTL', KEYS[1], 'FIELDS', 1, ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if type(ttl) == 'table' and type(ttl[1]) == 'number' and ttl[1] > 0 then
+	redis.call('HEXPIRE', KEYS[1], math.ceil(ttl[1] / 1000), 'FIELDS', 1, ARGV[1])
+end
+return 1
+`)
+
+// rekeyStringScript replaces a key's value if it is still ARGV[1], keeping
+// its TTL: ARGV[2] the new value. It answers 1 when it replaced it.
+var rekeyStringScript = rueidis.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+`)
+
+// swapIfSame replaces what is stored at v.loc with next if it is still
+// v.raw, in one step on the server; swapped reports that it did.
+func (s *Store) swapIfSame(ctx context.Context, v rekeyValue, next string) (swapped bool, err error) {
+	if v.loc.field != "" {
+		n, err := rekeyHashScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.loc.field, v.raw, next}).AsInt64()
+		return n == 1, err
+	}
+	if sl, ok := s.layout.(*stringLayout); ok && sl.cas.Load() == 1 {
+		// Compare-and-set without Lua (Valkey 8.1+).
+		err := s.client.Do(ctx, s.client.B().Arbitrary("SET").Keys(v.loc.key).Args(next, "IFEQ", v.raw, "KEEPTTL").Build()).Error()
+		if rueidis.IsRedisNil(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	n, err := rekeyStringScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.raw, next}).AsInt64()
+	return n == 1, err
+}
+
+// isWrongType reports whether Redis refused a command for the key's type:
+// the key holds something that is not a session.
+func isWrongType(err error) bool {
+	return errors.Is(redisError("", err), ErrCorrupt)
+}

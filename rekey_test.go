@@ -1,0 +1,193 @@
+package redistore
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// saveValue saves one session with values through s, as a new browser.
+func saveValue(t testing.TB, s *Store, values map[any]any) *browser {
+	t.Helper()
+	b := newBrowser()
+	sess, r := b.get(t, s, "sid")
+	for k, v := range values {
+		sess.Values[k] = v
+	}
+	b.save(t, s, r, sess)
+	return b
+}
+
+// Rekey seals with the first key every session in clear or sealed by
+// another key, keeps each one's TTL, leaves what no key opens, and a second
+// pass finds nothing to do; then a ring of the new key alone reads every
+// session, and Stats says so.
+func TestRekeyResealsEverySession(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		k1, k2, k3 := testSealKeys[0], testSealKeys[1], testSealKeys[2]
+		plain := newStore(t, tg, Config{Mode: mode})
+		old := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k1}})
+		foreign := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k3}})
+		rotating := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2, k1}})
+		rotated := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2}})
+		old.Options.MaxAge = 7200
+
+		var browsers []*browser
+		for i := range 12 {
+			s := old
+			if i%4 == 0 {
+				s = plain
+			}
+			browsers = append(browsers, saveValue(t, s, map[any]any{"n": i, "secret": sealMarker}))
+		}
+		saveValue(t, foreign, map[any]any{"x": 1})
+		st, err := rotating.Stats(context.Background(), 100)
+		noErr(t, err)
+		equal(t, "sealed by k1 before", st.SealedBy[keyID(t, k1)], 9)
+		equal(t, "in clear before", st.SealedBy["clear"], 3)
+		equal(t, "sealed by a key not in the ring", st.SealedBy[keyID(t, k3)], 1)
+		if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "not in EncryptionKeys") || !strings.Contains(w, "redistore rekey") || !strings.Contains(w, "in clear") {
+			t.Errorf("Stats warnings: %q", w)
+		}
+		if got := st.String(); !strings.Contains(got, keyID(t, k1)+" 9 (key 2)") {
+			t.Errorf("Stats text: %q", got)
+		}
+		sess, _ := browsers[1].get(t, old, "sid")
+		_, before := rawAt(t, old, sess.ID)
+
+		var calls int
+		rs, err := rotating.Rekey(context.Background(), func(RekeyStats) { calls++ })
+		noErr(t, err)
+		equal(t, "re-sealed", rs.Resealed, 12)
+		equal(t, "unreadable", rs.Unreadable, 1)
+		equal(t, "current", rs.Current, 0)
+		equal(t, "sessions", rs.Sessions, 13)
+		if calls == 0 {
+			t.Error("progress was never called")
+		}
+		_, after := rawAt(t, old, sess.ID)
+		if d := after.left - before.left; d > 2*time.Second || d < -2*time.Second || after.left < time.Hour {
+			t.Errorf("TTL before %v, after %v: Rekey does not keep it", before.left, after.left)
+		}
+		for i, b := range browsers {
+			sess, _ := b.get(t, rotated, "sid")
+			equal(t, "n after rekey", sess.Values["n"], any(i))
+		}
+		rs, err = rotating.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "re-sealed by a second pass", rs.Resealed, 0)
+		equal(t, "current on a second pass", rs.Current, 12)
+		st, err = rotated.Stats(context.Background(), 100)
+		noErr(t, err)
+		equal(t, "sealed by k2 after", st.SealedBy[keyID(t, k2)], 12)
+		equal(t, "in clear after", st.SealedBy["clear"], 0)
+
+		if _, err := plain.Rekey(context.Background(), nil); !errors.Is(err, ErrNoEncryptionKeys) {
+			t.Errorf("Rekey without keys: %v", err)
+		}
+	})
+}
+
+// A field TTL (HashMode where the server has them) survives Rekey.
+func TestRekeyKeepsFieldTTLs(t *testing.T) {
+	t.Parallel()
+	forEachTarget(t, func(t *testing.T, tg *target) {
+		if !tg.fieldTTLs() {
+			t.Skip("no hash-field TTLs on this server")
+		}
+		tg.prefix = randomPrefix()
+		old := newStore(t, tg, Config{FieldTTL: FieldTTLOn, EncryptionKeys: testSealKeys[:1]})
+		rotating := newStore(t, tg, Config{FieldTTL: FieldTTLOn, EncryptionKeys: [][]byte{testSealKeys[1], testSealKeys[0]}})
+		b := saveValue(t, old, map[any]any{"a": 1})
+		sess, _ := b.get(t, old, "sid")
+		loc, _ := rawAt(t, old, sess.ID)
+		ttl := func() int64 {
+			v, err := tg.do(t, "HPTTL", loc.key, "FIELDS", "1", loc.field).ToArray()
+			noErr(t, err)
+			n, err := v[0].AsInt64()
+			noErr(t, err)
+			return n
+		}
+		was := ttl()
+		if was <= 0 {
+			t.Fatalf("the field has no TTL (%d): the test proves nothing", was)
+		}
+		rs, err := rotating.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "re-sealed", rs.Resealed, 1)
+		if now := ttl(); now <= 0 || now > was {
+			t.Fatalf("field TTL %d ms before Rekey, %d after", was, now)
+		}
+	})
+}
+
+// Rekey under concurrent writes loses nothing: requests of instances that
+// still seal with the old key increment counters while Rekey passes
+// re-seal them; every increment lands, and a final pass leaves every
+// session sealed by the new key.
+func TestRekeyUnderConcurrentWritesLosesNothing(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		k1, k2 := testSealKeys[0], testSealKeys[1]
+		old := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k1, k2}})
+		rotating := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2, k1}})
+		rotated := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2}})
+		const clients, increments = 8, 15
+		browsers := make([]*browser, clients)
+		for i := range browsers {
+			browsers[i] = saveValue(t, old, map[any]any{"count": 0})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		passes := make(chan int, 1)
+		go func() {
+			n := 0
+			defer func() { passes <- n }()
+			for ctx.Err() == nil {
+				if _, err := rotating.Rekey(ctx, nil); err != nil && ctx.Err() == nil {
+					t.Errorf("Rekey: %v", err)
+					return
+				}
+				n++
+			}
+		}()
+		var wg sync.WaitGroup
+		for _, b := range browsers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range increments {
+					r := b.request()
+					sess, err := old.Get(r, "sid")
+					if err != nil {
+						t.Errorf("Get: %v", err)
+						return
+					}
+					sess.Values["count"] = sess.Values["count"].(int) + 1
+					w := httptest.NewRecorder()
+					if err := old.Save(r, w, sess); err != nil {
+						t.Errorf("Save: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		cancel()
+		if n := <-passes; n == 0 {
+			t.Log("no Rekey pass completed while the writes ran")
+		}
+		rs, err := rotating.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "unreadable", rs.Unreadable, 0)
+		for _, b := range browsers {
+			sess, _ := b.get(t, rotated, "sid")
+			equal(t, "count", sess.Values["count"], any(increments))
+		}
+	})
+}
