@@ -72,6 +72,9 @@ const defaultTimeout = 5 * time.Second
 const (
 	envURL  = "REDIS_URL"
 	envKeys = "REDISTORE_KEYS"
+	// envSealKeys holds Config.EncryptionKeys: what opens sealed values
+	// (inspect, sessions) and what rekey seals with.
+	envSealKeys = "REDISTORE_ENCRYPTION_KEYS"
 )
 
 func main() {
@@ -94,7 +97,7 @@ type command struct {
 	setup   func(fs *flag.FlagSet, o *options) func(ctx context.Context, e *env, args []string) error
 }
 
-var commands = []*command{sweepCommand, statsCommand, doctorCommand, inspectCommand, sessionsCommand, revokeCommand}
+var commands = []*command{sweepCommand, statsCommand, doctorCommand, inspectCommand, sessionsCommand, revokeCommand, rekeyCommand}
 
 func lookupCommand(name string) *command {
 	for _, c := range commands {
@@ -200,13 +203,14 @@ Every command takes:
 
 %s holds the cookie keys, for inspect with a cookie value only: the
 Config.KeyPairs in order, hex-encoded, comma-separated; an empty item is a nil
-block key. Keys are never taken from a flag.
+block key. %s holds Config.EncryptionKeys the same way (32 bytes
+each), to read sealed sessions and for rekey. Keys are never taken from a flag.
 
 --json makes any command print one JSON document on stdout instead of text.
 
 Exit status: 0 success, 1 failure (one "redistore: ..." line on stderr),
 2 usage error.
-`, envURL, redistore.DefaultKeyPrefix, defaultTimeout, envKeys)
+`, envURL, redistore.DefaultKeyPrefix, defaultTimeout, envKeys, envSealKeys)
 }
 
 // options are the flags every command shares: the Redis URL and the
@@ -352,6 +356,13 @@ func (e *env) config(needKeys bool) (redistore.Config, error) {
 	if e.opts.timeout <= 0 {
 		return cfg, usageErrorf("--timeout %v: use a positive duration", e.opts.timeout)
 	}
+	if raw := e.getenv(envSealKeys); strings.TrimSpace(raw) != "" {
+		keys, err := parseSealKeys(raw)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.EncryptionKeys = keys
+	}
 	if !needKeys {
 		key := make([]byte, 32)
 		rand.Read(key)
@@ -368,6 +379,24 @@ func (e *env) config(needKeys bool) (redistore.Config, error) {
 	}
 	cfg.KeyPairs = pairs
 	return cfg, nil
+}
+
+// parseSealKeys decodes REDISTORE_ENCRYPTION_KEYS: Config.EncryptionKeys
+// in order, hex-encoded, comma-separated. Its errors never quote a key.
+func parseSealKeys(raw string) ([][]byte, error) {
+	items := strings.Split(raw, ",")
+	keys := make([][]byte, len(items))
+	for i, item := range items {
+		b, err := hex.DecodeString(strings.TrimSpace(item))
+		if err != nil {
+			return nil, usageErrorf("%s item %d (of %d) is not hexadecimal: encode each key with hex", envSealKeys, i+1, len(items))
+		}
+		if len(b) != 32 {
+			return nil, usageErrorf("%s item %d (of %d) is %d bytes: each encryption key is 32 random bytes (make one with openssl rand -hex 32)", envSealKeys, i+1, len(items), len(b))
+		}
+		keys[i] = b
+	}
+	return keys, nil
 }
 
 // parseKeyPairs decodes REDISTORE_KEYS. Its errors never quote a key.

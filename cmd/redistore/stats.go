@@ -67,6 +67,11 @@ type statsJSON struct {
 	Encodings        map[string]int `json:"encodings"`
 	// Compressors counts the sampled sessions by compressor ("lz4", "zstd", "none").
 	Compressors map[string]int `json:"compressors"`
+	// SealedBy counts the sampled sessions by the fingerprint of the key
+	// that sealed them ("clear": stored in clear); RingKeys are the
+	// fingerprints of $REDISTORE_ENCRYPTION_KEYS, the sealing key first.
+	SealedBy map[string]int `json:"sealed_by"`
+	RingKeys []string       `json:"ring_keys"`
 	// BytesPerSession is 0 where the server lacks MEMORY USAGE.
 	BytesPerSession float64 `json:"bytes_per_session"`
 	ValueBytes      float64 `json:"value_bytes"`
@@ -100,6 +105,8 @@ func statsDocument(st redistore.Stats) statsJSON {
 		Sampled:          st.Sampled,
 		Encodings:        st.Encodings,
 		Compressors:      st.Compressors,
+		SealedBy:         st.SealedBy,
+		RingKeys:         append([]string{}, st.RingKeys...),
 		BytesPerSession:  st.BytesPerSession,
 		ValueBytes:       st.ValueBytes,
 		MaxValueBytes:    st.MaxValueBytes,
@@ -114,6 +121,9 @@ func statsDocument(st redistore.Stats) statsJSON {
 	}
 	if doc.Compressors == nil {
 		doc.Compressors = map[string]int{}
+	}
+	if doc.SealedBy == nil {
+		doc.SealedBy = map[string]int{}
 	}
 	for _, b := range st.PerBucket {
 		bar := barJSON{Min: b.Min, Buckets: b.Buckets}
