@@ -110,7 +110,11 @@
 // values written by any of the three stay readable when Config.Serializer
 // changes. Serialized sessions of CompressMinLength bytes or more are
 // compressed when that makes them shorter: with LZ4 unless Config.Compressor
-// names zstd (Zstd) or an application's Compressor.
+// names zstd (Zstd) or an application's Compressor. With
+// Config.EncryptionKeys, they are then sealed (XChaCha20-Poly1305, bound to
+// where they are stored), so that what Redis holds, its backups and
+// replicas say nothing of them; Store.Rekey re-seals every session with a
+// new key.
 //
 // # Moving from boj/redistore
 //
@@ -131,7 +135,7 @@
 // [Users' sessions], [Operations] (the redistore command),
 // [Redis Cluster and Sentinel], [Servers] (what the store uses on Redis 6 to
 // 8 and Valkey 8 and 9), [Compression], [Metrics and tracing],
-// [Performance], [Scaling] (100 million sessions), [Frameworks],
+// [Sealed values], [Performance], [Scaling] (100 million sessions), [Frameworks],
 // [Moving from boj/redistore] and [Testing].
 //
 // [Storage layout and expiry]: https://github.com/redisession/redistore/blob/main/docs/layout-and-expiry.md
@@ -140,6 +144,7 @@
 // [Operations]: https://github.com/redisession/redistore/blob/main/docs/operations.md
 // [Redis Cluster and Sentinel]: https://github.com/redisession/redistore/blob/main/docs/cluster-and-sentinel.md
 // [Servers]: https://github.com/redisession/redistore/blob/main/docs/servers.md
+// [Sealed values]: https://github.com/redisession/redistore/blob/main/docs/sealing.md
 // [Compression]: https://github.com/redisession/redistore/blob/main/docs/compression.md
 // [Metrics and tracing]: https://github.com/redisession/redistore/blob/main/docs/metrics.md
 // [Performance]: https://github.com/redisession/redistore/blob/main/docs/performance.md

@@ -30,7 +30,7 @@ const cookieName = "sid"
 const userValueKey = "k2"
 
 // contenderNames lists every contender, in report order. boj is the baseline.
-var contenderNames = []string{"hash", "string", "hash-users", "string-users", "hash-plain", "hash-zstd", "hash-zstd-better", "boj", "goredis", "raw"}
+var contenderNames = []string{"hash", "string", "hash-users", "string-users", "hash-sealed", "string-sealed", "hash-plain", "hash-zstd", "hash-zstd-better", "boj", "goredis", "raw"}
 
 const baseline = "boj"
 
@@ -41,6 +41,9 @@ var contenderLabels = map[string]string{
 	// With Config.UserKey: every session is indexed under its user.
 	"hash-users":   "redistore HashMode, UserKey",
 	"string-users": "redistore StringMode, UserKey",
+	// With Config.EncryptionKeys: values sealed at rest.
+	"hash-sealed":   "redistore HashMode, sealed",
+	"string-sealed": "redistore StringMode, sealed",
 	// Compressors: none, and zstd at two levels, beside "hash" (LZ4).
 	"hash-plain":       "redistore HashMode, no compression",
 	"hash-zstd":        "redistore HashMode, zstd fastest",
@@ -71,13 +74,13 @@ type contenderConfig struct {
 func newContender(ctx context.Context, name string, cfg contenderConfig) (*contender, error) {
 	c := &contender{name: name, label: contenderLabels[name]}
 	switch name {
-	case "hash", "string", "hash-users", "string-users", "hash-plain", "hash-zstd", "hash-zstd-better":
+	case "hash", "string", "hash-users", "string-users", "hash-sealed", "string-sealed", "hash-plain", "hash-zstd", "hash-zstd-better":
 		client, err := redistore.NewClient("redis://" + cfg.addr)
 		if err != nil {
 			return nil, err
 		}
 		mode := redistore.HashMode
-		if name == "string" || name == "string-users" {
+		if name == "string" || name == "string-users" || name == "string-sealed" {
 			mode = redistore.StringMode
 		}
 		userKey := ""
@@ -86,6 +89,8 @@ func newContender(ctx context.Context, name string, cfg contenderConfig) (*conte
 		}
 		rc := redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL, UserKey: userKey}
 		switch name {
+		case "hash-sealed", "string-sealed":
+			rc.EncryptionKeys = [][]byte{benchSealKey}
 		case "hash-plain":
 			rc.CompressMinLength = -1
 		case "hash-zstd", "hash-zstd-better":
@@ -314,3 +319,7 @@ func (c *contender) wantOf(p *payload) int {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// benchSealKey seals the sealed contenders' values: a fixed key, as the
+// figures do not depend on it.
+var benchSealKey = []byte("redistore benchmark sealing key.")

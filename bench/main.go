@@ -44,6 +44,7 @@ type config struct {
 	memSizes      []int
 	memConc       int
 	memListpack   int
+	memOnly       []string // the memory report's layouts to measure; nil: all
 	outDir        string
 	smoke         bool
 	cpuProfile    string
@@ -96,6 +97,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&memSizes, "memory-sizes", "150,1k", "session sizes of the memory report")
 	fs.IntVar(&cfg.memConc, "memory-conc", 32, "goroutines writing sessions in the memory report")
 	fs.IntVar(&cfg.memListpack, "memory-listpack", 2048, "hash-max-listpack-value of the raised HashMode layout")
+	fs.Func("memory-layouts", "measure only these layouts of the memory report, comma-separated (string, hash, hash-lp, hash-off, hash-lp-off, string-sealed, hash-lp-sealed, boj)", func(v string) error {
+		cfg.memOnly = strings.Split(v, ",")
+		return nil
+	})
 	fs.BoolVar(&cfg.scale, "scale", false, "run only the scale report: bytes per session, Stats and Sweep times, standalone and on a 3-primary cluster, both modes (for docs/scaling.md)")
 	fs.IntVar(&cfg.scaleSessions, "scale-sessions", 1_000_000, "sessions written per run of the scale report")
 	scaleSize := fs.String("scale-size", "150", "session size of the scale report")

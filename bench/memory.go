@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ func memLayouts(listpack int, fieldTTLs bool) []memLayout {
 			memLayout{name: "hash-off", label: "redistore HashMode, FieldTTLOff, server defaults", contender: "hash", fieldTTL: redistore.FieldTTLOff},
 			memLayout{name: "hash-lp-off", label: fmt.Sprintf("redistore HashMode, FieldTTLOff, hash-max-listpack-value %d", listpack), contender: "hash", listpack: listpack, fieldTTL: redistore.FieldTTLOff})
 	}
+	l = append(l,
+		memLayout{name: "string-sealed", label: "redistore StringMode, sealed", contender: "string-sealed"},
+		memLayout{name: "hash-lp-sealed", label: fmt.Sprintf("redistore HashMode, sealed, hash-max-listpack-value %d", listpack), contender: "hash-sealed", listpack: listpack})
 	return append(l, memLayout{name: "boj", label: "boj/redistore v1.4.1", contender: "boj"})
 }
 
@@ -77,6 +81,9 @@ func (m *memoryResults) ratio(si, li int) float64 {
 // each on a redis-server of its own, and measures used_memory.
 func runMemory(cfg *config, workDir string) (*memoryResults, error) {
 	m := &memoryResults{sizes: cfg.memSizes, layouts: memLayouts(cfg.memListpack, cfg.install.AtLeast(7, 4))}
+	if cfg.memOnly != nil {
+		m.layouts = slices.DeleteFunc(m.layouts, func(l memLayout) bool { return !slices.Contains(cfg.memOnly, l.name) })
+	}
 	for i, size := range cfg.memSizes {
 		p, err := newPayload(size, cfg.payloadKind, uint64(i+1))
 		if err != nil {

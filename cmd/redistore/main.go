@@ -1,7 +1,8 @@
 // Command redistore is the operators' tool for a redistore session store:
 // it sweeps expired sessions (the cron job), reports what the store holds,
-// checks the Redis server's configuration for sessions, and shows one
-// session for support.
+// checks the Redis server's configuration for sessions, shows one
+// session for support, ends users' sessions, and re-seals sessions with a
+// new encryption key.
 //
 //	redistore sweep    [--sample N] [--progress auto|always|never] [--json]
 //	redistore stats    [--sample N] [--json]
@@ -9,6 +10,7 @@
 //	redistore inspect  [--cookie NAME] [--json] <session-id-or-cookie-value>
 //	redistore sessions --user USER [--user-key KEY] [--json]
 //	redistore revoke   --user USER [--handle HANDLE] [--user-key KEY] [--json]
+//	redistore rekey    [--progress auto|always|never] [--json]
 //
 // With --json a command prints one indented JSON document on stdout instead
 // of text: the fields of a struct documented beside the command (statsJSON,
@@ -25,7 +27,9 @@
 // the environment (REDISTORE_KEYS: Config.KeyPairs in order, hex-encoded,
 // comma-separated, an empty item for a nil block key), never from a flag, so
 // that they stay out of shell history and process listings; only inspect
-// with a cookie value needs them.
+// with a cookie value needs them. REDISTORE_ENCRYPTION_KEYS holds
+// Config.EncryptionKeys the same way: every command opens sealed sessions
+// with them, and rekey seals with the first.
 //
 // The exit status is 0 on success, 1 on failure (with one "redistore: ..."
 // line on stderr) and 2 on a usage error. A sweep from cron, where Redis has
