@@ -109,22 +109,58 @@ func TestCookieFastPathMatchesSecurecookie(t *testing.T) {
 	agree("one pipe", "sid", base64.URLEncoding.EncodeToString([]byte("1700000000|abc")))
 }
 
-// FuzzCookieFastPath: on any value, the fast path and securecookie agree.
+// FuzzCookieFastPath: the fast path and securecookie agree on any value
+// (both refuse it, or both read the same ID from it) and neither panics.
+// A random change to a value breaks its MAC, which both check before
+// anything else, so each input is also a payload, a date and an encoded
+// ID that the target signs as securecookie lays them out (date "|" ID,
+// the MAC over name "|" date "|" ID): the checks behind the MAC (the
+// date, the base64 of the ID, the length limit) see fuzzed input too.
 func FuzzCookieFastPath(f *testing.F) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	ref := referenceCodec(key)
 	fast := NewDecoder(key)
-	good, _ := ref.Encode("sid", []byte(newID()))
-	f.Add(good)
-	f.Add(forgeMACCookie(key, "sid", "x", "abc"))
-	f.Add(forgeMACCookie(key, "sid", "1", base64.URLEncoding.EncodeToString([]byte("a|b"))))
-	f.Add("")
-	f.Fuzz(func(t *testing.T, value string) {
-		var want []byte
-		refErr := ref.Decode("sid", value, &want)
-		got, ok := fast.Decode("sid", value)
-		if (refErr == nil) != ok || (ok && got != string(want)) {
-			t.Fatalf("securecookie: %q, %v; fast path: %q, %v", want, refErr, got, ok)
+	b64 := base64.URLEncoding.EncodeToString
+	hexID := "0123456789abcdef0123456789abcdef" // an ID as the store makes them
+	id := b64([]byte(hexID))
+	good, _ := ref.Encode("sid", []byte(hexID))
+	// Raw values, each with a well-formed payload beside it.
+	for _, v := range []string{good, good[:10], good + "AAAA", strings.Repeat("A", 5000), ""} {
+		f.Add(v, "1700000000", id)
+	}
+	// Payloads, each also given signed as the raw value.
+	for _, p := range []struct{ date, encodedID string }{
+		{"1700000000", id},
+		{"0", id},                    // long expired (the store's codecs have no MaxAge)
+		{"-5", id},                   // before 1970
+		{"99999999999", id},          // in the future
+		{"99999999999999999999", id}, // past int64
+		{"+5", id},
+		{" 1", id},
+		{"", id},
+		{"x", "abc"},
+		{"1700000000", ""},                      // an empty ID
+		{"1700000000", "!!!!"},                  // not base64
+		{"1700000000", id[:len(id)-1]},          // base64 cut short
+		{"1700000000", id + "\n"},               // base64 with a line break
+		{"1700000000", "a|b"},                   // a third '|': the MAC no longer matches
+		{"1", b64([]byte("a|b"))},               // an ID holding '|'
+		{"1700000000", b64([]byte(hexID[:31]))}, // IDs of the wrong length
+		{"1700000000", b64([]byte(hexID + "0"))},
+		{"1700000000", b64([]byte("\x00\xff|\x80"))}, // an ID not in hexadecimal
+		{"1700000000", b64(make([]byte, 2271))},      // a value of 4096 characters, the limit
+		{"1700000000", b64(make([]byte, 2274))},      // 4104 characters, past it
+	} {
+		f.Add(forgeMACCookie(key, "sid", p.date, p.encodedID), p.date, p.encodedID)
+	}
+	f.Fuzz(func(t *testing.T, value, date, encodedID string) {
+		for _, v := range []string{value, forgeMACCookie(key, "sid", date, encodedID)} {
+			var want []byte
+			refErr := ref.Decode("sid", v, &want)
+			got, ok := fast.Decode("sid", v)
+			if (refErr == nil) != ok || (ok && got != string(want)) {
+				t.Fatalf("value %q: securecookie: %q, %v; fast path: %q, %v", v, want, refErr, got, ok)
+			}
 		}
 	})
 }
