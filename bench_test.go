@@ -113,8 +113,16 @@ func benchTarget(b *testing.B) *target {
 // on the real server.
 func BenchmarkStore(b *testing.B) {
 	tg := benchTarget(b)
-	for _, mode := range []Mode{HashMode, StringMode} {
-		s := newStore(b, tg, Config{Mode: mode})
+	for _, layout := range []struct {
+		mode   Mode
+		sealed bool
+	}{{HashMode, false}, {StringMode, false}, {HashMode, true}, {StringMode, true}} {
+		mode, prefix := layout.mode, layout.mode.String()
+		cfg := Config{Mode: mode}
+		if layout.sealed {
+			cfg.EncryptionKeys, prefix = testSealKeys[:1], prefix+"-sealed"
+		}
+		s := newStore(b, tg, cfg)
 		var cookies sync.Map // goroutine's first cookie, so they do not share a session
 		cookieFor := func(slot *http.Cookie) *http.Cookie {
 			if slot != nil {
@@ -131,7 +139,7 @@ func BenchmarkStore(b *testing.B) {
 			return c
 		}
 		run := func(name string, save, change bool) {
-			b.Run(mode.String()+"/"+name, func(b *testing.B) {
+			b.Run(prefix+"/"+name, func(b *testing.B) {
 				b.ReportAllocs()
 				cpu0 := 0.0
 				if tg.mini == nil {
