@@ -52,6 +52,7 @@ type Store struct {
 	zstd          *envelope.ZstdDecoder
 	states        states // what requests hold for their sessions (request.go)
 	moveKey       []byte // the current hash key: names the ID a boj/redistore session moves to
+	walkCount     int    // the SCAN COUNT of Sessions; 0: scanCount (tests lower it)
 }
 
 var _ sessions.Store = (*Store)(nil)

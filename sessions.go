@@ -221,7 +221,11 @@ func (s *Store) walkSessions(ctx context.Context, visit func(foundSession) error
 		w.buckets = &hb.buckets
 		w.seen = make([]uint64, (hb.buckets.n+63)/64)
 	}
-	err := ScanBuckets()(ctx, s.bounded(), s.prefix, w.chunk)
+	count := int64(scanCount)
+	if s.walkCount > 0 {
+		count = int64(s.walkCount)
+	}
+	err := scanKeys(count)(ctx, s.bounded(), s.prefix, w.chunk)
 	if err != nil && !errors.Is(err, errStopWalk) && !errors.Is(err, ErrUnavailable) {
 		err = redisError("listing sessions", err)
 	}

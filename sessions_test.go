@@ -197,14 +197,24 @@ func TestSessionsUnderConcurrentWrites(t *testing.T) {
 			defer wg.Done()
 			churnErr = churn(s, browsers, stop)
 		}()
+		// A SCAN reply of a few keys, and writes between them as well as
+		// beside them, so that the walk meets the writes (and, on a real
+		// server, the key table's resizes they cause).
+		withWalkCount(s, 8)
 		got := map[string][]SessionInfo{}
 		var walkErr error
+		i := 0
 		for info, err := range s.Sessions(context.Background()) {
 			if err != nil {
 				walkErr = err
 				break
 			}
 			got[info.Handle] = append(got[info.Handle], info)
+			if i++; i%4 == 0 {
+				if walkErr = rewrite(s, newBrowser(), func(sess *sessions.Session) { sess.Values["during"] = i }); walkErr != nil {
+					break
+				}
+			}
 		}
 		close(stop)
 		wg.Wait()
@@ -371,4 +381,70 @@ func TestSessionsObserved(t *testing.T) {
 	equal(t, "sessions walked", events[0].Sessions, 3)
 	equal(t, "second op", events[1].Op, OpDeleteSessions)
 	equal(t, "sessions ended", events[1].Sessions, 1)
+}
+
+// TestSessionsSkipsWhatSCANRepeats feeds a walk SCAN replies that list keys
+// again, as SCAN may across a resize of Redis's key table: each session is
+// visited once.
+func TestSessionsSkipsWhatSCANRepeats(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	for _, mode := range []Mode{HashMode, StringMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg := Config{Mode: mode, KeyPrefix: randomPrefix()}
+			if mode == HashMode {
+				cfg.Buckets = 1 << 20 // a session a bucket
+			}
+			s := newStore(t, tg, cfg)
+			var keys []string
+			for i := range 3 {
+				_, sess := newSession(t, s, map[any]any{"n": i}, 0)
+				loc, err := s.locate(sess.ID)
+				noErr(t, err)
+				keys = append(keys, loc.key)
+			}
+			visits := map[string]int{}
+			w := &sessionWalk{s: s, ctx: context.Background(), visit: func(f foundSession) error {
+				visits[s.idAt(f.loc)]++
+				return nil
+			}}
+			if hb, ok := s.layout.(*hashLayout); ok {
+				w.buckets, w.seen = &hb.buckets, make([]uint64, (hb.buckets.n+63)/64)
+			}
+			a, b, c := keys[0], keys[1], keys[2]
+			for _, reply := range [][]string{{a, b, a}, {b, c}, {}, {}, {a, c}} {
+				noErr(t, w.chunk(reply))
+			}
+			equal(t, "sessions visited", len(visits), 3)
+			for id, n := range visits {
+				equal(t, "visits of "+handleOf(id), n, 1)
+			}
+		})
+	}
+}
+
+// TestSessionsReadsALargeBucketOnce: a bucket of more than
+// sessionsWholeBucket sessions is read with HSCAN, each session once.
+func TestSessionsReadsALargeBucketOnce(t *testing.T) {
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		s := newStore(t, tg, Config{Mode: HashMode, Buckets: 1})
+		_, sess := newSession(t, s, map[any]any{"n": 1}, 0)
+		loc, err := s.locate(sess.ID)
+		noErr(t, err)
+		v, err := tg.do(t, "HGET", loc.key, loc.field).ToString()
+		noErr(t, err)
+		n := sessionsWholeBucket + 300
+		args := []string{"HSET", loc.key}
+		for range n - 1 {
+			raw, _ := rawID(newID())
+			args = append(args, string(raw[:]), v) // copies under other IDs
+		}
+		tg.do(t, args...)
+		got := walk(t, s)
+		equal(t, "sessions yielded", len(got), n)
+		for h, infos := range got {
+			equal(t, "times "+h+" is yielded", len(infos), 1)
+		}
+	})
 }
