@@ -14,9 +14,10 @@ import (
 
 // Sessions walks every session of the store, in bounded memory: SCAN MATCH
 // on the key prefix, on every primary of a Redis Cluster, a chunk at a
-// time; each chunk's sessions read in one pipelined round trip (HashMode
-// buckets whole, with HGETALL, or with HSCAN past sessionsWholeBucket
-// fields). Each call is bounded by Config.Timeout.
+// time; each chunk's sessions read in pipelined round trips (HashMode
+// buckets whole, with HGETALL, or with HSCAN past 1024 sessions). Each call
+// is bounded by Config.Timeout. Sessions still in boj/redistore's keys
+// (Config.Legacy) are not walked.
 //
 // It yields every live session: with its Handle, its User (with
 // Config.UserKey), when it started and expires, its stored size and
@@ -33,8 +34,8 @@ import (
 // A session that lives throughout the walk is yielded once. In HashMode
 // with the default key generators that holds whatever Redis does, as each
 // bucket is read once (a bitmap of the buckets seen). Elsewhere SCAN may
-// list a key twice, which Sessions remembers over its last few replies
-// (sessionsWindow): that covers the repeats a resize of Redis's key table
+// list a key twice, so Sessions remembers the keys of its last four
+// replies: that covers the repeats a resize of Redis's key table
 // gives, which come in neighbouring replies, but not a Redis Cluster slot
 // moving to another node during the walk, whose keys may then come twice.
 // A session written or ended during the walk may or may not be yielded.
