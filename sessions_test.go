@@ -185,6 +185,9 @@ func TestSessionsUnderConcurrentWrites(t *testing.T) {
 			b, sess := newSession(t, s, map[any]any{"n": i}, 0)
 			stable[s.Handle(sess)] = b
 		}
+		for range 20 {
+			newSession(t, s, map[any]any{"short": true}, 1)
+		}
 		browsers := make([]*browser, 0, len(stable))
 		for _, b := range stable {
 			browsers = append(browsers, b)
@@ -210,7 +213,10 @@ func TestSessionsUnderConcurrentWrites(t *testing.T) {
 				break
 			}
 			got[info.Handle] = append(got[info.Handle], info)
-			if i++; i%4 == 0 {
+			if i++; i == 50 {
+				tg.advance(t, 1500*time.Millisecond) // the sessions of a second or two expire mid-walk
+			}
+			if i%4 == 0 {
 				if walkErr = rewrite(s, newBrowser(), func(sess *sessions.Session) { sess.Values["during"] = i }); walkErr != nil {
 					break
 				}

@@ -62,6 +62,9 @@ func setupSessions(fs *flag.FlagSet, _ *options) func(context.Context, *env, []s
 		if *all {
 			return listAll(ctx, e, args, u, *progress, *asJSON)
 		}
+		if u.user == "" && len(args) == 0 {
+			return usageErrorf("--user is required: the user's ID, as the application stores it; or --all, for every session")
+		}
 		store, done, err := u.open(e, args)
 		if err != nil {
 			return err
