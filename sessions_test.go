@@ -454,3 +454,30 @@ func TestSessionsReadsALargeBucketOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionsYieldsARedisFailure: with Redis gone, the walk yields one
+// zero SessionInfo with ErrUnavailable, within Config.Timeout, and ends.
+func TestSessionsYieldsARedisFailure(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []Mode{HashMode, StringMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			tg := newMiniTarget(t)
+			s := newStore(t, tg, Config{Mode: mode, Timeout: 300 * time.Millisecond})
+			newSession(t, s, map[any]any{"n": 1}, 0)
+			tg.mini.Close()
+			yields := 0
+			for info, err := range s.Sessions(context.Background()) {
+				yields++
+				if !errors.Is(err, ErrUnavailable) || info.Found || info.Handle != "" {
+					t.Fatalf("with Redis gone: %+v, %v; want a zero SessionInfo and ErrUnavailable", info, err)
+				}
+			}
+			equal(t, "yields", yields, 1)
+			n, err := s.DeleteSessions(context.Background(), func(SessionInfo) bool { return true })
+			if n != 0 || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("DeleteSessions with Redis gone: %d, %v", n, err)
+			}
+		})
+	}
+}
