@@ -32,13 +32,14 @@ import (
 // the walk. Breaking out of the loop stops it: no call is sent after.
 //
 // A session that lives throughout the walk is yielded once. In HashMode
-// with the default key generators that holds whatever Redis does, as each
-// bucket is read once (a bitmap of the buckets seen). Elsewhere SCAN may
-// list a key twice, so Sessions remembers the keys of its last four
-// replies: that covers the repeats a resize of Redis's key table
-// gives, which come in neighbouring replies, but not a Redis Cluster slot
-// moving to another node during the walk, whose keys may then come twice.
-// A session written or ended during the walk may or may not be yielded.
+// with the default key generators each bucket is read once, whatever SCAN
+// repeats (a bitmap of the buckets read, Buckets/8 bytes). Elsewhere SCAN
+// may list a key twice, so Sessions remembers the keys of its last four
+// replies: that covers the repeats a resize of Redis's key table gives,
+// which come in neighbouring replies. A Redis Cluster slot that moves to
+// another node during the walk is outside these guarantees: its sessions
+// may be missed, or (but for HashMode's default generators) come twice. A
+// session written or ended during the walk may or may not be yielded.
 func (s *Store) Sessions(ctx context.Context) iter.Seq2[SessionInfo, error] {
 	return func(yield func(SessionInfo, error) bool) {
 		start := s.began()
