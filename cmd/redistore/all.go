@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/redisession/redistore"
@@ -31,6 +32,7 @@ func listAll(ctx context.Context, e *env, args []string, u *userFlags, progress 
 	var bar *walkBar
 	if show {
 		bar = &walkBar{w: e.stderr, start: time.Now()}
+		bar.count(ctx, store)
 	}
 	doc := allSessionsJSON{Sessions: []allSessionJSON{}}
 	now := time.Now()
@@ -151,28 +153,54 @@ func (r *allRows) total() {
 	fmt.Fprintf(r.w, "%d live session(s)\n", r.n)
 }
 
-// walkBar counts the sessions found on stderr while sessions --all walks
-// the store: a counter, as the total is not known before the walk ends.
+// walkBar draws the progress of sessions --all on stderr: a bar against
+// the number of sessions stored, counted first (expired ones not removed
+// yet included, so the bar may end short of full), or a counter when that
+// count failed.
 type walkBar struct {
 	w     io.Writer
 	start time.Time
 	n     int
+	total int // 0: unknown
 	bar   progressBar
 }
 
-// step counts a session and redraws, at most every redrawEvery. It is a
-// no-op on a nil bar.
+// count gives the bar its total with Stats (a SCAN of the prefix and a
+// pipelined HLEN or TYPE a key), drawing while it counts. If it fails, the
+// bar stays a counter: the walk will report the error.
+func (b *walkBar) count(ctx context.Context, store *redistore.Store) {
+	b.bar.w = b.w
+	b.bar.draw(true, "counting the sessions...")
+	if st, err := store.Stats(ctx, 1); err == nil {
+		b.total = st.Sessions
+	}
+}
+
+// step counts a session and redraws, at most every redrawEvery but for
+// the first and the last. It is a no-op on a nil bar.
 func (b *walkBar) step() {
 	if b == nil {
 		return
 	}
 	b.n++
 	b.bar.w = b.w
-	b.bar.draw(false, fmt.Sprintf("listing sessions: %d in %v", b.n, time.Since(b.start).Round(time.Second)))
+	b.bar.draw(b.n == 1 || b.n == b.total, b.line()) // the first and the last always
 }
 
-// clear erases the counter (before a line of output). It is a no-op on a
-// nil bar.
+func (b *walkBar) line() string {
+	elapsed := time.Since(b.start).Round(time.Second)
+	if b.total <= 0 {
+		return fmt.Sprintf("listing sessions: %d in %v", b.n, elapsed)
+	}
+	total := max(b.total, b.n) // sessions written since the count
+	const width = 30
+	fill := width * b.n / total
+	return fmt.Sprintf("listing sessions [%s%s] %d/%d %3.0f%%",
+		strings.Repeat("#", fill), strings.Repeat("-", width-fill), b.n, total, 100*float64(b.n)/float64(total))
+}
+
+// clear erases the bar (before a line of output). It is a no-op on a nil
+// bar.
 func (b *walkBar) clear() {
 	if b == nil {
 		return

@@ -74,7 +74,8 @@ func TestSessionsAll(t *testing.T) {
 
 				r = f.run(t, "sessions", "--all", "--progress", "always", m)
 				r.wantCode(t, 0)
-				contains(t, "progress", r.stderr, "listing sessions: ")
+				contains(t, "progress", r.stderr, "listing sessions [")
+				contains(t, "progress", r.stderr, "4/4 100%")
 
 				for _, args := range [][]string{{"sessions", "--all", "--user", "alice"}, {"sessions", "--all", "extra"}, {"sessions", "--all", "--progress", "sometimes"}} {
 					f.run(t, append(args, m)...).wantCode(t, 2)
