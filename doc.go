@@ -101,6 +101,11 @@
 // Config.MaxLifetime, a session ends that long after it began however
 // active it is; RegenerateID keeps its start.
 //
+// For an admin page, Sessions walks every session of the store (a Go
+// iterator: range over it, break to stop), each with its handle and user,
+// and DeleteSessions ends those a function picks, each only if it is still
+// what the function was shown.
+//
 // # Values
 //
 // CompactSerializer, the default, stores the common types (strings, numbers,

@@ -359,3 +359,49 @@ func ExampleStore_DeleteUserSessions() {
 	// signed out: 1 left: 1 this one: true
 	// signed out: 1 bob's devices: 1
 }
+
+// An admin page counts who is signed in, then ends every session of one
+// tenant's users.
+func ExampleStore_Sessions() {
+	client, mr := miniClient()
+	defer mr.Close()
+	defer client.Close()
+	store, err := redistore.New(redistore.Config{
+		Client:   client,
+		KeyPairs: [][]byte{[]byte("a 32-byte hash key, from secrets")},
+		UserKey:  "user",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	visit(store, nil, map[string]any{"user": "acme:alice"})
+	visit(store, nil, map[string]any{"user": "acme:bob"})
+	visit(store, nil, map[string]any{"user": "initech:carol"})
+	visit(store, nil, map[string]any{"cart": 2}) // not signed in
+
+	ctx := context.Background()
+	signedIn, anonymous := 0, 0
+	for info, err := range store.Sessions(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		if info.User != "" {
+			signedIn++
+		} else {
+			anonymous++
+		}
+	}
+	fmt.Println("signed in:", signedIn, "anonymous:", anonymous)
+
+	n, err := store.DeleteSessions(ctx, func(info redistore.SessionInfo) bool {
+		return strings.HasPrefix(info.User, "acme:")
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	carol, _ := store.UserSessions(ctx, "initech:carol")
+	fmt.Println("ended:", n, "carol's sessions:", len(carol))
+	// Output:
+	// signed in: 3 anonymous: 1
+	// ended: 2 carol's sessions: 1
+}

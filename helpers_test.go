@@ -408,6 +408,10 @@ func hashLayoutOf(s *Store) *hashLayout { return s.layout.(*hashLayout) }
 // tests and benchmarks that must leave expired sessions in place.
 func withoutCleaning(s *Store, off bool) { hashLayoutOf(s).noClean = off }
 
+// withWalkCount makes Sessions SCAN count keys a call, so that a few
+// sessions take many replies.
+func withWalkCount(s *Store, count int) { s.walkCount = count }
+
 // followMiniredisClock makes a store on miniredis never trust its estimate
 // of the server's clock (tests move miniredis's clock at will), and lets
 // StringMode's informational expiry follow miniredis's clock too.

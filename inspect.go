@@ -37,6 +37,13 @@ type SessionInfo struct {
 	Started time.Time
 	// Values are the session's values, when they could be decoded.
 	Values map[any]any
+	// Handle names the session without being a credential, as in
+	// UserSession (Sessions only; "" with a custom KeyGenerator, which
+	// hides the ID).
+	Handle string
+	// User is Values[Config.UserKey] as the user index names it (Sessions
+	// only; "" without UserKey, or when the values do not decode).
+	User string
 }
 
 var codecNames = map[byte]string{envelope.CodecCompact: "compact", envelope.CodecGob: "gob", envelope.CodecJSON: "json", envelope.CodecCustom: "application"}
@@ -61,12 +68,17 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 	if !p.found {
 		return info, nil
 	}
-	v := p.value
-	info.Found, info.Now, info.StoredBytes, info.Expires = true, p.now, len(v), p.expires
+	return info, s.describe(&info, loc, p.value, p.now, p.expires)
+}
+
+// describe fills in what a stored value v (expiry in front), read at loc at
+// the server's time now, says of its session, which ends at expires: for
+// Lookup and Sessions.
+func (s *Store) describe(info *SessionInfo, loc location, v string, now, expires time.Time) error {
+	info.Found, info.Now, info.StoredBytes, info.Expires = true, now, len(v), expires
 	if len(v) < expiryLen {
-		return info, fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
+		return fmt.Errorf("%w: %d-byte value has no expiry", ErrCorrupt, len(v))
 	}
-	now := p.now
 	env := v[expiryLen:]
 	info.Expired = !info.Expires.IsZero() && !info.Expires.After(now)
 	values, o, err := s.openValues(env, nil, loc)
@@ -80,7 +92,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (SessionInfo, error) {
 		info.Started = time.Unix(o.Meta.Start, 0)
 	}
 	info.Values = values
-	return info, err
+	return err
 }
 
 // Delete ends one session by its ID, for support and admin tools: it is

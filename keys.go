@@ -123,6 +123,23 @@ func (b buckets) key(i int) []byte {
 	return out
 }
 
+// index returns the number of the bucket whose bytes (after the prefix)
+// are k, as key makes them; false for bytes key never makes.
+func (b buckets) index(k string) (int, bool) {
+	if len(k) != b.width {
+		return 0, false
+	}
+	shift := 8*b.width - bitsOf(b.n)
+	var v uint32
+	for j := 0; j < b.width; j++ {
+		v = v<<8 | uint32(k[j])
+	}
+	if v&(1<<shift-1) != 0 {
+		return 0, false
+	}
+	return int(v >> shift), true
+}
+
 func bitsOf(n int) int {
 	bits := 0
 	for 1<<bits < n {

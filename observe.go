@@ -43,7 +43,8 @@ type Event struct {
 	// requests had stored meanwhile before it wrote (or gave up).
 	Merges int
 	// Sessions counts the sessions the operation dealt with: live sessions
-	// found by Sweep, listed by UserSessions, ended by DeleteUserSessions.
+	// found by Sweep, listed by UserSessions or Sessions, ended by
+	// DeleteUserSessions or DeleteSessions.
 	Sessions int
 	// Removed and Buckets are a Sweep's: expired sessions deleted, buckets
 	// visited.
@@ -63,9 +64,11 @@ const (
 	OpSweep                            // Sweep
 	OpUserSessions                     // UserSessions
 	OpDeleteUserSessions               // DeleteUserSession or DeleteUserSessions
+	OpSessions                         // Sessions (one walk)
+	OpDeleteSessions                   // DeleteSessions
 )
 
-var opNames = [...]string{"", "get", "save", "delete", "sweep", "user_sessions", "delete_user_sessions"}
+var opNames = [...]string{"", "get", "save", "delete", "sweep", "user_sessions", "delete_user_sessions", "sessions", "delete_sessions"}
 
 // String returns the operation's name in snake case ("get", "save", ...),
 // as metrics label it.

@@ -215,6 +215,8 @@ func TestObserverSeesRedisDown(t *testing.T) {
 func TestEventNames(t *testing.T) {
 	t.Parallel()
 	equal(t, "op", OpDeleteUserSessions.String(), "delete_user_sessions")
+	equal(t, "op", OpSessions.String(), "sessions")
+	equal(t, "op", OpDeleteSessions.String(), "delete_sessions")
 	equal(t, "unknown op", Op(99).String(), "unknown")
 	equal(t, "outcome", OutcomeTouched.String(), "touched")
 	equal(t, "kind", ErrorUnavailable.String(), "unavailable")

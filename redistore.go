@@ -55,6 +55,7 @@ type Store struct {
 	sealer        envelope.Sealer // ring, or a nil interface without one
 	states        states          // what requests hold for their sessions (request.go)
 	moveKey       []byte          // the current hash key: names the ID a boj/redistore session moves to
+	walkCount     int             // the SCAN COUNT of Sessions; 0: scanCount (tests lower it)
 }
 
 var _ sessions.Store = (*Store)(nil)

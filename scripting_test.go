@@ -76,6 +76,7 @@ func checkRefusedScripts(t *testing.T, tg, admin *target, cas bool) {
 			if sess.IsNew || sess.Values["start"] != true {
 				t.Fatalf("a read with scripts refused: %v", sess.Values)
 			}
+			equal(t, "sessions walked with scripts refused", len(walk(t, s)), 1)
 		}
 	})
 	t.Run("StringMode with UserKey: a sign-in fails with ErrNoScripting", func(t *testing.T) {
@@ -134,5 +135,12 @@ func checkRefusedScripts(t *testing.T, tg, admin *target, cas bool) {
 		sess, _ = b2.get(t, s, "sid")
 		noErr(t, s.Delete(context.Background(), sess.ID))
 		ended(t, s, b2, "the session after Delete")
+		// Sessions reads without scripts; DeleteSessions ends with DELIFEQ.
+		b3 := startedSession(t, s)
+		equal(t, "sessions walked", len(walk(t, s)), 1)
+		n, err := s.DeleteSessions(context.Background(), func(SessionInfo) bool { return true })
+		noErr(t, err)
+		equal(t, "sessions ended", n, 1)
+		ended(t, s, b3, "the session after DeleteSessions")
 	})
 }

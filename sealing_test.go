@@ -124,6 +124,15 @@ func TestSealedSessionsHoldNothingInClear(t *testing.T) {
 		us, err := s.UserSessions(context.Background(), "alice-"+sealMarker)
 		noErr(t, err)
 		equal(t, "sessions of the user", len(us), 1)
+		// The walk over every session opens them too.
+		seen := 0
+		for info, err := range s.Sessions(context.Background()) {
+			noErr(t, err)
+			seen++
+			equal(t, "secret, from Sessions", info.Values["secret"], any(sealMarker))
+			equal(t, "user, from Sessions", info.User, "alice-"+sealMarker)
+		}
+		equal(t, "sessions walked", seen, 1)
 	})
 }
 

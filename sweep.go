@@ -54,7 +54,13 @@ type BucketSource func(ctx context.Context, client rueidis.Client, prefix string
 // ScanBuckets returns the default BucketSource: every key under the prefix,
 // found with SCAN MATCH on every primary (in Redis Cluster, each primary
 // once; replicas are left out).
-func ScanBuckets() BucketSource {
+func ScanBuckets() BucketSource { return scanKeys(scanCount) }
+
+// scanCount is the COUNT of the store's SCANs.
+const scanCount = 1000
+
+// scanKeys is ScanBuckets with a SCAN COUNT of count.
+func scanKeys(count int64) BucketSource {
 	return func(ctx context.Context, client rueidis.Client, prefix string, yield func([]string) error) error {
 		nodes, err := topology.Primaries(ctx, client)
 		if err != nil {
@@ -64,7 +70,7 @@ func ScanBuckets() BucketSource {
 		for _, node := range nodes {
 			var cursor uint64
 			for {
-				entry, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+				entry, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(count).Build()).AsScanEntry()
 				if err != nil {
 					return fmt.Errorf("SCAN: %w", err)
 				}

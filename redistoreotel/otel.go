@@ -174,7 +174,7 @@ func (o *Observer) span(ctx context.Context, e redistore.Event, attrs []attribut
 		attrs = append(attrs, KeyMerges.Int(e.Merges))
 	}
 	switch e.Op {
-	case redistore.OpSweep, redistore.OpUserSessions, redistore.OpDeleteUserSessions:
+	case redistore.OpSweep, redistore.OpUserSessions, redistore.OpDeleteUserSessions, redistore.OpSessions, redistore.OpDeleteSessions:
 		attrs = append(attrs, KeySessions.Int(e.Sessions))
 	}
 	if e.User != "" {

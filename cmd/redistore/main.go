@@ -9,13 +9,15 @@
 //	redistore doctor   [--sample N] [--json]
 //	redistore inspect  [--cookie NAME] [--json] <session-id-or-cookie-value>
 //	redistore sessions --user USER [--user-key KEY] [--json]
+//	redistore sessions --all [--user-key KEY] [--progress auto|always|never] [--json]
 //	redistore revoke   --user USER [--handle HANDLE] [--user-key KEY] [--json]
 //	redistore rekey    [--progress auto|always|never] [--json]
 //
 // With --json a command prints one indented JSON document on stdout instead
 // of text: the fields of a struct documented beside the command (statsJSON,
-// sweepJSON, doctorJSON, inspectJSON, sessionsJSON, revokeJSON), named in
-// snake_case, with times in RFC 3339 and empty lists as [], never null.
+// sweepJSON, doctorJSON, inspectJSON, sessionsJSON, allSessionsJSON,
+// revokeJSON), named in snake_case, with times in RFC 3339 and empty lists
+// as [], never null.
 // Those names are the interface: fields are added, never renamed. The
 // document is written whole or not at all; a failure is still one line on
 // stderr and exit status 1, after the document where the text would have

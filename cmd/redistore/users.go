@@ -13,8 +13,8 @@ import (
 
 var sessionsCommand = &command{
 	name:    "sessions",
-	args:    " --user USER",
-	summary: "list a user's live sessions (Config.UserKey's index): handle, start, expiry",
+	args:    " --user USER | --all",
+	summary: "list a user's live sessions (Config.UserKey's index), or with --all every session: handle, user, start, expiry, size",
 	setup:   setupSessions,
 }
 
@@ -55,8 +55,16 @@ func (u *userFlags) open(e *env, args []string) (*redistore.Store, func(), error
 
 func setupSessions(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	u := addUserFlags(fs)
+	all := fs.Bool("all", false, "list every session of the store (a walk over every key under the prefix), not one user's")
+	progress := fs.String("progress", "auto", "with --all, progress on stderr: auto (when stderr is a terminal, without --json), always or never")
 	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
+		if *all {
+			return listAll(ctx, e, args, u, *progress, *asJSON)
+		}
+		if u.user == "" && len(args) == 0 {
+			return usageErrorf("--user is required: the user's ID, as the application stores it; or --all, for every session")
+		}
 		store, done, err := u.open(e, args)
 		if err != nil {
 			return err
