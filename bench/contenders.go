@@ -87,7 +87,9 @@ func newContender(ctx context.Context, name string, cfg contenderConfig) (*conte
 		if name == "hash-users" || name == "string-users" {
 			userKey = userValueKey
 		}
-		rc := redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL, UserKey: userKey}
+		// Timeout: the report measures throughput, not the deadline; a loaded
+		// machine stalls a write of a million past the default second.
+		rc := redistore.Config{Client: client, KeyPairs: cfg.keyPairs, Mode: mode, FieldTTL: cfg.fieldTTL, UserKey: userKey, Timeout: 10 * time.Second}
 		switch name {
 		case "hash-sealed", "string-sealed":
 			rc.EncryptionKeys = [][]byte{benchSealKey}
