@@ -284,17 +284,25 @@ type Config struct {
 	Compressor Compressor
 
 	// EncryptionKeys seal every session's values at rest: each key is 32
-	// random bytes (from crypto/rand, or `openssl rand -base64 32`); the first seals what the
-	// store writes, and every key opens what it reads, so a new key goes
-	// first and the old one stays after it until `redistore rekey` (or
-	// Store.Rekey) has re-sealed every session. Values are sealed with
+	// random bytes (from crypto/rand, or `openssl rand -hex 32`); the first
+	// seals what the store writes, and every key opens what it reads. A new
+	// key is deployed second first (it opens, nothing is sealed with it),
+	// then first, and the old one stays after it until `redistore rekey`
+	// (or Store.Rekey) has re-sealed every session. Values are sealed with
 	// XChaCha20-Poly1305 and bound to the key and field they are stored
 	// under; the expiry and the envelope's header stay in clear, so the
 	// layouts' scripts, Sweep, Stats and doctor need no key. Nil: values
 	// are stored in clear. Sessions written in clear stay readable and are
-	// sealed at their next write; a value sealed by a key not in the ring
-	// is ErrCorrupt. See docs/concurrency-and-security.md.
+	// sealed at their next Save; a value sealed by a key not in the ring
+	// is ErrCorrupt. See docs/sealing.md.
 	EncryptionKeys [][]byte
+
+	// WriteUnsealed makes a store with EncryptionKeys write values in
+	// clear: its keys only open sealed values. It is the first step of
+	// turning sealing on across many instances (every instance must open
+	// sealed values before any writes one), and the way back (Rekey then
+	// writes every sealed session in clear, after which the keys can go).
+	WriteUnsealed bool
 
 	// MaxLength is the largest serialized (uncompressed) session, in bytes.
 	// Zero means DefaultMaxLength.
@@ -435,6 +443,10 @@ func New(cfg Config) (*Store, error) {
 		}
 		s.ring, s.sealer = ring, ring
 	}
+	if cfg.WriteUnsealed && cfg.EncryptionKeys == nil {
+		return nil, errors.New("redistore: Config.WriteUnsealed is set without EncryptionKeys: it keeps a store that has keys from sealing; without keys every value is written in clear already")
+	}
+	s.writeClear = cfg.WriteUnsealed
 	s.codec = codecOf(s.serializer)
 	if err := s.checkLimits(cfg); err != nil {
 		return nil, err

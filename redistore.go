@@ -53,6 +53,7 @@ type Store struct {
 	zstd          *envelope.ZstdDecoder
 	ring          *seal.Ring      // Config.EncryptionKeys; nil: values in clear
 	sealer        envelope.Sealer // ring, or a nil interface without one
+	writeClear    bool            // Config.WriteUnsealed: the ring only opens
 	states        states          // what requests hold for their sessions (request.go)
 	moveKey       []byte          // the current hash key: names the ID a boj/redistore session moves to
 	walkCount     int             // the SCAN COUNT of Sessions; 0: scanCount (tests lower it)
@@ -179,7 +180,7 @@ func (s *Store) snapshotOf(got stored, o opened, values map[any]any) snapshot {
 	}
 	return snapshot{stored: got, payload: o.Payload, codec: o.Codec, meta: o.Meta, user: user,
 		incompressible: o.Flags&envelope.FlagIncompressible != 0, canonical: o.canonical,
-		reseal: s.ring != nil && o.SealedBy != 0}
+		reseal: s.ring != nil && !s.writeClear && o.SealedBy < 0}
 }
 
 // pastLifetime reports whether a session with this metadata reached

@@ -17,12 +17,13 @@ type RekeyStats struct {
 	// the sessions read in them.
 	Keys, Sessions int
 	// Resealed counts the sessions Rekey sealed with the first key (stored
-	// in clear before, or sealed by another key of the ring); Current those
-	// sealed by the first key already, or rewritten by a request meanwhile
-	// (which sealed them with its own first key).
+	// in clear before, or sealed by another key of the ring), or, with
+	// Config.WriteUnsealed, wrote in clear; Current those stored so
+	// already, or rewritten by a request meanwhile.
 	Resealed, Current int
-	// Expired counts HashMode sessions past their expiry, left to the
-	// writes into their bucket and to Sweep.
+	// Expired counts, of the sessions read, those past their expiry that
+	// HashMode keeps until a write into their bucket or Sweep removes them:
+	// they are re-sealed too, so that nothing is left in clear.
 	Expired int
 	// Unreadable counts values that open with no key of the ring (sealed by
 	// a key that left it, tampered with, or not a session at all): left as
@@ -50,7 +51,9 @@ const rekeyAttempts = 3
 // Rekey re-seals every session under the prefix with the first of
 // Config.EncryptionKeys: sessions stored in clear, and sessions sealed by
 // another key of the ring. Afterwards, once the applications run with the
-// same first key, the other keys can leave the ring. It walks the keys with
+// same first key, the other keys can leave the ring. With
+// Config.WriteUnsealed it does the opposite: every sealed session is
+// written in clear, after which the keys can go. It walks the keys with
 // SCAN on every primary, in the background of normal traffic: each session
 // is replaced only if it is still as Rekey read it (a conditional write in
 // one step on the server, which keeps the key's TTL, and a session's field
@@ -162,7 +165,6 @@ func (s *Store) rekeyBatch(ctx context.Context, keys []string, st *RekeyStats) e
 		st.Sessions++
 		if hash && len(v.raw) >= expiryLen && !expiryOf(v.raw).After(now) {
 			st.Expired++
-			continue
 		}
 		if err := s.rekeyOne(ctx, v, st); err != nil {
 			return err
@@ -230,6 +232,12 @@ func (s *Store) resealed(v rekeyValue) (string, bool, error) {
 	if err != nil {
 		return "", false, envelopeError(err)
 	}
+	if s.writeClear {
+		if by < 0 {
+			return "", false, nil
+		}
+		return v.raw[:expiryLen] + string(clear), true, nil
+	}
 	if by == 0 {
 		return "", false, nil
 	}
@@ -249,15 +257,19 @@ func (s *Store) resealed(v rekeyValue) (string, bool, error) {
 }
 
 // rekeyHashScript replaces a field's value if it is still ARGV[2], keeping
-// the field's TTL where the server has them (to the second above, with
-// HEXPIRE, as the store sets them): KEYS[1] the bucket, ARGV[1] the field,
-// ARGV[3] the new value. It answers 1 when it replaced it.
+// the field's TTL where the server has them (HSET drops it): to the
+// millisecond with HPEXPIRE, to the second above where the server has only
+// HEXPIRE (miniredis); KEYS[1] the bucket, ARGV[1] the field, ARGV[3] the
+// new value. It answers 1 when it replaced it.
 var rekeyHashScript = rueidis.NewLuaScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 local ttl = redis.pcall('HPTTL', KEYS[1], 'FIELDS', 1, ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if type(ttl) == 'table' and type(ttl[1]) == 'number' and ttl[1] > 0 then
-	redis.call('HEXPIRE', KEYS[1], math.ceil(ttl[1] / 1000), 'FIELDS', 1, ARGV[1])
+	local set = redis.pcall('HPEXPIRE', KEYS[1], ttl[1], 'FIELDS', 1, ARGV[1])
+	if type(set) == 'table' and set.err then
+		redis.call('HEXPIRE', KEYS[1], math.ceil(ttl[1] / 1000), 'FIELDS', 1, ARGV[1])
+	end
 end
 return 1
 `)

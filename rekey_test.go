@@ -57,6 +57,17 @@ func TestRekeyResealsEverySession(t *testing.T) {
 		if got := st.String(); !strings.Contains(got, keyID(t, k1)+" 9 (key 2)") {
 			t.Errorf("Stats text: %q", got)
 		}
+		// A store without keys (the command without REDISTORE_ENCRYPTION_KEYS)
+		// counts the keys, and raises no alarm it cannot back.
+		st, err = plain.Stats(context.Background(), 100)
+		noErr(t, err)
+		equal(t, "sealed by k1, counted without keys", st.SealedBy[keyID(t, k1)], 9)
+		if w := strings.Join(st.Warnings, "\n"); strings.Contains(w, "EncryptionKeys") {
+			t.Errorf("Stats without keys warns: %q", w)
+		}
+		if got := st.String(); strings.Contains(got, "not in the ring") || !strings.Contains(got, "no EncryptionKeys given") {
+			t.Errorf("Stats text without keys: %q", got)
+		}
 		sess, _ := browsers[1].get(t, old, "sid")
 		_, before := rawAt(t, old, sess.ID)
 

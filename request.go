@@ -103,9 +103,11 @@ type snapshot struct {
 	// bytes of the same codec are other values (JSON, and compact without
 	// gob-encoded items).
 	canonical bool
-	// reseal: the value is not sealed as the store writes values (in
-	// clear where it has EncryptionKeys, or by a key that is no longer
-	// the first), so that the next Save rewrites it, unchanged or not.
+	// reseal: the value is in clear where the store seals, so that the
+	// next Save rewrites it, unchanged or not. (A value sealed by another
+	// key of the ring is not rewritten unchanged: during a rotation, stores
+	// with the two keys in either order would rewrite each other's on every
+	// read. Its next change, or Rekey, re-seals it.)
 	reseal bool
 }
 
@@ -521,7 +523,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	var reserved [expiryLen]byte
 	b = append(b, reserved[:s.layout.reserve()]...)
 	b = envelope.Append(b, payload, s.codec, s.compressor, s.minCompress, skipLZ4, p.meta)
-	if s.sealer != nil {
+	if s.sealer != nil && !s.writeClear {
 		// Sealed after the envelope, then moved into its place.
 		at := len(payload) + s.layout.reserve()
 		sealed, err := envelope.Seal(b, b[at:], s.sealer, sealedAt(sv.loc))

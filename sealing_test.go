@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redisession/redistore/internal/envelope"
 	"github.com/redisession/redistore/internal/seal"
@@ -136,49 +137,106 @@ func TestSealedSessionsHoldNothingInClear(t *testing.T) {
 	})
 }
 
-// Keys rotate without logging anyone out: a store with a new key first and
-// the old after it reads what the old key sealed and re-seals it at its next
-// Save, changed or not; once every value is re-sealed the old key can go. A
-// store without the key that sealed a value, or without keys at all, reads
-// ErrCorrupt and a new, empty session.
+// Keys rotate without logging anyone out, through the documented steps:
+// the new key deployed second (it opens, seals nothing), then first; the
+// instances of either step read what the others write, an unchanged Save
+// rewrites nothing (no ping-pong between the two orders), a changed one
+// seals with the store's first key; once Rekey has re-sealed everything,
+// the old key can go. A store without the key that sealed a value, or
+// without keys at all, reads ErrCorrupt and a new, empty session.
 func TestSealedSessionsRotate(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		k1, k2, k3 := testSealKeys[0], testSealKeys[1], testSealKeys[2]
 		old := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k1}})
-		rotating := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2, k1}})
+		step1 := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k1, k2}})
+		step2 := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2, k1}})
 		rotated := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k2}})
 		other := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{k3}})
 		clear := newStore(t, tg, Config{Mode: mode})
 
-		b := newBrowser()
-		sess, r := b.get(t, old, "sid")
-		sess.Values["v"] = "one"
-		b.save(t, old, r, sess)
+		b := saveValue(t, old, map[any]any{"v": 0})
+		sess, _ := b.get(t, old, "sid")
 		id := sess.ID
-		_, got := rawAt(t, old, id)
-		equal(t, "sealed by", sealedBy(t, got), keyID(t, k1))
-
+		sealedWith := func(what string, key []byte) {
+			t.Helper()
+			_, got := rawAt(t, old, id)
+			equal(t, what, sealedBy(t, got), keyID(t, key))
+		}
+		sealedWith("sealed by", k1)
 		for _, s := range []*Store{rotated, other, clear} {
 			sess, err := s.Get(b.request(), "sid")
 			if !errors.Is(err, ErrCorrupt) || !sess.IsNew || len(sess.Values) != 0 {
 				t.Fatalf("a store without the sealing key read it: new %v, values %v, err %v", sess.IsNew, sess.Values, err)
 			}
 		}
-		// Read, unchanged, by the rotating store: re-sealed by the new key.
-		sess, r = b.get(t, rotating, "sid")
-		equal(t, "v", sess.Values["v"], any("one"))
-		b.save(t, rotating, r, sess)
-		_, got = rawAt(t, old, id)
-		equal(t, "sealed by after an unchanged Save", sealedBy(t, got), keyID(t, k2))
-		// And a second unchanged Save does not write again.
-		before := got.raw
-		sess, r = b.get(t, rotating, "sid")
-		b.save(t, rotating, r, sess)
-		_, got = rawAt(t, old, id)
-		equal(t, "rewritten by an unchanged Save of a value sealed by the first key", got.raw != before, false)
+		// Step 1 rolling out beside the old instances, then step 2 beside
+		// step 1: each reads what the other writes; unchanged Saves write
+		// nothing, changes seal with the writer's first key.
+		for i, s := range []*Store{old, step1, old, step1, step2, step1, step2, step2, step1} {
+			_, before := rawAt(t, old, id)
+			sess, r := b.get(t, s, "sid")
+			equal(t, "v", sess.Values["v"], any(i/2))
+			if i%2 == 1 {
+				sess.Values["v"] = i/2 + 1
+			}
+			b.save(t, s, r, sess)
+			_, after := rawAt(t, old, id)
+			if changed := after.raw != before.raw; changed != (i%2 == 1) {
+				t.Fatalf("Save %d (changed %v) rewrote the value: %v", i, i%2 == 1, changed)
+			}
+		}
+		sealedWith("after a change by step 2", k2)
+		sess, r := b.get(t, step1, "sid")
+		sess.Values["v"] = "by step 1"
+		b.save(t, step1, r, sess)
+		sealedWith("after a change by step 1", k1)
+		rs, err := step2.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "re-sealed by Rekey", rs.Resealed, 1)
+		sealedWith("after Rekey", k2)
 		sess, _ = b.get(t, rotated, "sid")
-		equal(t, "v after rotation", sess.Values["v"], any("one"))
+		equal(t, "v after rotation", sess.Values["v"], any("by step 1"))
+	})
+}
+
+// Turning sealing on across instances, and back: WriteUnsealed stores open
+// sealed values and write in clear, so that they can run beside stores
+// that seal (first step) and, with Rekey, write every session in clear
+// again before the keys go (the way back).
+func TestWriteUnsealedStagesSealing(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		staged := newStore(t, tg, Config{Mode: mode, EncryptionKeys: testSealKeys[:1], WriteUnsealed: true})
+		sealing := newStore(t, tg, Config{Mode: mode, EncryptionKeys: testSealKeys[:1]})
+		b := saveValue(t, staged, map[any]any{"secret": sealMarker})
+		if !bytes.Contains(tg.dump(t), []byte(sealMarker)) {
+			t.Fatal("WriteUnsealed sealed the value")
+		}
+		sess, r := b.get(t, sealing, "sid")
+		b.save(t, sealing, r, sess) // unchanged, in clear: sealed now
+		if bytes.Contains(tg.dump(t), []byte(sealMarker)) {
+			t.Fatal("the sealing store left the value in clear")
+		}
+		// The staged store reads it, and an unchanged Save leaves it sealed.
+		sess, r = b.get(t, staged, "sid")
+		equal(t, "secret through the staged store", sess.Values["secret"], any(sealMarker))
+		b.save(t, staged, r, sess)
+		if bytes.Contains(tg.dump(t), []byte(sealMarker)) {
+			t.Fatal("an unchanged Save of a WriteUnsealed store unsealed the value")
+		}
+		// The way back: Rekey of a WriteUnsealed store writes it in clear.
+		rs, err := staged.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "written in clear by Rekey", rs.Resealed, 1)
+		if !bytes.Contains(tg.dump(t), []byte(sealMarker)) {
+			t.Fatal("Rekey with WriteUnsealed left the value sealed")
+		}
+		sess, _ = b.get(t, newStore(t, tg, Config{Mode: mode}), "sid")
+		equal(t, "secret through a store without keys", sess.Values["secret"], any(sealMarker))
+		if _, err := New(Config{Client: tg.client, KeyPairs: testKeys, WriteUnsealed: true}); err == nil || !strings.Contains(err.Error(), "WriteUnsealed") {
+			t.Errorf("WriteUnsealed without keys: %v", err)
+		}
 	})
 }
 
@@ -213,7 +271,9 @@ func TestValuesInClearAreSealedAtTheirNextSave(t *testing.T) {
 func TestSealedValuesRefuseTamperingAndMoves(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
-		s := newStore(t, tg, Config{Mode: mode, EncryptionKeys: testSealKeys[:2]})
+		// With a user and a lifetime, the clear front has a metadata block
+		// (start, index deadline, the user's digest) to tamper with.
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "owner", MaxLifetime: time.Hour, EncryptionKeys: testSealKeys[:2]})
 		alice, bob := newBrowser(), newBrowser()
 		for _, b := range []*browser{alice, bob} {
 			sess, r := b.get(t, s, "sid")
@@ -235,20 +295,34 @@ func TestSealedValuesRefuseTamperingAndMoves(t *testing.T) {
 		sess, _ = bob.get(t, s, "sid")
 		equal(t, "owner", sess.Values["owner"], any("bob"))
 
-		// Every byte after the header flipped, one at a time.
-		start := len(agot.raw) - len(agot.envelope) + 3
+		// Every byte after the expiry (which the layouts' scripts rewrite)
+		// flipped, one at a time: the clear header and metadata too.
+		start := len(agot.raw) - len(agot.envelope)
+		h, err := envelope.ReadHeader(agot.envelope)
+		noErr(t, err)
+		if !h.Meta.HasUser || h.Meta.Start == 0 {
+			t.Fatalf("no metadata block to tamper with: %+v", h.Meta)
+		}
 		for i := start; i < len(agot.raw); i++ {
 			v := []byte(agot.raw)
 			v[i] ^= 0x20
 			putRaw(t, tg, aloc, string(v))
 			sess, err := s.Get(alice.request(), "sid")
-			if !errors.Is(err, ErrCorrupt) || !sess.IsNew || len(sess.Values) != 0 {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownFormat) || !sess.IsNew || len(sess.Values) != 0 {
 				t.Fatalf("byte %d flipped: values %v, err %v", i, sess.Values, err)
 			}
-			if tg.cluster != nil && i > start+8 {
+			if tg.cluster != nil && i > start+40 {
 				break // the rest is covered on one server: a cluster adds nothing per byte
 			}
 		}
+		// Put back, the session is whole, and still the user's: nothing of
+		// the above ended it or took it off the index.
+		putRaw(t, tg, aloc, agot.raw)
+		sess, _ = alice.get(t, s, "sid")
+		equal(t, "owner after the tampering", sess.Values["owner"], any("alice"))
+		n, err := s.DeleteUserSessions(context.Background(), "alice")
+		noErr(t, err)
+		equal(t, "sessions of alice ended", n, 1)
 	})
 }
 

@@ -182,7 +182,7 @@ func sealingWarnings(st Stats) []string {
 			stale += n
 		}
 	}
-	if foreign > 0 {
+	if foreign > 0 && len(st.RingKeys) > 0 {
 		out = append(out, fmt.Sprintf("%s in the sample %s sealed by a key not in EncryptionKeys: %s as ErrCorrupt (a new, empty session); put the key back after the first to read them",
 			plural(foreign, "session"), isAre(foreign), map[bool]string{true: "it reads", false: "they read"}[foreign == 1]))
 	}
@@ -466,12 +466,16 @@ func (st Stats) String() string {
 				out += " (the first key)"
 			case i > 0:
 				out += fmt.Sprintf(" (key %d)", i+1)
-			case id != "clear" && id != "unknown":
+			case id != "clear" && id != "unknown" && len(st.RingKeys) > 0:
 				out += " (not in the ring)"
 			}
 			out += ","
 		}
-		out = strings.TrimSuffix(out, ",") + "\n"
+		out = strings.TrimSuffix(out, ",")
+		if len(st.RingKeys) == 0 {
+			out += " (no EncryptionKeys given to check them against)"
+		}
+		out += "\n"
 	}
 	if len(st.PerBucket) > 0 {
 		out += "sessions per bucket:\n"

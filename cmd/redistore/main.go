@@ -11,7 +11,7 @@
 //	redistore sessions --user USER [--user-key KEY] [--json]
 //	redistore sessions --all [--user-key KEY] [--progress auto|always|never] [--json]
 //	redistore revoke   --user USER [--handle HANDLE] [--user-key KEY] [--json]
-//	redistore rekey    [--progress auto|always|never] [--json]
+//	redistore rekey    [--unseal] [--progress auto|always|never] [--json]
 //
 // With --json a command prints one indented JSON document on stdout instead
 // of text: the fields of a struct documented beside the command (statsJSON,

@@ -18,6 +18,7 @@ var rekeyCommand = &command{
 
 func setupRekey(fs *flag.FlagSet, _ *options) func(context.Context, *env, []string) error {
 	progress := fs.String("progress", "auto", "progress on stderr: auto (when stdout and stderr are a terminal, without --json), always or never")
+	unseal := fs.Bool("unseal", false, "write every sealed session in clear instead (Config.WriteUnsealed: the way back, before the keys go)")
 	asJSON := jsonFlag(fs)
 	return func(ctx context.Context, e *env, args []string) error {
 		if len(args) > 0 {
@@ -30,7 +31,7 @@ func setupRekey(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		if err != nil {
 			return err
 		}
-		store, client, err := e.open(false, nil)
+		store, client, err := e.open(false, func(cfg *redistore.Config) { cfg.WriteUnsealed = *unseal })
 		if err != nil {
 			return err
 		}
@@ -58,6 +59,10 @@ func setupRekey(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 		}
 		if err != nil && ctx.Err() != nil {
 			return fmt.Errorf("interrupted: rekey stopped early; %s is what it did, and a run again goes on", what)
+		}
+		if err == nil && st.Keys == 0 {
+			// Nothing of the store's: a wrong --mode or --prefix?
+			return e.tell(e.mismatch(ctx, client, store))
 		}
 		if err == nil && st.Unreadable > 0 {
 			return fmt.Errorf("%d value(s) open with no key in %s (sealed by a key that left it, or not sessions): they were left as they are", st.Unreadable, envSealKeys)

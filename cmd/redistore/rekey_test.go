@@ -64,6 +64,26 @@ func TestRekeyCommand(t *testing.T) {
 					t.Fatalf("stats after rekey: sealed by %v, ring %v", st.SealedBy, st.RingKeys)
 				}
 
+				r = run("rekey", "--unseal")
+				r.wantCode(t, 0)
+				contains(t, "stdout", r.stdout, "8 re-sealed")
+				r = run("stats", "--json")
+				r.wantCode(t, 0)
+				var unsealed statsJSON
+				jsonDoc(t, r, &unsealed)
+				if unsealed.SealedBy["clear"] != 8 || len(unsealed.SealedBy) != 1 {
+					t.Fatalf("stats after rekey --unseal: sealed by %v", unsealed.SealedBy)
+				}
+
+				// The wrong --mode: nothing of the store's, and the command says so.
+				other := "string"
+				if mode == redistore.StringMode {
+					other = "hash"
+				}
+				r = runCmd(t, env, "rekey", "--prefix", f.prefix, "--mode", other)
+				r.wantCode(t, 1)
+				contains(t, "stderr", r.stderr, "--mode "+mode.String())
+
 				env[envSealKeys] = "abcd"
 				r = run("stats")
 				r.wantCode(t, 2)

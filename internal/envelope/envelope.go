@@ -27,9 +27,10 @@
 //	         block, one zstd frame, ...)
 //
 // A sealed value (version 2, ext bit 0) keeps all of the above in clear up
-// to the rest, which it replaces by the rest sealed (see Seal): what the
-// store's scripts, Stats and doctor read stays readable without a key, and
-// the serialized session does not. Values that are not sealed are written
+// to the rest, which it replaces by the rest sealed (see Seal), the clear
+// front authenticated with it: what the store's scripts, Stats and doctor
+// read stays readable without a key, cannot be changed without one, and the
+// serialized session is not readable. Values that are not sealed are written
 // as version 1, exactly as releases before sealing wrote and read them.
 //
 // A reader refuses versions, flags and codecs it does not know rather than
@@ -255,9 +256,21 @@ func Seal(dst, env []byte, sl Sealer, ad []byte) ([]byte, error) {
 		return dst, fail(ErrCorrupt, "envelope is sealed already")
 	}
 	front := env[:len(env)-len(h.Body)]
+	start := len(dst)
 	dst = append(dst, VersionSealed<<4|front[0]&0x0f, front[1], extSealed)
 	dst = append(dst, front[headerLen:]...)
-	return sl.Seal(dst, env[len(front):], ad), nil
+	return sl.Seal(dst, env[len(front):], sealAD(ad, dst[start:])), nil
+}
+
+// sealAD is the associated data of a sealed value: the caller's (where the
+// value lives), then the value's clear front (header, extension byte,
+// metadata block, compressor byte), so that a change to what stays in
+// clear makes the value not open, as a change to what is sealed does.
+func sealAD(ad, front []byte) []byte {
+	out := make([]byte, 0, binary.MaxVarintLen64+len(ad)+len(front))
+	out = binary.AppendUvarint(out, uint64(len(ad)))
+	out = append(out, ad...)
+	return append(out, front...)
 }
 
 // Unseal returns the envelope in clear that a sealed envelope v was sealed
@@ -279,7 +292,7 @@ func Unseal(v string, sl Sealer, ad []byte) ([]byte, int, error) {
 	clear := make([]byte, 0, len(v))
 	clear = append(clear, Version<<4|front[0]&0x0f, front[1])
 	clear = append(clear, front[headerLen+1:]...)
-	clear, i, err := sl.Open(clear, strbytes.Bytes(h.Body), ad)
+	clear, i, err := sl.Open(clear, strbytes.Bytes(h.Body), sealAD(ad, strbytes.Bytes(front)))
 	if err != nil {
 		return nil, -1, &Error{Kind: ErrCorrupt, Err: err}
 	}
@@ -309,7 +322,7 @@ func Open(v string, maxLength int, dec Decompressor, sl Sealer, ad []byte) (Open
 		if len(body) > maxLength+sealOverheadBound {
 			return Opened{}, fail(ErrTooLarge, "sealed session is %d bytes, over MaxLength %d", len(body), maxLength)
 		}
-		plain, i, err := sl.Open(nil, strbytes.Bytes(body), ad)
+		plain, i, err := sl.Open(nil, strbytes.Bytes(body), sealAD(ad, strbytes.Bytes(v[:len(v)-len(body)])))
 		if err != nil {
 			return Opened{}, &Error{Kind: ErrCorrupt, Err: err}
 		}

@@ -126,7 +126,9 @@ func TestOpenEnvelopeRefusesBadInput(t *testing.T) {
 	}{
 		{"empty", "", ErrCorrupt},
 		{"one byte", "\x10", ErrCorrupt},
-		{"a future version", "\x20\x01abc", ErrUnknownFormat},
+		{"a future version", "\x30\x01abc", ErrUnknownFormat},
+		{"a sealed value with unknown extension flags", "\x20\x01\x03abc", ErrUnknownFormat},
+		{"a sealed value with no extension byte", "\x20\x01", ErrCorrupt},
 		{"version zero", "\x00\x01abc", ErrUnknownFormat},
 		{"a compressor named, not compressed", "\x18\x01abc", ErrCorrupt},
 		{"an unknown compressor", "\x19\x01\x7f\x05abcde", ErrUnknownFormat},

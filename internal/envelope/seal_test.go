@@ -138,8 +138,14 @@ func TestSealedEnvelopeRefusals(t *testing.T) {
 		v[i] ^= 0x40
 		corrupt("byte flipped", v, ring, ad)
 	}
-	// The metadata is in clear, but what it says is not what seals: the
-	// store's scripts read it; it is bound to the value by where it lives.
+	// The metadata is in clear, for the store's scripts, and authenticated:
+	// a changed start (here, 1 -> 2) does not open.
+	meta := bytes.Clone(sealed)
+	if meta[4] != 1 {
+		t.Fatalf("the metadata's start is not where the test expects: % x", meta[:8])
+	}
+	meta[4] = 2
+	corrupt("metadata changed", meta, ring, ad)
 	v := bytes.Clone(sealed)
 	v[2] = 0x80
 	if _, err := Open(string(v), 1<<20, nil, ring, ad); !errors.Is(err, ErrUnknownFormat) {
@@ -153,12 +159,13 @@ func TestSealedEnvelopeRefusals(t *testing.T) {
 }
 
 // A sealed envelope's bytes, opened by every later release: "xyz" in the
-// compact codec, sealed by testRing(t, 1) with the associated data
-// "k\x00f": the header and extension byte (2001 01), the key's
-// fingerprint, the nonce, and the box with its tag.
+// compact codec, sealed by testRing(t, 1) for the place "k\x00f" (the
+// associated data: its length as a varint, the place, then the clear front
+// 2001 01): the header and extension byte, the key's fingerprint, the
+// nonce, and the box with its tag.
 func TestSealedEnvelopeGoldenVector(t *testing.T) {
 	const golden = "200101" + "17db5403" + "000102030405060708090a0b0c0d0e0f1011121314151617" +
-		"00a9a1a70a4d5866729f61d894b9e221d36235"
+		"00a9a198996ec71a18aa2a5532a53a2823648e"
 	ring := testRing(t, 1)
 	if ring.ID(0) != "17db5403" {
 		t.Fatalf("the fingerprint of the test key is %s", ring.ID(0))
