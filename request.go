@@ -211,7 +211,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		ttl = s.browserTTL
 	}
 	sv := saving{session: session, loc: loc, old: old, buf: getBuffer(), ttl: min(ttl, maxTTL),
-		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge}
+		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge, req: r}
 	if old != nil && session.ID == st.pending {
 		if err := s.resume(r.Context(), st, &sv); err != nil {
 			return info, err
@@ -397,6 +397,7 @@ type saving struct {
 	// so that its lifetime is one of its changes.
 	lifetimeSet bool
 	buf         *[]byte // scratch for the value
+	req         *http.Request
 }
 
 // bufferPool recycles the buffers Save serializes into.
@@ -475,7 +476,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	if err != nil {
 		return false, 0, err
 	}
-	p, err := s.plan(st, session, user, sv.ttl)
+	p, err := s.plan(st, session, user, sv.ttl, sv.req)
 	if errors.Is(err, errLifetimeOver) {
 		cctx, cancel := s.callContext(ctx)
 		defer cancel()

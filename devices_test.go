@@ -1,0 +1,253 @@
+package redistore
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/sessions"
+)
+
+const (
+	firefoxUA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+	chromeUA  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+
+// remoteHost is a Config.ClientIP: the host part of RemoteAddr.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// saveFrom saves sess from a request with this User-Agent and address, as
+// the browser b.
+func saveFrom(t testing.TB, s *Store, b *browser, r *http.Request, sess *sessions.Session, ua, addr string) {
+	t.Helper()
+	r.Header.Set("User-Agent", ua)
+	r.RemoteAddr = addr
+	b.save(t, s, r, sess)
+}
+
+// onlySession returns the one session UserSessions lists for user.
+func onlySession(t testing.TB, s *Store, user string) UserSession {
+	t.Helper()
+	list, err := s.UserSessions(context.Background(), user)
+	noErr(t, err)
+	if len(list) != 1 {
+		t.Fatalf("%s has %d sessions listed, want 1", user, len(list))
+	}
+	return list[0]
+}
+
+func sameDevice(t testing.TB, what string, us UserSession, ua, ip string) {
+	t.Helper()
+	if us.UserAgent != ua || us.IP != ip {
+		t.Fatalf("%s: device %q, %q; want %q, %q", what, us.UserAgent, us.IP, ua, ip)
+	}
+}
+
+// TestUserSessionsShowTheDevice: a session records the User-Agent and (with
+// ClientIP) the address of the request that signed it in or switched it to
+// the user; requests from elsewhere with its cookie, renewals and a new ID
+// keep them.
+func TestUserSessionsShowTheDevice(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", ClientIP: remoteHost, TouchInterval: -1})
+		b := newBrowser()
+		sess, r := b.get(t, s, "sid")
+		sess.Values["uid"] = "alice"
+		saveFrom(t, s, b, r, sess, firefoxUA, "192.0.2.7:50000")
+		sameDevice(t, "signed in", onlySession(t, s, "alice"), firefoxUA, "192.0.2.7")
+
+		// The same cookie from another browser and address: a write, then
+		// a renewal (TouchInterval -1), change nothing of it.
+		sess, r = b.get(t, s, "sid")
+		sess.Values["cart"] = "1 item"
+		saveFrom(t, s, b, r, sess, chromeUA, "198.51.100.1:1")
+		sess, r = b.get(t, s, "sid")
+		saveFrom(t, s, b, r, sess, chromeUA, "198.51.100.1:1")
+		sameDevice(t, "after requests from another browser", onlySession(t, s, "alice"), firefoxUA, "192.0.2.7")
+
+		// A new ID keeps the device.
+		sess, r = b.get(t, s, "sid")
+		r.Header.Set("User-Agent", chromeUA)
+		w := httptest.NewRecorder()
+		noErr(t, s.RegenerateID(r, w, sess))
+		b.keep(t, w)
+		us := onlySession(t, s, "alice")
+		equal(t, "handle", us.Handle, s.Handle(sess))
+		sameDevice(t, "after RegenerateID", us, firefoxUA, "192.0.2.7")
+
+		// Switching account records the request that switched.
+		sess, r = b.get(t, s, "sid")
+		sess.Values["uid"] = "bob"
+		saveFrom(t, s, b, r, sess, chromeUA, "[2001:db8::1]:443")
+		sameDevice(t, "bob after the switch", onlySession(t, s, "bob"), chromeUA, "2001:db8::1")
+		// Back to alice, from Firefox: alice's list shows Firefox again.
+		sess, r = b.get(t, s, "sid")
+		sess.Values["uid"] = "alice"
+		saveFrom(t, s, b, r, sess, firefoxUA, "192.0.2.8:1")
+		sameDevice(t, "alice after switching back", onlySession(t, s, "alice"), firefoxUA, "192.0.2.8")
+	})
+}
+
+// TestDeviceBounds: without ClientIP no address is recorded; a request
+// without a User-Agent records ""; a User-Agent past 256 bytes is cut at a
+// UTF-8 boundary.
+func TestDeviceBounds(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		long := strings.Repeat("é", 200) // 400 bytes, 2 a rune
+		for _, tt := range []struct{ user, ua, want string }{
+			{"carol", firefoxUA, firefoxUA},
+			{"dave", "", ""},
+			{"erin", long, long[:maxUserAgentLength]},
+			{"frank", "x" + long, ("x" + long)[:maxUserAgentLength-1]},
+		} {
+			b := newBrowser()
+			sess, r := b.get(t, s, "sid")
+			sess.Values["uid"] = tt.user
+			saveFrom(t, s, b, r, sess, tt.ua, "192.0.2.7:1")
+			us := onlySession(t, s, tt.user)
+			sameDevice(t, tt.user, us, tt.want, "")
+			if !utf8.ValidString(us.UserAgent) {
+				t.Fatalf("%s: the User-Agent was cut inside a character", tt.user)
+			}
+		}
+	})
+}
+
+// TestLastSeenMovesWithRenewalsAndWrites: LastSeen is when the session was
+// last written or renewed, by the server's clock.
+func TestLastSeenMovesWithRenewalsAndWrites(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", TouchInterval: -1})
+		s.Options.MaxAge = 600
+		near := func(what string, got, want time.Time) {
+			t.Helper()
+			if d := got.Sub(want); d < -time.Second || d > time.Second {
+				t.Fatalf("%s: LastSeen %v, want %v (to the second)", what, got, want)
+			}
+		}
+		b, _ := signIn(t, s, "alice")
+		first := onlySession(t, s, "alice").LastSeen
+		near("signed in", first, tg.now())
+
+		tg.advance(t, 1100*time.Millisecond)
+		sess, r := b.get(t, s, "sid")
+		b.save(t, s, r, sess) // unchanged: renewed
+		renewed := onlySession(t, s, "alice").LastSeen
+		near("renewed", renewed, tg.now())
+		if !renewed.After(first) {
+			t.Fatalf("a renewal left LastSeen at %v (first %v)", renewed, first)
+		}
+
+		tg.advance(t, 1100*time.Millisecond)
+		sess, r = b.get(t, s, "sid")
+		sess.Values["cart"] = "3 items"
+		b.save(t, s, r, sess)
+		us := onlySession(t, s, "alice")
+		near("written", us.LastSeen, tg.now())
+		if !us.LastSeen.After(renewed) {
+			t.Fatalf("a write left LastSeen at %v (renewed %v)", us.LastSeen, renewed)
+		}
+		equal(t, "expires a lifetime after it was last seen", us.Expires.Sub(us.LastSeen), 600*time.Second)
+	})
+}
+
+// TestDevicesCostNoCommand: a signed-in session with its device recorded
+// costs an ordinary request what it did before: Get one command, a Save
+// that writes or renews one more.
+func TestDevicesCostNoCommand(t *testing.T) {
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				cc := &countingClient{Client: tg.client}
+				tg.prefix = randomPrefix()
+				s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid", ClientIP: remoteHost, TouchInterval: -1})
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["cart"] = "1 item"
+				b.save(t, s, r, sess)
+				sess, r = b.get(t, s, "sid")
+				sess.Values["uid"] = "alice"
+				cc.reset()
+				saveFrom(t, s, b, r, sess, firefoxUA, "192.0.2.7:1")
+				equal(t, "signing in: calls", cc.reset(), 1)
+				for i := range 3 {
+					sess, r = b.get(t, s, "sid")
+					equal(t, "Get: calls", cc.reset(), 1)
+					if i%2 == 0 {
+						sess.Values["cart"] = i
+					}
+					saveFrom(t, s, b, r, sess, chromeUA, "192.0.2.9:1")
+					equal(t, "a Save that writes or renews: calls", cc.reset(), 1)
+				}
+				sameDevice(t, "alice", onlySession(t, s, "alice"), firefoxUA, "192.0.2.7")
+			})
+		}
+	})
+}
+
+// TestUnreadableDevicesAreSkipped: an index entry whose device is not one
+// the store wrote lists its session without a device, never panics.
+func TestUnreadableDevicesAreSkipped(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		_, sess := signIn(t, s, "alice")
+		for _, v := range []string{
+			"9999999999,0000000000,", "9999999999,0000000000,x", "9999999999,0000000000,1999:abc",
+			"9999999999,0000000000,1:", "9999999999,0000000000,1-1:ab", "9999999999,0000000000,1" + strings.Repeat("9", 40) + ":",
+			"9999999999,0000000000,113:short\xff\x00", "9999999999,0000000000;15:a,b", "x",
+		} {
+			tg.do(t, "HSET", s.indexKey("alice"), rawField(sess.ID), v)
+			sameDevice(t, v, onlySession(t, s, "alice"), "", "")
+		}
+	})
+}
+
+func TestDeviceEncoding(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ ua, ip string }{
+		{"", ""}, {firefoxUA, ""}, {"", "::1"}, {"a,b:c\x00,,", "1,2"}, {"12:34", "5:6"},
+		{strings.Repeat("\xff", 300), strings.Repeat("9", 70)},
+	} {
+		ua, ip, err := decodeDevice(encodeDevice(tt.ua, tt.ip))
+		noErr(t, err)
+		equal(t, "User-Agent", ua, cut(tt.ua, maxUserAgentLength))
+		equal(t, "address", ip, cut(tt.ip, maxIPLength))
+	}
+	equal(t, "nothing known", encodeDevice("", ""), "")
+	equal(t, "cut at a boundary", cut("aé", 2), "a")
+	equal(t, "cut within bytes that are not UTF-8", cut("\x80\x80\x80\x80\x80", 2), "\x80\x80")
+}
+
+func FuzzDecodeDevice(f *testing.F) {
+	f.Add(encodeDevice(firefoxUA, "192.0.2.7"), "")
+	f.Add("1999:", "x")
+	f.Fuzz(func(t *testing.T, d, ip string) {
+		// Whatever it reads, it reads again once written.
+		if ua, ip, err := decodeDevice(d); err == nil {
+			if ua2, ip2, err := decodeDevice(encodeDevice(ua, ip)); err != nil || ua2 != ua || ip2 != ip {
+				t.Fatalf("%q reads as %q, %q, which do not round-trip", d, ua, ip)
+			}
+		}
+		ua, ip2, err := decodeDevice(encodeDevice(d, ip))
+		if err != nil || ua != cut(d, maxUserAgentLength) || ip2 != cut(ip, maxIPLength) {
+			t.Fatalf("%q, %q: read back %q, %q, %v", d, ip, ua, ip2, err)
+		}
+	})
+}
