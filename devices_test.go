@@ -2,15 +2,18 @@ package redistore
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
+	"github.com/redisession/redistore/internal/envelope"
 )
 
 const (
@@ -248,6 +251,52 @@ func FuzzDecodeDevice(f *testing.F) {
 		ua, ip2, err := decodeDevice(encodeDevice(d, ip))
 		if err != nil || ua != cut(d, maxUserAgentLength) || ip2 != cut(ip, maxIPLength) {
 			t.Fatalf("%q, %q: read back %q, %q, %v", d, ip, ua, ip2, err)
+		}
+	})
+}
+
+// TestDeviceCost measures what devices cost on a real server: the memory
+// of a user's index (MEMORY USAGE) with n sessions signed in with a
+// 100-byte User-Agent and an address, against the same without them, and
+// the bytes the lifetime adds to a signed-in session's value. Run with -v
+// to read the figures (docs/users.md quotes them).
+func TestDeviceCost(t *testing.T) {
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		ua := firefoxUA + strings.Repeat("x", 100-len(firefoxUA))
+		tg.prefix = randomPrefix()
+		with := newStore(t, tg, Config{Mode: StringMode, UserKey: "uid", ClientIP: remoteHost})
+		without := newStore(t, tg, Config{Mode: StringMode, UserKey: "uid", KeyPrefix: tg.prefix + "old:"})
+		var last int64
+		for _, n := range []int{1, 3, 10, 1000} {
+			usage := func(s *Store, ua string) (index, value int64) {
+				user := "u" + strconv.Itoa(n)
+				var sess *sessions.Session
+				for range n {
+					b := newBrowser()
+					var r *http.Request
+					sess, r = b.get(t, s, "sid")
+					sess.Values["uid"] = user
+					saveFrom(t, s, b, r, sess, ua, "203.0.113.45:1234")
+				}
+				loc, err := s.locate(sess.ID)
+				noErr(t, err)
+				index = tg.do(t, "MEMORY", "USAGE", s.indexKey(user), "SAMPLES", "0").IntMust(t)
+				v, err := tg.do(t, "GET", loc.key).ToString()
+				noErr(t, err)
+				h, err := envelope.ReadHeader(v[expiryLen:])
+				noErr(t, err)
+				equal(t, "lifetime recorded", h.Meta.TTL, DefaultMaxAge)
+				return index, int64(len(binary.AppendUvarint(nil, uint64(h.Meta.TTL))))
+			}
+			ix, v := usage(with, ua)
+			ix0, _ := usage(without, "")
+			t.Logf("%s, %d sessions of a user: index %d bytes with devices, %d without (%+d a session); the lifetime in a session's value: %d bytes",
+				tg.name, n, ix, ix0, (ix-ix0)/int64(n), v)
+			last = (ix - ix0) / int64(n)
+		}
+		if last > 400 {
+			t.Fatalf("a device costs %d bytes an index entry in a large index, want at most 400", last)
 		}
 	})
 }
