@@ -300,3 +300,91 @@ func TestDeviceCost(t *testing.T) {
 		}
 	})
 }
+
+// TestLastSeenWhenTheLifetimeChanges: a renewal that gives another
+// lifetime than the session's last write (the request set another MaxAge)
+// writes the session instead, in the one command a renewal takes, so that
+// LastSeen stays right.
+func TestLastSeenWhenTheLifetimeChanges(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []Mode{HashMode, StringMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			tg := newMiniTarget(t)
+			cc := &countingClient{Client: tg.client}
+			var outcome Outcome
+			obs := ObserverFunc(func(_ context.Context, e Event) {
+				if e.Op == OpSave {
+					outcome = e.Outcome
+				}
+			})
+			s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid", TouchInterval: time.Second, Observer: obs})
+			s.Options.MaxAge = 30
+			b, _ := signIn(t, s, "alice")
+			for i, step := range []struct {
+				advance time.Duration
+				maxAge  int
+				want    Outcome
+			}{
+				{15 * time.Second, 30, OutcomeTouched},
+				{5 * time.Second, 10, OutcomeWritten}, // another MaxAge
+				{5 * time.Second, 10, OutcomeTouched},
+			} {
+				tg.advance(t, step.advance)
+				sess, r := b.get(t, s, "sid")
+				sess.Options.MaxAge = step.maxAge
+				cc.reset()
+				b.save(t, s, r, sess)
+				equal(t, "calls", cc.reset(), 1)
+				equal(t, "outcome", outcome, step.want)
+				us := onlySession(t, s, "alice")
+				if d := us.LastSeen.Sub(tg.now()); d < -time.Second || d > time.Second {
+					t.Fatalf("step %d: LastSeen %v, the server's time %v", i, us.LastSeen, tg.now())
+				}
+			}
+		})
+	}
+}
+
+// TestLastSeenUnderMaxLifetime: where MaxLifetime holds a session's expiry
+// (its MaxAge reaches past it), renewals cannot move the expiry; an
+// unchanged session is written once its last write is as far behind as a
+// renewal is let slip, so that LastSeen still moves. MaxLifetime counts by
+// the application's clock: real servers, in real time.
+func TestLastSeenUnderMaxLifetime(t *testing.T) {
+	t.Parallel()
+	forEachReal(t, func(t *testing.T, tg *target) {
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				tg.prefix = randomPrefix()
+				cc := &countingClient{Client: tg.client}
+				var outcome Outcome
+				obs := ObserverFunc(func(_ context.Context, e Event) {
+					if e.Op == OpSave {
+						outcome = e.Outcome
+					}
+				})
+				s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid", MaxLifetime: 6 * time.Second, TouchInterval: time.Second, Observer: obs})
+				b, _ := signIn(t, s, "alice")
+				time.Sleep(2100 * time.Millisecond)
+				sess, r := b.get(t, s, "sid")
+				cc.reset()
+				b.save(t, s, r, sess)
+				equal(t, "calls", cc.reset(), 1)
+				equal(t, "outcome", outcome, OutcomeWritten)
+				us := onlySession(t, s, "alice")
+				if d := us.LastSeen.Sub(tg.now()); d < -time.Second || d > time.Second {
+					t.Fatalf("LastSeen %v, the server's time %v", us.LastSeen, tg.now())
+				}
+				// At once again: nothing to write.
+				sess, r = b.get(t, s, "sid")
+				cc.reset()
+				b.save(t, s, r, sess)
+				cc.reset()
+				if outcome == OutcomeWritten {
+					t.Fatal("an unchanged session was written again at once")
+				}
+			})
+		}
+	})
+}

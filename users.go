@@ -75,8 +75,7 @@ type UserSession struct {
 	// LastSeen is when the session was last written or renewed, by the
 	// server's clock, to within Config.TouchInterval (an unchanged session
 	// is renewed no more often); zero for a session last written before
-	// this was recorded. In a session's last MaxAge before MaxLifetime ends
-	// it, renewals no longer move it.
+	// this was recorded.
 	LastSeen time.Time
 }
 
