@@ -137,31 +137,39 @@ func TestLastSeenMovesWithRenewalsAndWrites(t *testing.T) {
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", TouchInterval: -1})
 		s.Options.MaxAge = 600
-		near := func(what string, got, want time.Time) {
+		var before time.Time
+		begin := func() { before = tg.now() }
+		// seen checks that LastSeen is the server's time between begin and
+		// now, to the second (stored times are whole seconds).
+		seen := func(what string) time.Time {
 			t.Helper()
-			if d := got.Sub(want); d < -time.Second || d > time.Second {
-				t.Fatalf("%s: LastSeen %v, want %v (to the second)", what, got, want)
+			after := tg.now()
+			got := onlySession(t, s, "alice").LastSeen
+			if got.Before(before.Truncate(time.Second).Add(-time.Second)) || got.After(after.Add(time.Second)) {
+				t.Fatalf("%s: LastSeen %v, not between %v and %v (the server's times around the Save)", what, got, before, after)
 			}
+			return got
 		}
+		begin()
 		b, _ := signIn(t, s, "alice")
-		first := onlySession(t, s, "alice").LastSeen
-		near("signed in", first, tg.now())
+		first := seen("signed in")
 
 		tg.advance(t, 1100*time.Millisecond)
+		begin()
 		sess, r := b.get(t, s, "sid")
 		b.save(t, s, r, sess) // unchanged: renewed
-		renewed := onlySession(t, s, "alice").LastSeen
-		near("renewed", renewed, tg.now())
+		renewed := seen("renewed")
 		if !renewed.After(first) {
 			t.Fatalf("a renewal left LastSeen at %v (first %v)", renewed, first)
 		}
 
 		tg.advance(t, 1100*time.Millisecond)
+		begin()
 		sess, r = b.get(t, s, "sid")
 		sess.Values["cart"] = "3 items"
 		b.save(t, s, r, sess)
+		seen("written")
 		us := onlySession(t, s, "alice")
-		near("written", us.LastSeen, tg.now())
 		if !us.LastSeen.After(renewed) {
 			t.Fatalf("a write left LastSeen at %v (renewed %v)", us.LastSeen, renewed)
 		}
@@ -367,14 +375,16 @@ func TestLastSeenUnderMaxLifetime(t *testing.T) {
 				s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid", MaxLifetime: 6 * time.Second, TouchInterval: time.Second, Observer: obs})
 				b, _ := signIn(t, s, "alice")
 				time.Sleep(2100 * time.Millisecond)
+				before := tg.now()
 				sess, r := b.get(t, s, "sid")
 				cc.reset()
 				b.save(t, s, r, sess)
 				equal(t, "calls", cc.reset(), 1)
 				equal(t, "outcome", outcome, OutcomeWritten)
+				after := tg.now()
 				us := onlySession(t, s, "alice")
-				if d := us.LastSeen.Sub(tg.now()); d < -time.Second || d > time.Second {
-					t.Fatalf("LastSeen %v, the server's time %v", us.LastSeen, tg.now())
+				if us.LastSeen.Before(before.Truncate(time.Second).Add(-time.Second)) || us.LastSeen.After(after.Add(time.Second)) {
+					t.Fatalf("LastSeen %v, not between %v and %v (the server's times around the Save)", us.LastSeen, before, after)
 				}
 				// At once again: nothing to write.
 				sess, r = b.get(t, s, "sid")

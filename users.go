@@ -73,9 +73,10 @@ type UserSession struct {
 	// IP is what Config.ClientIP answered for that request; "" without it.
 	IP string
 	// LastSeen is when the session was last written or renewed, by the
-	// server's clock, to within Config.TouchInterval (an unchanged session
-	// is renewed no more often); zero for a session last written before
-	// this was recorded.
+	// server's clock (in StringMode, as Expires, by the clock of the
+	// application server that wrote it), to within Config.TouchInterval (an
+	// unchanged session is renewed no more often); zero for a session last
+	// written before this was recorded.
 	LastSeen time.Time
 }
 
