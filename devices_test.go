@@ -398,3 +398,21 @@ func TestLastSeenUnderMaxLifetime(t *testing.T) {
 		}
 	})
 }
+
+// TestMovedLegacySessionsRecordTheDevice: a boj/redistore session that
+// moves in (Config.Legacy) joins its user's index with the device of the
+// request that moved it.
+func TestMovedLegacySessionsRecordTheDevice(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		legacyPrefix := "legacy_" + tg.prefix
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "user", ClientIP: remoteHost, Legacy: &Legacy{KeyPrefix: legacyPrefix}})
+		_, cookie := bojSession(t, tg, legacyPrefix, false, map[any]any{"user": "alice"})
+		b := newBrowser()
+		b.cookies["sid"] = cookie
+		sess, r := b.get(t, s, "sid")
+		sess.Values["visits"] = 1
+		saveFrom(t, s, b, r, sess, firefoxUA, "192.0.2.7:1")
+		sameDevice(t, "moved in", onlySession(t, s, "alice"), firefoxUA, "192.0.2.7")
+	})
+}

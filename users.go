@@ -408,11 +408,11 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 				snow = time.Now().Unix()
 			}
 			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep, until: snow + keep}
-			switch dev := s.deviceOf(r); {
-			case digest != st.snap.user:
+			switch dev, old := s.deviceOf(r), rawField(st.id); {
+			case digest != st.snap.user || moved && len(old) != idBytes:
 				p.ix.device = "s" + dev // signing in: this request's device
 			case moved:
-				p.ix.device = "c" + rawField(st.id) + dev // a new ID: the old one's
+				p.ix.device = "c" + old + dev // a new ID: the old one's
 			default:
 				p.ix.device = "k" + dev // a renewal: the entry's
 			}
