@@ -43,6 +43,24 @@ func (s *Store) deviceOf(r *http.Request) string {
 	return encodeDevice(r.UserAgent(), ip)
 }
 
+// deviceStep returns the device argument of an index step (indexOp.device)
+// that adds the entry of a session saved by the request r: signingIn, the
+// session joins the user (a sign-in, an account switch) and records r's
+// device; moved, it got a new ID and its entry keeps the device of the
+// entry of old; otherwise the entry is renewed and keeps its own. Where
+// the entry to keep from has none, r's is recorded.
+func (s *Store) deviceStep(r *http.Request, signingIn, moved bool, old string) string {
+	dev := s.deviceOf(r)
+	field := rawField(old)
+	switch {
+	case signingIn || moved && len(field) != idBytes:
+		return "s" + dev
+	case moved:
+		return "c" + field + dev
+	}
+	return "k" + dev
+}
+
 // encodeDevice encodes a User-Agent and an address, each cut to its bound:
 // a version byte, the User-Agent's length in decimal, ':', the User-Agent,
 // then the address. The length prefix means that no byte of either (a

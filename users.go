@@ -27,8 +27,9 @@ import (
 // user's ID. Each field is the 16 raw bytes of a session ID; its value is
 // "DDDDDDDDDD,AAAAAAAAAA": the Unix second (server clock) until which the
 // entry is kept, and the one when it was written; then, where the request
-// that signed the session in told one, "," and its device (devices.go). The key expires with its
-// latest entry, so the index of a user who never comes back goes by itself.
+// that signed the session in told one, "," and its device (devices.go).
+// The key expires with its latest entry, so the index of a user who never
+// comes back goes by itself.
 //
 // The index may name sessions that ended (a stale entry: UserSessions and
 // DeleteUserSessions check every session they are given, and drop such
@@ -408,14 +409,7 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 				snow = time.Now().Unix()
 			}
 			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep, until: snow + keep}
-			switch dev, old := s.deviceOf(r), rawField(st.id); {
-			case digest != st.snap.user || moved && len(old) != idBytes:
-				p.ix.device = "s" + dev // signing in: this request's device
-			case moved:
-				p.ix.device = "c" + old + dev // a new ID: the old one's
-			default:
-				p.ix.device = "k" + dev // a renewal: the entry's
-			}
+			p.ix.device = s.deviceStep(r, digest != st.snap.user, moved, st.id)
 			p.meta.IndexUntil = snow + keep
 			p.full = true
 		}
