@@ -48,7 +48,9 @@ func (s *Store) deviceOf(r *http.Request) string {
 // session joins the user (a sign-in, an account switch) and records r's
 // device; moved, it got a new ID and its entry keeps the device of the
 // entry of old; otherwise the entry is renewed and keeps its own. Where
-// the entry to keep from has none, r's is recorded.
+// there is no entry to keep from (a session indexed for the first time, an
+// entry lost), r's is recorded; an entry without a device (an earlier
+// release's) stays without one.
 func (s *Store) deviceStep(r *http.Request, signingIn, moved bool, old string) string {
 	dev := s.deviceOf(r)
 	field := rawField(old)

@@ -416,3 +416,35 @@ func TestMovedLegacySessionsRecordTheDevice(t *testing.T) {
 		sameDevice(t, "moved in", onlySession(t, s, "alice"), firefoxUA, "192.0.2.7")
 	})
 }
+
+// TestEntriesWithoutADeviceKeepNone: an entry an earlier release wrote (no
+// device) is not given the device of whichever request renews it or moves
+// it to a new ID; a session with no entry at all joins with the device of
+// the request that indexes it.
+func TestEntriesWithoutADeviceKeepNone(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", ClientIP: remoteHost})
+		regenerate := func(b *browser) *sessions.Session {
+			t.Helper()
+			sess, r := b.get(t, s, "sid")
+			r.Header.Set("User-Agent", chromeUA)
+			w := httptest.NewRecorder()
+			noErr(t, s.RegenerateID(r, w, sess))
+			b.keep(t, w)
+			return sess
+		}
+		b, sess := signIn(t, s, "alice")
+		ix := s.indexKey("alice")
+		entry, err := tg.do(t, "HGET", ix, rawField(sess.ID)).ToString()
+		noErr(t, err)
+		tg.do(t, "HSET", ix, rawField(sess.ID), entry[:21]) // as an earlier release wrote it
+		regenerate(b)
+		sameDevice(t, "an earlier release's entry, after RegenerateID", onlySession(t, s, "alice"), "", "")
+
+		sess = regenerate(b)
+		tg.do(t, "HDEL", ix, rawField(sess.ID)) // lost
+		regenerate(b)
+		sameDevice(t, "a session with no entry, after RegenerateID", onlySession(t, s, "alice"), chromeUA, "192.0.2.1")
+	})
+}

@@ -192,8 +192,9 @@ type indexOp struct {
 	until int64
 	// device says what device the entry records (see devices.go): 's'
 	// then the device, a sign-in's; 'k' then a device, the one the entry
-	// has, else that one; 'c', the 16 bytes of an entry of the same index,
-	// then a device: that entry's (a new ID), else that one.
+	// has (none if it has none), or, where there is no entry yet, that
+	// one; 'c', the 16 bytes of an entry of the same index, then a device:
+	// as 'k', from that entry (a new ID).
 	device string
 }
 
@@ -257,7 +258,7 @@ if KEYS[IK] and ARGV[IA0] ~= '' then
 		local from, given = ARGV[IA0], string.sub(dev, 2)
 		if mode == 'c' then from, given = string.sub(dev, 2, 17), string.sub(dev, 18) end
 		local old = redis.call('HGET', ix, from)
-		if old and string.sub(old, 22, 22) == ',' then blob = string.sub(old, 23) else blob = given end
+		if not old then blob = given elseif string.sub(old, 22, 22) == ',' then blob = string.sub(old, 23) end
 	end
 	if blob ~= '' then blob = ',' .. blob end
 	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', d, t) .. blob)
