@@ -331,6 +331,12 @@ type Config struct {
 	// them ("log out everywhere"). Empty means no index.
 	UserKey string
 
+	// ClientIP, with UserKey, gives the client's address that a session
+	// records when it signs in, for UserSessions (UserSession.IP). Only the
+	// application knows the real address behind its proxies, and an
+	// address is personal data: nil (the default) records none.
+	ClientIP func(r *http.Request) string
+
 	// MaxLifetime ends a session this long after it began, however often it
 	// is saved (OWASP's absolute timeout); RegenerateID keeps its start.
 	// Zero means no limit. It is rounded down to whole seconds.
@@ -405,6 +411,7 @@ func New(cfg Config) (*Store, error) {
 		sweepSource:   cfg.SweepBuckets,
 		clock:         newServerClock(),
 		userKey:       cfg.UserKey,
+		clientIP:      cfg.ClientIP,
 		compressor:    cfg.Compressor,
 		observer:      cfg.Observer,
 		observeUsers:  cfg.ObserveUserIDs,

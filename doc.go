@@ -96,7 +96,9 @@
 // ID, Save keeps an index of each user's sessions: UserSessions lists the
 // live ones (by Handle, a name that is not a credential), DeleteUserSession
 // signs out one, and DeleteUserSessions all but the handles given ("log out
-// everywhere" with none). The index is written with the session, before it,
+// everywhere" with none). Each session listed tells the User-Agent (and,
+// with Config.ClientIP, the address) of the request that signed it in, and
+// when it was last seen. The index is written with the session, before it,
 // so it never misses a live session, and it expires by itself. With
 // Config.MaxLifetime, a session ends that long after it began however
 // active it is; RegenerateID keeps its start.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -404,4 +405,42 @@ func ExampleStore_Sessions() {
 	// Output:
 	// signed in: 3 anonymous: 1
 	// ended: 2 carol's sessions: 1
+}
+
+// A "your devices" page: each session with the browser and the address
+// that signed it in (Config.ClientIP, here the host part of RemoteAddr)
+// and when it was last active.
+func ExampleStore_UserSessions() {
+	client, mr := miniClient()
+	defer mr.Close()
+	defer client.Close()
+	store, err := redistore.New(redistore.Config{
+		Client:   client,
+		KeyPairs: [][]byte{[]byte("a 32-byte hash key, from secrets")},
+		UserKey:  "user",
+		ClientIP: func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr) // no proxy in front
+			return host
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/login", nil)
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")
+	r.RemoteAddr = "192.0.2.7:51234"
+	session, _ := store.Get(r, "session")
+	session.Values["user"] = "alice"
+	if err := session.Save(r, httptest.NewRecorder()); err != nil {
+		log.Fatal(err)
+	}
+
+	list, _ := store.UserSessions(context.Background(), "alice")
+	for _, us := range list {
+		fmt.Println(us.UserAgent)
+		fmt.Println(us.IP, "this device:", us.Handle == store.Handle(session), "seen:", !us.LastSeen.IsZero())
+	}
+	// Output:
+	// Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0
+	// 192.0.2.7 this device: true seen: true
 }

@@ -383,7 +383,7 @@ end
 // seconds, ARGV[3] "1" to set a field TTL, ARGV[4] "1" to clean, ARGV[5]
 // the operation, ARGV[6] the value (the envelope behind the expected
 // expiry, see luaPut), ARGV[7] the expected stored value;
-// KEYS[2..3] and ARGV[8..10] the index step (luaIndexAdd, luaIndexDrop),
+// KEYS[2..3] and ARGV[8..12] the index step (luaIndexAdd, luaIndexDrop),
 // when set.
 // The operations: 'w' writes (a new session); 'n' writes a new session
 // only if none lives there (else it answers what does, as 'c'); 'c' writes only if the stored
@@ -418,7 +418,7 @@ return {1, used, time[1], time[2]}
 // ARGV[1] old field, ARGV[2] new field, ARGV[3] TTL in seconds, ARGV[4]
 // field TTL flag, ARGV[5] clean flag, ARGV[6] value (as writeScript's), ARGV[7] 'c' to move
 // only if the old session's stored value is still ARGV[8], else 'w';
-// KEYS[3..4] and ARGV[9..11] the index step, when set. It answers as
+// KEYS[3..4] and ARGV[9..13] the index step, when set. It answers as
 // writeScript.
 var replaceHashScript = rueidis.NewLuaScript(`
 local time = redis.call('TIME')

@@ -46,6 +46,7 @@ type Store struct {
 	legacy        *Legacy
 	clock         *serverClock
 	userKey       string
+	clientIP      func(*http.Request) string
 	maxLifetime   int64 // seconds; 0: none
 	observer      Observer
 	observeUsers  bool

@@ -217,7 +217,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		ttl = s.browserTTL
 	}
 	sv := saving{session: session, loc: loc, old: old, buf: getBuffer(), ttl: min(ttl, maxTTL),
-		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge}
+		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge, req: r}
 	if old != nil && session.ID == st.pending {
 		if err := s.resume(r.Context(), st, &sv); err != nil {
 			return info, err
@@ -403,6 +403,7 @@ type saving struct {
 	// so that its lifetime is one of its changes.
 	lifetimeSet bool
 	buf         *[]byte // scratch for the value
+	req         *http.Request
 }
 
 // bufferPool recycles the buffers Save serializes into.
@@ -481,7 +482,7 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	if err != nil {
 		return false, 0, err
 	}
-	p, err := s.plan(st, session, user, sv.ttl)
+	p, err := s.plan(st, session, user, sv.ttl, sv.req)
 	if errors.Is(err, errLifetimeOver) {
 		cctx, cancel := s.callContext(ctx)
 		defer cancel()
@@ -509,7 +510,9 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 			info.outcome = OutcomeSkipped
 			return false, p.ttl, nil
 		}
-		return false, p.ttl, s.renew(ctx, st, sv, p.ttl, info)
+		if !s.relifes(st, p) {
+			return false, p.ttl, s.renew(ctx, st, sv, p.ttl, info)
+		}
 	}
 	ix, err := s.beforeWrite(ctx, p.ix)
 	if err != nil {
@@ -658,10 +661,8 @@ func (s *Store) removeExpired(ctx context.Context, loc location, got stored) err
 // stored now, planning the user index for that lifetime.
 func (s *Store) renew(ctx context.Context, st *sessionState, sv *saving, ttl int64, info *opInfo) error {
 	full := time.Duration(ttl) * time.Second
-	behind := full - st.snap.left
-	window := min(s.touchInterval, full/10)
 	info.outcome = OutcomeSkipped
-	if behind >= 0 && behind < window {
+	if !s.renewalDue(st, ttl) {
 		return nil
 	}
 	cctx, cancel := s.callContext(ctx)
@@ -687,6 +688,38 @@ func (s *Store) renew(ctx context.Context, st *sessionState, sv *saving, ttl int
 	info.outcome = OutcomeTouched
 	return nil
 }
+
+// renewalDue reports whether an unchanged session's expiry has slipped far
+// enough behind where a write of ttl seconds would put it to be renewed.
+func (s *Store) renewalDue(st *sessionState, ttl int64) bool {
+	behind := time.Duration(ttl)*time.Second - st.snap.left
+	return behind < 0 || behind >= s.slip(ttl)
+}
+
+// slip is how far an unchanged session's expiry may slip behind before it
+// is renewed: TouchInterval, at most a tenth of the lifetime.
+func (s *Store) slip(ttl int64) time.Duration {
+	return min(s.touchInterval, time.Duration(ttl)*time.Second/10)
+}
+
+// relifes reports whether an unchanged signed-in session is written rather
+// than renewed (or left alone), in the one command a renewal takes, so that
+// UserSessions' LastSeen (its expiry less the lifetime its metadata
+// records) is never further off than a renewal lets it slip: when a
+// renewal is due and gives a lifetime that far from the recorded one (the
+// request set another MaxAge; one written before the lifetime was
+// recorded), or when MaxLifetime holds the expiry where it is and the last
+// write is that far behind.
+func (s *Store) relifes(st *sessionState, p writePlan) bool {
+	was := st.snap.meta.TTL
+	if p.meta.TTL == 0 || p.meta.TTL == was {
+		return false
+	}
+	off := time.Duration(abs(p.ttl-was)) * time.Second
+	return s.renewalDue(st, p.ttl) && off >= s.slip(p.ttl) || was != 0 && s.renewalDue(st, was)
+}
+
+func abs(n int64) int64 { return max(n, -n) }
 
 // expiryBytes is the 4-byte expiry in front of a stored value.
 func expiryBytes(exp int64) []byte {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -100,9 +101,13 @@ func keyID(t testing.TB, key []byte) string {
 func TestSealedSessionsHoldNothingInClear(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
-		s := newStore(t, tg, Config{Mode: mode, UserKey: "user", EncryptionKeys: testSealKeys[:1]})
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "user", EncryptionKeys: testSealKeys[:1],
+			ClientIP: func(*http.Request) string { return "198.51.100.23" }})
 		b := newBrowser()
-		sess, r := b.get(t, s, "sid")
+		r := b.request()
+		r.Header.Set("User-Agent", "Browser/1.0 (UAMARKER-5e1d)")
+		sess, err := s.Get(r, "sid")
+		noErr(t, err)
 		sess.Values["secret"] = sealMarker
 		sess.Values["user"] = "alice-" + sealMarker
 		sess.Values["cart"] = []string{sealMarker, sealMarker + "-2"}
@@ -114,7 +119,7 @@ func TestSealedSessionsHoldNothingInClear(t *testing.T) {
 			t.Errorf("a sealed session of 3.6 KB compressible values is %d bytes: sealed before compression?", len(got.envelope))
 		}
 		dump := tg.dump(t)
-		for _, part := range []string{sealMarker, "SEALMARKER", "7f3a9c", "alice"} {
+		for _, part := range []string{sealMarker, "SEALMARKER", "7f3a9c", "alice", "UAMARKER", "198.51.100.23"} {
 			if bytes.Contains(dump, []byte(part)) {
 				t.Fatalf("Redis holds %q in clear", part)
 			}
@@ -125,6 +130,8 @@ func TestSealedSessionsHoldNothingInClear(t *testing.T) {
 		us, err := s.UserSessions(context.Background(), "alice-"+sealMarker)
 		noErr(t, err)
 		equal(t, "sessions of the user", len(us), 1)
+		equal(t, "the device's User-Agent, sealed in the index", us[0].UserAgent, "Browser/1.0 (UAMARKER-5e1d)")
+		equal(t, "the device's address, sealed in the index", us[0].IP, "198.51.100.23")
 		// The walk over every session opens them too.
 		seen := 0
 		for info, err := range s.Sessions(context.Background()) {

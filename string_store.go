@@ -122,8 +122,9 @@ func (b *stringLayout) putExpiry(value []byte, ttl int64) int64 {
 
 // casStringScript is the conditional write of a session a request holds
 // and its conditional delete: KEYS[1] key, ARGV[1] the expected value;
-// ARGV[2] TTL in seconds and ARGV[3] the new value, or no ARGV[2] to
-// delete. It returns {1} done, {0} gone, or {2, stored value}.
+// ARGV[2] TTL in seconds and ARGV[3] the new value (with KEYS[2..3] and
+// ARGV[4..8] the index step), or no ARGV[2] to delete. It returns {1}
+// done, {0} gone, or {2, stored value}.
 var casStringScript = rueidis.NewLuaScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return {0} end
@@ -163,7 +164,7 @@ func (b *stringLayout) answer(res rueidis.RedisResult) error {
 }
 
 // newStringScript writes a new session with an index step: KEYS[1] key,
-// ARGV[1] TTL in seconds, ARGV[2] value; KEYS[2..3] and ARGV[3..5] the index
+// ARGV[1] TTL in seconds, ARGV[2] value; KEYS[2..3] and ARGV[3..7] the index
 // step (luaIndexAdd, luaIndexDrop).
 var newStringScript = rueidis.NewLuaScript(luaCheckHashes(2, "") + luaIndexAdd(2, 3) + `
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
@@ -237,7 +238,7 @@ func (b *stringLayout) remove(ctx context.Context, loc location) error {
 
 // replaceStringScript: KEYS[1] old key, KEYS[2] new key, ARGV[1] TTL in
 // seconds, ARGV[2] value, ARGV[3] the old key's expected value, or an empty string to
-// move it whatever it holds; KEYS[3..4] and ARGV[4..6] the index step
+// move it whatever it holds; KEYS[3..4] and ARGV[4..8] the index step
 // (luaIndexAdd, luaIndexDrop), when set. It answers as casStringScript.
 var replaceStringScript = rueidis.NewLuaScript(`
 if ARGV[3] ~= '' then

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -25,8 +26,10 @@ import (
 // prefix followed by "user:" and 32 hexadecimal digits of the SHA-256 of the
 // user's ID. Each field is the 16 raw bytes of a session ID; its value is
 // "DDDDDDDDDD,AAAAAAAAAA": the Unix second (server clock) until which the
-// entry is kept, and the one when it was written. The key expires with its
-// latest entry, so the index of a user who never comes back goes by itself.
+// entry is kept, and the one when it was written; then, where the request
+// that signed the session in told one, "," and its device (devices.go).
+// The key expires with its latest entry, so the index of a user who never
+// comes back goes by itself.
 //
 // The index may name sessions that ended (a stale entry: UserSessions and
 // DeleteUserSessions check every session they are given, and drop such
@@ -63,6 +66,19 @@ type UserSession struct {
 	// Started is when the session began (zero for a session written before
 	// UserKey or MaxLifetime was set).
 	Started time.Time
+	// UserAgent is the User-Agent of the request that signed the session
+	// in (or switched it to this user), its first 256 bytes; "" if it had
+	// none. A request from another browser with the same cookie does not
+	// change it; RegenerateID keeps it.
+	UserAgent string
+	// IP is what Config.ClientIP answered for that request; "" without it.
+	IP string
+	// LastSeen is when the session was last written or renewed, by the
+	// server's clock (in StringMode, as Expires, by the clock of the
+	// application server that wrote it), to within Config.TouchInterval (an
+	// unchanged session is renewed no more often); zero for a session last
+	// written before this was recorded.
+	LastSeen time.Time
 }
 
 // userOf returns the user a session's values name (Config.UserKey), ""
@@ -174,13 +190,20 @@ type indexOp struct {
 	// so that the metadata never promises more than the entry has, however
 	// far this machine's clock is from the server's.
 	until int64
+	// device says what device the entry records (see devices.go): 's'
+	// then the device, a sign-in's; 'k' then a device, the one the entry
+	// has (none if it has none), or, where there is no entry yet, that
+	// one; 'c', the 16 bytes of an entry of the same index, then a device:
+	// as 'k', from that entry (a new ID).
+	device string
 }
 
 // keys and args append the index arguments to a write script's: KEYS[IK]
 // and KEYS[IK+1] the indexes to add to and to drop from (where a part is
 // empty, its key repeats the other), ARGV[IA] the entry to add (empty:
 // none), ARGV[IA+1] its seconds, ARGV[IA+2] the entry to drop (empty: none),
-// ARGV[IA+3] the deadline the metadata records.
+// ARGV[IA+3] the deadline the metadata records, ARGV[IA+4] the device the
+// entry records (indexOp.device).
 func (ix *indexOp) keys(keys ...string) []string {
 	if ix == nil {
 		return keys
@@ -199,7 +222,7 @@ func (ix *indexOp) args(args ...string) []string {
 	if ix == nil {
 		return args
 	}
-	return append(args, ix.add, itoa(ix.keep), ix.drop, itoa(ix.until))
+	return append(args, ix.add, itoa(ix.keep), ix.drop, itoa(ix.until), ix.device)
 }
 
 // indexCursor is the field of an index hash that holds where the next
@@ -210,7 +233,9 @@ const indexCursor = ""
 // luaIndexAdd is the first half of the index step of the write scripts,
 // run after their checks (luaCheckHashes among them) and before their
 // writes: with KEYS[IK] set it adds the entry ARGV[IA] kept ARGV[IA+1]
-// seconds, or until ARGV[IA+3] if that is later, drops the entries past
+// seconds, or until ARGV[IA+3] if that is later, with the device ARGV[IA+4]
+// says (a sign-in's, or the one the entry, or the entry of the ID it
+// replaces, has: a renewal or a new ID keeps it), drops the entries past
 // their deadline in one HSCAN chunk (all
 // of a small hash; a large one chunk by chunk, the cursor kept in the field
 // "": one that is not a cursor starts a pass again), and makes the key
@@ -225,7 +250,18 @@ if KEYS[IK] and ARGV[IA0] ~= '' then
 	keep = math.min(d - t, 2147483647)
 	local cursor = redis.call('HGET', ix, '')
 	if not cursor or #cursor > 19 or not string.match(cursor, '^%d+$') then cursor = '0' end
-	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', d, t))
+	local dev, blob = ARGV[IA4], ''
+	local mode = string.sub(dev, 1, 1)
+	if mode == 's' then
+		blob = string.sub(dev, 2)
+	else
+		local from, given = ARGV[IA0], string.sub(dev, 2)
+		if mode == 'c' then from, given = string.sub(dev, 2, 17), string.sub(dev, 18) end
+		local old = redis.call('HGET', ix, from)
+		if not old then blob = given elseif string.sub(old, 22, 22) == ',' then blob = string.sub(old, 23) end
+	end
+	if blob ~= '' then blob = ',' .. blob end
+	redis.call('HSET', ix, ARGV[IA0], string.format('%010d,%010d', d, t) .. blob)
 	local r = redis.call('HSCAN', ix, cursor, 'COUNT', 16)
 	local kv = r[2]
 	for i = 1, #kv, 2 do
@@ -269,11 +305,12 @@ end
 
 func indexReplacer(ik, ia int) *strings.Replacer {
 	return strings.NewReplacer("IKD", strconv.Itoa(ik+1), "IK", strconv.Itoa(ik),
-		"IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2), "IA3", strconv.Itoa(ia+3))
+		"IA0", strconv.Itoa(ia), "IA1", strconv.Itoa(ia+1), "IA2", strconv.Itoa(ia+2), "IA3", strconv.Itoa(ia+3),
+		"IA4", strconv.Itoa(ia+4))
 }
 
 // indexScript is luaIndexAdd on its own, for Redis Cluster: KEYS[1] the
-// index, ARGV[1..2].
+// index, ARGV[1..5] as indexOp.args gives them.
 var indexScript = rueidis.NewLuaScript(luaIndexAdd(1, 1) + "\nreturn 1\n")
 
 // dropEntryScript deletes an index entry if its value is still ARGV[2]
@@ -302,8 +339,9 @@ var errLifetimeOver = fmt.Errorf("%w: it reached Config.MaxLifetime", ErrEnded)
 // session (its ID already the one it is written under) holding user, for
 // ttl seconds, from what the request holds: the index is planned from the
 // user the write stores against the user stored now (the snapshot's), so
-// that the session is on the index of exactly the user it holds.
-func (s *Store) plan(st *sessionState, session *sessions.Session, user string, ttl int64) (writePlan, error) {
+// that the session is on the index of exactly the user it holds; a
+// sign-in records the device of r, the request that saves it.
+func (s *Store) plan(st *sessionState, session *sessions.Session, user string, ttl int64, r *http.Request) (writePlan, error) {
 	p := writePlan{ttl: ttl}
 	if s.maxLifetime == 0 && s.userKey == "" {
 		return p, nil
@@ -331,6 +369,11 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 		digest = userDigest(user)
 	}
 	p.meta.User, p.meta.HasUser = digest, true
+	if digest != "" {
+		// UserSessions tells when the session was last seen from this
+		// and its expiry.
+		p.meta.TTL = p.ttl
+	}
 	if stored && !st.snap.meta.HasUser {
 		p.full = true // written before the metadata named the user: record it
 	}
@@ -367,6 +410,7 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 				snow = time.Now().Unix()
 			}
 			p.ix = &indexOp{addKey: s.indexKeyOf(digest), add: rawField(session.ID), keep: keep, until: snow + keep}
+			p.ix.device = s.deviceStep(r, digest != st.snap.user, moved, st.id, p.ix.addKey)
 			p.meta.IndexUntil = snow + keep
 			p.full = true
 		}
@@ -418,7 +462,7 @@ func (s *Store) beforeWrite(ctx context.Context, ix *indexOp) (*indexOp, error) 
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	err := indexScript.Exec(ctx, s.client, []string{ix.addKey}, []string{ix.add, itoa(ix.keep), "", itoa(ix.until)}).Error()
+	err := indexScript.Exec(ctx, s.client, []string{ix.addKey}, []string{ix.add, itoa(ix.keep), "", itoa(ix.until), ix.device}).Error()
 	if err != nil {
 		return nil, redisError("indexing session", err)
 	}
@@ -665,7 +709,7 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 		if !ok {
 			now = time.Now()
 		}
-		added, err := strconv.ParseInt(value[min(len(value), 11):], 10, 64)
+		added, err := strconv.ParseInt(value[min(len(value), 11):min(len(value), 21)], 10, 64)
 		return us, false, err == nil && now.Sub(time.Unix(added, 0)) <= indexGrace, nil
 	}
 	h, owner, err := s.ownerOf(got.envelope, loc)
@@ -695,6 +739,12 @@ func (s *Store) indexedSession(ctx context.Context, user string, e indexEntry, v
 	if h.Meta.Start != 0 {
 		us.info.Started = time.Unix(h.Meta.Start, 0)
 	}
+	if h.Meta.TTL != 0 {
+		// The expiry is where the last write or renewal put it, the
+		// lifetime ahead of then.
+		us.info.LastSeen = time.Unix(got.expiry-h.Meta.TTL, 0)
+	}
+	us.info.UserAgent, us.info.IP = s.entryDevice(value, e.key)
 	return us, true, false, nil
 }
 

@@ -5,8 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redisession/redistore"
 )
@@ -14,7 +17,7 @@ import (
 var sessionsCommand = &command{
 	name:    "sessions",
 	args:    " --user USER | --all",
-	summary: "list a user's live sessions (Config.UserKey's index), or with --all every session: handle, user, start, expiry, size",
+	summary: "list a user's live sessions (Config.UserKey's index): handle, start, last seen, expiry, device; or with --all every session: handle, user, start, expiry, size",
 	setup:   setupSessions,
 }
 
@@ -92,17 +95,23 @@ type sessionsJSON struct {
 
 // userSessionJSON is one redistore.UserSession. Times are RFC 3339, UTC;
 // Started is null for a session written before Config.UserKey or
-// Config.MaxLifetime was set (the text's "unknown").
+// Config.MaxLifetime was set, LastSeen for one last written before this
+// release recorded it (the text's "unknown"); UserAgent and IP are "" where
+// the session recorded none.
 type userSessionJSON struct {
-	Handle  string  `json:"handle"`
-	Started *string `json:"started"`
-	Expires *string `json:"expires"`
+	Handle    string  `json:"handle"`
+	Started   *string `json:"started"`
+	Expires   *string `json:"expires"`
+	LastSeen  *string `json:"last_seen"`
+	UserAgent string  `json:"user_agent"`
+	IP        string  `json:"ip"`
 }
 
 func sessionsDocument(user string, list []redistore.UserSession) sessionsJSON {
 	doc := sessionsJSON{User: user, Sessions: make([]userSessionJSON, 0, len(list))}
 	for _, us := range list {
-		doc.Sessions = append(doc.Sessions, userSessionJSON{Handle: us.Handle, Started: jsonTime(us.Started), Expires: jsonTime(us.Expires)})
+		doc.Sessions = append(doc.Sessions, userSessionJSON{Handle: us.Handle, Started: jsonTime(us.Started), Expires: jsonTime(us.Expires),
+			LastSeen: jsonTime(us.LastSeen), UserAgent: us.UserAgent, IP: us.IP})
 	}
 	return doc
 }
@@ -113,13 +122,17 @@ func printUserSessions(e *env, list []redistore.UserSession, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HANDLE\tSTARTED\tEXPIRES")
+	fmt.Fprintln(tw, "HANDLE\tSTARTED\tLAST SEEN\tEXPIRES\tIP\tUSER AGENT")
 	for _, us := range list {
-		started := "unknown"
+		started, seen := "unknown", "unknown"
 		if !us.Started.IsZero() {
 			started = us.Started.UTC().Format(time.DateTime + " MST")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s (in %s)\n", us.Handle, started, us.Expires.UTC().Format(time.DateTime+" MST"), human(us.Expires.Sub(now)))
+		if !us.LastSeen.IsZero() {
+			seen = human(now.Sub(us.LastSeen)) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (in %s)\t%s\t%s\n", us.Handle, started, seen, us.Expires.UTC().Format(time.DateTime+" MST"),
+			human(us.Expires.Sub(now)), printable(us.IP), printable(us.UserAgent))
 	}
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "%d live session(s)\n", len(list))
@@ -178,4 +191,19 @@ type revokeJSON struct {
 	// Ended is how many sessions were ended: 1 with --handle; with none,
 	// those ended before a failure too (the command then exits 1).
 	Ended int `json:"ended"`
+}
+
+// printable returns what a client sent (a User-Agent, an address) safe to
+// print on a terminal: quoted, with escapes, if it holds anything but
+// printable characters; "-" if it is empty.
+func printable(s string) string {
+	if s == "" {
+		return "-"
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }

@@ -132,7 +132,7 @@ func TestSessionsAndRevokeJSON(t *testing.T) {
 				fields := jsonDoc(t, r, &doc)
 				wantNames(t, "sessions --json", fields, "user", "sessions")
 				for _, us := range wantArray(t, "sessions", fields["sessions"]) {
-					wantNames(t, "a session", us, "handle", "started", "expires")
+					wantNames(t, "a session", us, "handle", "started", "expires", "last_seen", "user_agent", "ip")
 				}
 				equal(t, "user", doc.User, "alice")
 				var listed []string

@@ -42,7 +42,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <table>
 <tr><th>Device</th><th>Signed in</th><th>Expires</th><th></th></tr>
 {{range .Devices -}}
-<tr><td><code>{{.Handle}}</code>{{if .This}} (this device){{end}}</td><td>{{.Started}}</td><td>{{.Expires}}</td>
+<tr data-handle="{{.Handle}}"><td>{{.Description}}</td><td>{{.Started}}</td><td>{{.Expires}}</td>
 <td>{{if not .This}}<form method="post" action="/devices/signout"><input type="hidden" name="handle" value="{{.Handle}}"><button type="submit">Sign out</button></form>{{end}}</td></tr>
 {{end -}}
 </table>
@@ -91,6 +91,7 @@ type where struct {
 // device is one of the signed-in user's sessions, as the page lists it.
 type device struct {
 	Handle           string
+	Description      string // "Firefox on Linux, 127.0.0.1, active 3 minutes ago, this device"
 	Started, Expires string
 	This             bool
 }
@@ -208,8 +209,10 @@ func (a *app) devices(r *http.Request, s *sessions.Session, user string) []devic
 	}
 	this := a.store.Handle(s)
 	var out []device
+	now := time.Now()
 	for _, us := range list {
 		d := device{Handle: us.Handle, Expires: us.Expires.UTC().Format(time.DateTime + " UTC"), This: us.Handle == this, Started: "unknown"}
+		d.Description = describe(us, d.This, now)
 		if !us.Started.IsZero() {
 			d.Started = us.Started.UTC().Format(time.DateTime + " UTC")
 		}

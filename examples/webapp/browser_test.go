@@ -85,10 +85,16 @@ func TestInARealBrowser(t *testing.T) {
 		t.Fatalf("logging in: %v", err)
 	}
 	text("signed in")
-	for _, want := range []string{"Logged in as ada", "visited this page 2 times", "Your devices", "(this device)"} {
+	for _, want := range []string{"Logged in as ada", "visited this page 2 times", "Your devices", "this device"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("signed-in page lacks %q:\n%s", want, body)
 		}
+	}
+	// The device as people know it: this browser (headless Chromium says
+	// Chrome), its system, the address it came from, and when it was
+	// last active.
+	if !regexp.MustCompile(`Chrome on (Linux|macOS|Windows), 127\.0\.0\.1, active just now, this device`).MatchString(body) {
+		t.Fatalf("the devices list does not show this browser, its address and this device:\n%s", body)
 	}
 	if file := os.Getenv("DEMO_SCREENSHOT"); file != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

@@ -234,7 +234,8 @@ func newStore(client rueidis.Client, keys [][]byte, mode redistore.Mode, logger 
 		KeyPairs: keys,
 		Mode:     mode,
 		Logger:   logger,
-		UserKey:  keyUser, // lists a user's devices, and signs them out
+		UserKey:  keyUser,  // lists a user's devices, and signs them out
+		ClientIP: clientIP, // the address a devices page shows
 		Observer: observer,
 	})
 }

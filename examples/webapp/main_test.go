@@ -449,11 +449,11 @@ func TestDevices(t *testing.T) {
 		body := laptop.home(t)
 		wantContains(t, body, "Your devices")
 		handles := regexp.MustCompile(`name="handle" value="([^"]+)"`).FindAllStringSubmatch(body, -1)
-		if len(handles) != 2 || strings.Count(body, "(this device)") != 1 {
-			t.Fatalf("laptop's page lists %d other devices and %d of this one, want 2 and 1:\n%s", len(handles), strings.Count(body, "(this device)"), body)
+		if len(handles) != 2 || strings.Count(body, ", this device") != 1 {
+			t.Fatalf("laptop's page lists %d other devices and %d of this one, want 2 and 1:\n%s", len(handles), strings.Count(body, ", this device"), body)
 		}
 		// Another user's handle does nothing to that session.
-		graceHandles := regexp.MustCompile(`<code>([^<]+)</code> \(this device\)`).FindStringSubmatch(other.home(t))
+		graceHandles := regexp.MustCompile(`<tr data-handle="([^"]+)"><td>[^<]*, this device</td>`).FindStringSubmatch(other.home(t))
 		wantRedirect(t, laptop.do(t, "POST", "/devices/signout", url.Values{"handle": {graceHandles[1]}}))
 		wantContains(t, other.home(t), "Logged in as <strong>grace</strong>")
 

@@ -18,9 +18,11 @@
 //	         Config.UserKey, whose session it is: a length (0: no user, or
 //	         16) and the first 16 bytes of the SHA-256 of the user's ID, as
 //	         the user's index key names it, so that what ends a user's
-//	         sessions never needs to decode their values; a reader ignores
-//	         bytes after the fields it knows, so that later releases can add
-//	         fields
+//	         sessions never needs to decode their values; after a user (16
+//	         bytes, not 0), the lifetime in seconds the session's last write
+//	         gave it, an unsigned varint (0: unknown), from which the store
+//	         tells when the session was last seen; a reader ignores bytes
+//	         after the fields it knows, so that later releases can add fields
 //	[comp]   with bits 0 and 3: the compressor's ID
 //	rest     the serialized session, or, when compressed, its length as an
 //	         unsigned varint followed by the compressed bytes (one LZ4
@@ -64,6 +66,7 @@ const (
 	knownFlags         = FlagCompressed | FlagIncompressible | flagMeta | flagNamed
 	headerLen          = 2
 	maxMetaLen         = 64
+	maxTTL             = 1<<31 - 1 // beyond any lifetime the store gives
 	// sealIDLen and sealOverheadBound are internal/seal's IDLen and
 	// Overhead (checked by the tests), which this package does not import.
 	sealIDLen         = 4
@@ -91,6 +94,9 @@ type Meta struct {
 	// the block records it (written by a store with UserKey).
 	User    string
 	HasUser bool
+	// TTL is the lifetime in seconds the session's last write gave it, 0
+	// unknown; the block records it only after a user (User not "").
+	TTL int64
 }
 
 func (m Meta) empty() bool { return m == Meta{} }
@@ -125,12 +131,15 @@ func fail(kind error, format string, args ...any) *Error {
 
 // appendMeta appends the metadata block of m after a header.
 func appendMeta(dst []byte, m Meta) []byte {
-	var block [3*binary.MaxVarintLen64 + UserDigestLen]byte
+	var block [4*binary.MaxVarintLen64 + UserDigestLen]byte
 	n := binary.PutUvarint(block[:], uint64(max(m.Start, 0)))
 	n += binary.PutUvarint(block[n:], uint64(max(m.IndexUntil, 0)))
 	if m.HasUser {
 		n += binary.PutUvarint(block[n:], uint64(len(m.User)))
 		n += copy(block[n:], m.User)
+		if len(m.User) == UserDigestLen && m.TTL > 0 {
+			n += binary.PutUvarint(block[n:], uint64(m.TTL))
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
 	return append(dst, block[:n]...)
@@ -159,6 +168,13 @@ func readMeta(body string) (Meta, string, error) {
 	// wrote it) say nothing, and the user is learned from the values.
 	if n, k := strbytes.Uvarint(block); k > 0 && (n == 0 || n == UserDigestLen) && uint64(len(block)-k) >= n {
 		m.User, m.HasUser = block[k:k+int(n)], true
+		// The lifetime follows only a user: after "no user" a byte is
+		// a later release's field.
+		if rest := block[k+int(n):]; n == UserDigestLen {
+			if v, k := strbytes.Uvarint(rest); k > 0 && v <= maxTTL {
+				m.TTL = int64(v)
+			}
+		}
 	}
 	return m, rest, nil
 }

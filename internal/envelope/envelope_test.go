@@ -31,6 +31,8 @@ var envelopeGolden = []struct {
 	{"metadata with fields of a later release", "1601" + "0880e2cfaa06000701" + "78797a", CodecCompact, "xyz", Meta{Start: 1700000000}},
 	{"metadata with a user", "1401" + "1b80e2cfaa06bc85d5aa0610" + "000102030405060708090a0b0c0d0e0f" + "78797a", CodecCompact, "xyz", Meta{Start: 1700000000, IndexUntil: 1700086460, User: "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", HasUser: true}},
 	{"metadata with no user, and fields of a later release", "1401" + "0880e2cfaa06000001" + "78797a", CodecCompact, "xyz", Meta{Start: 1700000000, HasUser: true}},
+	{"metadata with a user and its lifetime", "1401" + "1e80e2cfaa06bc85d5aa0610" + "000102030405060708090a0b0c0d0e0f" + "80a305" + "78797a", CodecCompact, "xyz", Meta{Start: 1700000000, IndexUntil: 1700086460, User: "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", HasUser: true, TTL: 86400}},
+	{"metadata with a user, its lifetime and fields of a later release", "1401" + "2080e2cfaa06bc85d5aa0610" + "000102030405060708090a0b0c0d0e0f" + "80a305" + "0102" + "78797a", CodecCompact, "xyz", Meta{Start: 1700000000, IndexUntil: 1700086460, User: "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", HasUser: true, TTL: 86400}},
 	{"metadata and lz4", "1501" + "0680e2cfaa0600" + "f403" + "1f610100ffd2000200b06161616161616161616161", CodecCompact, strings.Repeat("a", 500), Meta{Start: 1700000000}},
 }
 
@@ -95,7 +97,9 @@ func bomb(n int) string {
 
 func TestEnvelopeMetadataRoundTrips(t *testing.T) {
 	t.Parallel()
-	for _, m := range []Meta{{Start: 1}, {Start: 1700000000, IndexUntil: 1800000000}, {IndexUntil: 5}} {
+	user := strings.Repeat("u", UserDigestLen)
+	for _, m := range []Meta{{Start: 1}, {Start: 1700000000, IndexUntil: 1800000000}, {IndexUntil: 5},
+		{Start: 1, User: user, HasUser: true, TTL: 1<<31 - 1}, {HasUser: true}, {User: user, HasUser: true}} {
 		for _, payload := range []string{"", "short", strings.Repeat("abc", 400), randomText(1000)} {
 			env := Append([]byte("pre"), []byte(payload), CodecCompact, LZ4{}, 400, false, m)
 			o, err := Open(string(env[3:]), maxLength, nil, nil, nil)
@@ -241,4 +245,22 @@ func FuzzOpenEnvelope(f *testing.F) {
 			t.Fatalf("sealed envelope differs: %v", err)
 		}
 	})
+}
+
+// TestMetaLifetimeFollowsOnlyAUser: the lifetime is written after a user
+// and nowhere else, so that a block without a user reads as releases
+// before it read it.
+func TestMetaLifetimeFollowsOnlyAUser(t *testing.T) {
+	t.Parallel()
+	for _, m := range []Meta{{Start: 1, TTL: 60}, {Start: 1, HasUser: true, TTL: 60}} {
+		o, err := Open(string(Append(nil, []byte("x"), CodecCompact, LZ4{}, -1, false, m)), maxLength, nil, nil, nil)
+		noErr(t, err)
+		m.TTL = 0
+		equal(t, "meta", o.Meta, m)
+	}
+	// A lifetime past any the store gives is not one.
+	block := "\x01\x00\x10" + strings.Repeat("u", UserDigestLen) + "\x80\x80\x80\x80\x10"
+	o, err := Open("\x14\x01"+string(rune(len(block)))+block+"x", maxLength, nil, nil, nil)
+	noErr(t, err)
+	equal(t, "meta", o.Meta, Meta{Start: 1, User: strings.Repeat("u", UserDigestLen), HasUser: true})
 }
