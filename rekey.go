@@ -25,6 +25,11 @@ type RekeyStats struct {
 	// HashMode keeps until a write into their bucket or Sweep removes them:
 	// they are re-sealed too, so that nothing is left in clear.
 	Expired int
+	// Devices counts the devices in users' indexes (Config.UserKey) that
+	// Rekey sealed with the first key, or, with WriteUnsealed, wrote in
+	// clear: an index entry holds the User-Agent and address of the
+	// request that signed its session in.
+	Devices int
 	// Unreadable counts values that open with no key of the ring (sealed by
 	// a key that left it, tampered with, or not a session at all): left as
 	// they are, and counted so that an operator can decide.
@@ -35,8 +40,8 @@ type RekeyStats struct {
 
 // String summarizes the stats on one line.
 func (st RekeyStats) String() string {
-	return fmt.Sprintf("%s in %s: %d re-sealed, %d sealed by the first key already, %d expired, %d unreadable, in %v",
-		plural(st.Sessions, "session"), plural(st.Keys, "key"), st.Resealed, st.Current, st.Expired, st.Unreadable, st.Duration.Round(time.Millisecond))
+	return fmt.Sprintf("%s in %s: %d re-sealed, %d sealed by the first key already, %d expired, %d unreadable; %s re-sealed; in %v",
+		plural(st.Sessions, "session"), plural(st.Keys, "key"), st.Resealed, st.Current, st.Expired, st.Unreadable, plural(st.Devices, "device"), st.Duration.Round(time.Millisecond))
 }
 
 // ErrNoEncryptionKeys: Rekey was called on a store without
@@ -100,6 +105,12 @@ func (s *Store) rekeyBatch(ctx context.Context, keys []string, st *RekeyStats) e
 	var owned []string
 	cmds := make(rueidis.Commands, 0, len(keys))
 	for _, k := range keys {
+		if s.IsIndexKey(k) {
+			if err := s.rekeyIndex(ctx, k, st); err != nil {
+				return err
+			}
+			continue
+		}
 		if !s.OwnsKey(k) {
 			continue
 		}
@@ -305,4 +316,66 @@ func (s *Store) swapIfSame(ctx context.Context, v rekeyValue, next string) (swap
 // the key holds something that is not a session.
 func isWrongType(err error) bool {
 	return errors.Is(redisError("", err), ErrCorrupt)
+}
+
+// rekeyIndex re-seals the devices of a user's index (see devices.go) as
+// resealed does sessions, each entry replaced only if it is still as read.
+func (s *Store) rekeyIndex(ctx context.Context, key string, st *RekeyStats) error {
+	cctx, cancel := s.callContext(ctx)
+	fields, err := s.client.Do(cctx, s.client.B().Hgetall().Key(key).Build()).AsStrMap()
+	cancel()
+	if isWrongType(err) {
+		return nil // not an index: left alone, as Stats leaves it
+	}
+	if err != nil {
+		return err
+	}
+	for f, v := range fields {
+		if f == indexCursor {
+			continue
+		}
+		next, ok := s.resealedEntry(v, key)
+		if !ok {
+			continue
+		}
+		cctx, cancel := s.callContext(ctx)
+		swapped, err := s.swapIfSame(cctx, rekeyValue{location{key: key, field: f}, v}, next)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if swapped {
+			st.Devices++
+		}
+		// Changed meanwhile: the write that changed it wrote its device
+		// as its store does.
+	}
+	return nil
+}
+
+// resealedEntry returns an index entry's value with its device sealed with
+// the first key (or, with WriteUnsealed, in clear), and whether that
+// differs from value. A device that does not open is left.
+func (s *Store) resealedEntry(value, indexKey string) (string, bool) {
+	const numbers = len("DDDDDDDDDD,AAAAAAAAAA")
+	if len(value) <= numbers+1 || value[numbers] != ',' {
+		return "", false // no device
+	}
+	dev := value[numbers+1:]
+	sealed := dev[0] == deviceSealed
+	if sealed && !s.writeClear && s.ring.KeyOf([]byte(dev[1:])) == 0 {
+		return "", false // sealed by the first key already
+	}
+	if !sealed && s.writeClear {
+		return "", false
+	}
+	ua, ip, err := s.openDevice(dev, indexKey)
+	if err != nil {
+		return "", false
+	}
+	enc := encodeDevice(ua, ip)
+	if enc == "" {
+		return value[:numbers], true
+	}
+	return value[:numbers+1] + s.sealDevice(enc, indexKey), true
 }

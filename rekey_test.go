@@ -1,8 +1,10 @@
 package redistore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -200,5 +202,49 @@ func TestRekeyUnderConcurrentWritesLosesNothing(t *testing.T) {
 			sess, _ := b.get(t, rotated, "sid")
 			equal(t, "count", sess.Values["count"], any(increments))
 		}
+	})
+}
+
+// Devices in users' indexes follow the keys: Rekey seals the devices
+// recorded in clear before sealing was turned on, re-seals those of an old
+// key so that the ring without it still shows them, and with WriteUnsealed
+// writes them in clear again, so that a store without keys shows them.
+func TestRekeyResealsDevices(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		k1, k2 := testSealKeys[0], testSealKeys[1]
+		ip := func(*http.Request) string { return "198.51.100.7" }
+		store := func(keys [][]byte, unsealed bool) *Store {
+			return newStore(t, tg, Config{Mode: mode, UserKey: "user", EncryptionKeys: keys, WriteUnsealed: unsealed, ClientIP: ip})
+		}
+		plain, first, rotating, rotated := store(nil, false), store([][]byte{k1}, false), store([][]byte{k2, k1}, false), store([][]byte{k2}, false)
+		b := newBrowser()
+		sess, r := b.get(t, plain, "sid")
+		sess.Values["user"] = "alice"
+		saveFrom(t, plain, b, r, sess, firefoxUA, "1.2.3.4:5")
+		if !bytes.Contains(tg.dump(t), []byte("Firefox/133.0")) {
+			t.Fatal("the device is not in clear before sealing: the test proves nothing")
+		}
+
+		rs, err := first.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "devices sealed", rs.Devices, 1)
+		if d := tg.dump(t); bytes.Contains(d, []byte("Firefox/133.0")) || bytes.Contains(d, []byte("198.51.100.7")) {
+			t.Fatal("the device is in clear after Rekey")
+		}
+		sameDevice(t, "sealed by k1", onlySession(t, first, "alice"), firefoxUA, "198.51.100.7")
+
+		rs, err = rotating.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "devices re-sealed", rs.Devices, 1)
+		sameDevice(t, "after rotation, without the old key", onlySession(t, rotated, "alice"), firefoxUA, "198.51.100.7")
+		rs, err = rotating.Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "devices re-sealed by a second pass", rs.Devices, 0)
+
+		rs, err = store([][]byte{k2}, true).Rekey(context.Background(), nil)
+		noErr(t, err)
+		equal(t, "devices written in clear", rs.Devices, 1)
+		sameDevice(t, "unsealed, without keys", onlySession(t, plain, "alice"), firefoxUA, "198.51.100.7")
 	})
 }

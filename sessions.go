@@ -34,12 +34,16 @@ import (
 // A session that lives throughout the walk is yielded once. In HashMode
 // with the default key generators each bucket is read once, whatever SCAN
 // repeats (a bitmap of the buckets read, Buckets/8 bytes). Elsewhere SCAN
-// may list a key twice, so Sessions remembers the keys of its last four
-// replies: that covers the repeats a resize of Redis's key table gives,
-// which come in neighbouring replies. A Redis Cluster slot that moves to
+// may list a key again after Redis shrinks its key table (many keys deleted
+// or expired during the walk), so Sessions remembers the keys of its last
+// four replies: that covers a table that shrinks up to about four times the
+// SCAN count, not more (a mass logout of most of a million sessions during
+// the walk can make it yield one twice). A Redis Cluster slot that moves to
 // another node during the walk is outside these guarantees: its sessions
 // may be missed, or (but for HashMode's default generators) come twice. A
-// session written or ended during the walk may or may not be yielded.
+// session written or ended during the walk may or may not be yielded; one
+// given a new ID (RegenerateID) is to the walk one that ended and one that
+// began, and may be yielded under either ID, both or neither.
 func (s *Store) Sessions(ctx context.Context) iter.Seq2[SessionInfo, error] {
 	return func(yield func(SessionInfo, error) bool) {
 		start := s.began()
@@ -70,11 +74,20 @@ func (s *Store) Sessions(ctx context.Context) iter.Seq2[SessionInfo, error] {
 // request saved it) is read again and given to pick again, so that a
 // session rewritten into one pick would not pick is left. Once it returns,
 // no session it ended opens anything, and a request that had loaded one
-// cannot save it back (ErrEnded); their entries leave the user index.
+// cannot save it back (ErrEnded); their entries leave the user index
+// (with a custom KeyGenerator, which the ID cannot be read back from, the
+// entries stay until UserSessions or DeleteUserSessions drops them).
 // Sessions whose values do not decode are left, never given to pick, and
 // reported in the error, as are the sessions it could not end; a Redis
-// failure ends the walk, and what was ended before it is counted. A session
-// created while it runs may be left, as one created just after it would.
+// failure ends the walk, and what was ended before it is counted.
+//
+// A session given a new ID while a walk runs (RegenerateID, a login in
+// another tab) is, to the walk, one that ended and one that began: the walk
+// may have passed its new place already. So DeleteSessions walks again
+// while a pass ends anything, up to deleteSessionsPasses passes, and the
+// session it would miss, still signed in under its new ID, is ended by the
+// next. A session created while it runs may be ended or left, as one
+// created just after it would be left.
 func (s *Store) DeleteSessions(ctx context.Context, pick func(SessionInfo) bool) (int, error) {
 	start := s.began()
 	n, err := s.deleteSessions(ctx, pick)
@@ -82,7 +95,23 @@ func (s *Store) DeleteSessions(ctx context.Context, pick func(SessionInfo) bool)
 	return n, err
 }
 
+// deleteSessionsPasses bounds the passes of DeleteSessions (as
+// deleteUserPasses bounds DeleteUserSessions').
+const deleteSessionsPasses = 4
+
 func (s *Store) deleteSessions(ctx context.Context, pick func(SessionInfo) bool) (int, error) {
+	total := 0
+	for pass := 1; ; pass++ {
+		n, err := s.deletePass(ctx, pick)
+		total += n
+		if err != nil || n == 0 || pass == deleteSessionsPasses {
+			return total, err
+		}
+	}
+}
+
+// deletePass is one walk of DeleteSessions.
+func (s *Store) deletePass(ctx context.Context, pick func(SessionInfo) bool) (int, error) {
 	n, left := 0, 0
 	var first error
 	err := s.walkSessions(ctx, func(f foundSession) error {

@@ -481,3 +481,65 @@ func TestSessionsYieldsARedisFailure(t *testing.T) {
 		})
 	}
 }
+
+// "End every session of tenant X": a tenant-x session that gets a new ID
+// (RegenerateID: a privilege change, a periodic rotation) while
+// DeleteSessions runs does not survive it: the walk may have passed its new
+// place, and a further pass ends it.
+func TestDeleteSessionsEndsSessionsGivenANewIDMeanwhile(t *testing.T) {
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				tg.prefix = randomPrefix()
+				s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Buckets: map[Mode]int{HashMode: 16, StringMode: 0}[mode]})
+				type held struct {
+					b    *browser
+					sess *sessions.Session
+				}
+				var all []held
+				for i := range 40 {
+					b, sess := newSession(t, s, map[any]any{"uid": fmt.Sprint("tenant-x:", i)}, 0)
+					all = append(all, held{b, sess})
+				}
+				once := false
+				n, err := s.DeleteSessions(context.Background(), func(info SessionInfo) bool {
+					if !once {
+						once = true
+						for _, h := range all {
+							if s.Handle(h.sess) == info.Handle {
+								continue
+							}
+							sess, r := h.b.get(t, s, "sid")
+							w := httptest.NewRecorder()
+							if err := s.RegenerateID(r, w, sess); err == nil {
+								h.b.keep(t, w)
+							}
+							break // one request, of one other user of the tenant
+						}
+					}
+					return true
+				})
+				noErr(t, err)
+				left := 0
+				for info, err := range s.Sessions(context.Background()) {
+					noErr(t, err)
+					left++
+					_ = info
+				}
+				signedIn := 0
+				for _, h := range all {
+					sess, _ := h.b.get(t, s, "sid")
+					if !sess.IsNew && sess.Values["uid"] != nil {
+						signedIn++
+					}
+				}
+				equal(t, "ended", n, 40)
+				t.Logf("%s: ended %d, live after DeleteSessions(all of tenant x): %d, browsers still signed in: %d", mode, n, left, signedIn)
+				if left > 0 || signedIn > 0 {
+					t.Errorf("%d tenant-x sessions survive DeleteSessions (%d browsers still signed in)", left, signedIn)
+				}
+			})
+		}
+	})
+}

@@ -138,9 +138,11 @@ func (r *allRows) print(info redistore.SessionInfo, err error) {
 	if !info.Expires.IsZero() {
 		expires = fmt.Sprintf("%s (in %s)", info.Expires.UTC().Format(time.DateTime+" MST"), human(info.Expires.Sub(r.now)))
 	}
-	user := info.User
+	// A user ID is often the user's own choice: escaped, so that it cannot
+	// drive the operator's terminal.
+	user := printable(info.User)
 	if err != nil {
-		user = "(does not decode: " + err.Error() + ")"
+		user = "(does not decode: " + printable(err.Error()) + ")"
 	}
 	fmt.Fprintf(r.w, allRowFormat, info.Handle, started, expires, fmt.Sprintf("%d B", info.StoredBytes), info.Compressor, user)
 }

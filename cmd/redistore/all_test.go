@@ -84,3 +84,23 @@ func TestSessionsAll(t *testing.T) {
 		}
 	})
 }
+
+// A user ID is the user's choice: sessions --all escapes it, so that it
+// cannot drive the operator's terminal.
+func TestAllEscapesUserIDs(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		s, err := redistore.New(redistore.Config{Client: f.client, KeyPairs: f.pairs, Mode: redistore.HashMode, KeyPrefix: f.prefix, UserKey: "user"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed(t, s, 3600, map[string]any{"user": "mallory\x1b]0;pwned\x07\x1b[2J\rroot"})
+		r := f.run(t, "sessions", "--all")
+		r.wantCode(t, 0)
+		if strings.ContainsAny(r.stdout, "\x1b\x07\r") {
+			t.Fatalf("sessions --all wrote control characters of a user ID to the terminal: %q", r.stdout)
+		}
+		contains(t, "stdout", r.stdout, "mallory")
+	})
+}

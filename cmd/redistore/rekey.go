@@ -89,16 +89,19 @@ func rekeyLine(p *progressBar, st redistore.RekeyStats) string {
 // rekeyJSON is what rekey --json prints: redistore.RekeyStats. Its field
 // names are part of the command's interface: add fields, never rename.
 type rekeyJSON struct {
-	Keys       int     `json:"keys"`
-	Sessions   int     `json:"sessions"`
-	Resealed   int     `json:"resealed"`
-	Current    int     `json:"current"`
-	Expired    int     `json:"expired"`
-	Unreadable int     `json:"unreadable"`
+	Keys       int `json:"keys"`
+	Sessions   int `json:"sessions"`
+	Resealed   int `json:"resealed"`
+	Current    int `json:"current"`
+	Expired    int `json:"expired"`
+	Unreadable int `json:"unreadable"`
+	// Devices counts the devices in users' indexes re-sealed (or written
+	// in clear with --unseal).
+	Devices    int     `json:"devices"`
 	DurationMS float64 `json:"duration_ms"`
 }
 
 func rekeyDocument(st redistore.RekeyStats) rekeyJSON {
 	return rekeyJSON{Keys: st.Keys, Sessions: st.Sessions, Resealed: st.Resealed, Current: st.Current,
-		Expired: st.Expired, Unreadable: st.Unreadable, DurationMS: float64(st.Duration.Microseconds()) / 1000}
+		Expired: st.Expired, Unreadable: st.Unreadable, Devices: st.Devices, DurationMS: float64(st.Duration.Microseconds()) / 1000}
 }
