@@ -8,7 +8,7 @@ require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/gorilla/sessions v1.4.0
 	github.com/redis/rueidis v1.0.79
-	github.com/redisession/redistore v0.0.0-20261201160547-da662b46729e
+	github.com/redisession/redistore v0.0.0-20261207005954-11d1ac3dc5bd
 )
 
 require (

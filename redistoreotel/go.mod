@@ -6,7 +6,7 @@ require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/gorilla/sessions v1.4.0
 	github.com/redis/rueidis v1.0.79
-	github.com/redisession/redistore v0.0.0-20261201160547-da662b46729e
+	github.com/redisession/redistore v0.0.0-20261207005954-11d1ac3dc5bd
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
