@@ -3,6 +3,7 @@ package redistore
 import (
 	"context"
 	"encoding/binary"
+	"github.com/redisession/redistore/internal/device"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -114,8 +115,8 @@ func TestDeviceBounds(t *testing.T) {
 		for _, tt := range []struct{ user, ua, want string }{
 			{"carol", firefoxUA, firefoxUA},
 			{"dave", "", ""},
-			{"erin", long, long[:maxUserAgentLength]},
-			{"frank", "x" + long, ("x" + long)[:maxUserAgentLength-1]},
+			{"erin", long, long[:device.MaxUserAgentLength]},
+			{"frank", "x" + long, ("x" + long)[:device.MaxUserAgentLength-1]},
 		} {
 			b := newBrowser()
 			sess, r := b.get(t, s, "sid")
@@ -226,39 +227,6 @@ func TestUnreadableDevicesAreSkipped(t *testing.T) {
 		} {
 			tg.do(t, "HSET", s.indexKey("alice"), rawField(sess.ID), v)
 			sameDevice(t, v, onlySession(t, s, "alice"), "", "")
-		}
-	})
-}
-
-func TestDeviceEncoding(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct{ ua, ip string }{
-		{"", ""}, {firefoxUA, ""}, {"", "::1"}, {"a,b:c\x00,,", "1,2"}, {"12:34", "5:6"},
-		{strings.Repeat("\xff", 300), strings.Repeat("9", 70)},
-	} {
-		ua, ip, err := decodeDevice(encodeDevice(tt.ua, tt.ip))
-		noErr(t, err)
-		equal(t, "User-Agent", ua, cut(tt.ua, maxUserAgentLength))
-		equal(t, "address", ip, cut(tt.ip, maxIPLength))
-	}
-	equal(t, "nothing known", encodeDevice("", ""), "")
-	equal(t, "cut at a boundary", cut("aé", 2), "a")
-	equal(t, "cut within bytes that are not UTF-8", cut("\x80\x80\x80\x80\x80", 2), "\x80\x80")
-}
-
-func FuzzDecodeDevice(f *testing.F) {
-	f.Add(encodeDevice(firefoxUA, "192.0.2.7"), "")
-	f.Add("1999:", "x")
-	f.Fuzz(func(t *testing.T, d, ip string) {
-		// Whatever it reads, it reads again once written.
-		if ua, ip, err := decodeDevice(d); err == nil {
-			if ua2, ip2, err := decodeDevice(encodeDevice(ua, ip)); err != nil || ua2 != ua || ip2 != ip {
-				t.Fatalf("%q reads as %q, %q, which do not round-trip", d, ua, ip)
-			}
-		}
-		ua, ip2, err := decodeDevice(encodeDevice(d, ip))
-		if err != nil || ua != cut(d, maxUserAgentLength) || ip2 != cut(ip, maxIPLength) {
-			t.Fatalf("%q, %q: read back %q, %q, %v", d, ip, ua, ip2, err)
 		}
 	})
 }

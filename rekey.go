@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/redisession/redistore/internal/device"
 	"github.com/redisession/redistore/internal/envelope"
 )
 
@@ -373,7 +374,7 @@ func (s *Store) resealedEntry(value, indexKey string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	enc := encodeDevice(ua, ip)
+	enc := device.Encode(ua, ip)
 	if enc == "" {
 		return value[:numbers], true
 	}
