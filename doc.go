@@ -50,13 +50,14 @@
 // starts with its expiry, checked on every read against the Redis server's
 // clock, and each bucket's own TTL outlasts every session in it.
 //
-// Redis before 7.4 cannot expire one field, so expired sessions are removed
-// by the writes into their bucket (a bucket remembers a time at or before its
+// Expired sessions are therefore removed by the writes into their bucket (a bucket remembers a time at or before its
 // earliest expiry, and a write that finds it passed cleans the bucket, or one
 // bounded chunk of a large one, in the same atomic step), by
 // Redis itself where it has field TTLs (HEXPIRE), and by Store.Sweep, an
 // optional full pass. The redistore command (cmd/redistore) sweeps, reports
-// Stats, checks the server's configuration and inspects one session.
+// Stats, checks the server's configuration, inspects one session, lists and
+// ends users' sessions or every session, and re-seals sessions with a new
+// key.
 //
 // In StringMode each session is a key of its own and Redis expires it.
 //

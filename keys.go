@@ -9,9 +9,9 @@ import (
 
 // IDLength is the length of a session ID: 32 lowercase hexadecimal digits
 // encoding 16 bytes (128 bits) from crypto/rand.
-const IDLength = 2 * idBytes
+const IDLength = 32
 
-const idBytes = 16
+const idBytes = IDLength / 2
 
 // maxPrefixOnStack is the prefix length up to which locate builds keys
 // without a heap allocation beyond the key itself.

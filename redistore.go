@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -55,6 +56,7 @@ type Store struct {
 	ring          *seal.Ring      // Config.EncryptionKeys; nil: values in clear
 	sealer        envelope.Sealer // ring, or a nil interface without one
 	writeClear    bool            // Config.WriteUnsealed: the ring only opens
+	rekeyNoLua    atomic.Bool     // Rekey found the server refuses scripts
 	states        states          // what requests hold for their sessions (request.go)
 	moveKey       []byte          // the current hash key: names the ID a boj/redistore session moves to
 	walkCount     int             // the SCAN COUNT of Sessions; 0: scanCount (tests lower it)
@@ -215,7 +217,12 @@ func (s *Store) openValues(env string, into map[any]any, loc location) (map[any]
 		ad = sealedAt(loc)
 	}
 	if o.Opened, err = envelope.Open(env, s.maxLength, s.decompress, s.sealer, ad); err != nil {
-		return nil, opened{}, envelopeError(err)
+		// What is in clear still says what it says (the start, the
+		// compressor): Sessions and Lookup report it, MaxLifetime ends it.
+		if h, herr := envelope.ReadHeader(env); herr == nil {
+			o.Codec, o.Flags, o.Meta, o.Compressor, o.SealedBy = h.Codec, h.Flags, h.Meta, h.Compressor, -1
+		}
+		return nil, o, envelopeError(err)
 	}
 	values := into
 	if o.Codec == envelope.CodecCompact {

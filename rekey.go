@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -26,6 +27,11 @@ type RekeyStats struct {
 	// HashMode keeps until a write into their bucket or Sweep removes them:
 	// they are re-sealed too, so that nothing is left in clear.
 	Expired int
+	// Busy counts the sessions that changed between Rekey's read and its
+	// write on every attempt: they are left as they were, and a run again
+	// re-seals them. (Renewals, which rewrite only the expiry in front,
+	// do not make a session busy.)
+	Busy int
 	// Devices counts the devices in users' indexes (Config.UserKey) that
 	// Rekey sealed with the first key, or, with WriteUnsealed, wrote in
 	// clear: an index entry holds the User-Agent and address of the
@@ -41,8 +47,8 @@ type RekeyStats struct {
 
 // String summarizes the stats on one line.
 func (st RekeyStats) String() string {
-	return fmt.Sprintf("%s in %s: %d re-sealed, %d sealed by the first key already, %d expired, %d unreadable; %s re-sealed; in %v",
-		plural(st.Sessions, "session"), plural(st.Keys, "key"), st.Resealed, st.Current, st.Expired, st.Unreadable, plural(st.Devices, "device"), st.Duration.Round(time.Millisecond))
+	return fmt.Sprintf("%s in %s: %d re-sealed, %d sealed by the first key already, %d expired, %d unreadable, %d busy; %s re-sealed; in %v",
+		plural(st.Sessions, "session"), plural(st.Keys, "key"), st.Resealed, st.Current, st.Expired, st.Unreadable, st.Busy, plural(st.Devices, "device"), st.Duration.Round(time.Millisecond))
 }
 
 // ErrNoEncryptionKeys: Rekey was called on a store without
@@ -199,7 +205,7 @@ func (s *Store) rekeyOne(ctx context.Context, v rekeyValue, st *RekeyStats) erro
 			return nil
 		}
 		cctx, cancel := s.callContext(ctx)
-		swapped, err := s.swapIfSame(cctx, v, next)
+		swapped, err := s.swapIfSame(cctx, v, next, expiryLen)
 		cancel()
 		if err != nil {
 			return err
@@ -209,8 +215,7 @@ func (s *Store) rekeyOne(ctx context.Context, v rekeyValue, st *RekeyStats) erro
 			return nil
 		}
 		if attempt == rekeyAttempts {
-			// Still changing: a request writing it seals it itself.
-			st.Current++
+			st.Busy++ // still changing: left for a run again
 			return nil
 		}
 		cctx, cancel = s.callContext(ctx)
@@ -225,8 +230,7 @@ func (s *Store) rekeyOne(ctx context.Context, v rekeyValue, st *RekeyStats) erro
 			return err
 		}
 		if !got.found {
-			st.Current++ // ended meanwhile: nothing to re-seal
-			return nil
+			return nil // ended meanwhile: nothing to re-seal
 		}
 		v.raw = got.raw
 	}
@@ -268,15 +272,19 @@ func (s *Store) resealed(v rekeyValue) (string, bool, error) {
 	return string(out), true, nil
 }
 
-// rekeyHashScript replaces a field's value if it is still ARGV[2], keeping
-// the field's TTL where the server has them (HSET drops it): to the
-// millisecond with HPEXPIRE, to the second above where the server has only
-// HEXPIRE (miniredis); KEYS[1] the bucket, ARGV[1] the field, ARGV[3] the
-// new value. It answers 1 when it replaced it.
+// rekeyHashScript replaces a field's value if it is still ARGV[2] past its
+// first ARGV[4] bytes (a session's expiry, which a renewal rewrites: the
+// current one is kept), keeping the field's TTL where the server has them
+// (HSET drops it): to the millisecond with HPEXPIRE, to the second above
+// where the server has only HEXPIRE (miniredis); KEYS[1] the bucket (or an
+// index), ARGV[1] the field, ARGV[3] the new value. It answers 1 when it
+// replaced it.
 var rekeyHashScript = rueidis.NewLuaScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local n = tonumber(ARGV[4])
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur or string.sub(cur, n + 1) ~= string.sub(ARGV[2], n + 1) or #cur < n then return 0 end
 local ttl = redis.pcall('HPTTL', KEYS[1], 'FIELDS', 1, ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], string.sub(cur, 1, n) .. string.sub(ARGV[3], n + 1))
 if type(ttl) == 'table' and type(ttl[1]) == 'number' and ttl[1] > 0 then
 	local set = redis.pcall('HPEXPIRE', KEYS[1], ttl[1], 'FIELDS', 1, ARGV[1])
 	if type(set) == 'table' and set.err then
@@ -286,31 +294,42 @@ end
 return 1
 `)
 
-// rekeyStringScript replaces a key's value if it is still ARGV[1], keeping
-// its TTL: ARGV[2] the new value. It answers 1 when it replaced it.
+// rekeyStringScript replaces a key's value if it is still ARGV[1] past its
+// first ARGV[3] bytes (the expiry, kept as it is now), keeping its TTL:
+// ARGV[2] the new value. It answers 1 when it replaced it.
 var rekeyStringScript = rueidis.NewLuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+local n = tonumber(ARGV[3])
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, n + 1) ~= string.sub(ARGV[1], n + 1) or #cur < n then return 0 end
+redis.call('SET', KEYS[1], string.sub(cur, 1, n) .. string.sub(ARGV[2], n + 1), 'KEEPTTL')
 return 1
 `)
 
 // swapIfSame replaces what is stored at v.loc with next if it is still
-// v.raw, in one step on the server; swapped reports that it did.
-func (s *Store) swapIfSame(ctx context.Context, v rekeyValue, next string) (swapped bool, err error) {
+// v.raw past its first keep bytes (a session's expiry, which renewals
+// rewrite: kept as it is now), in one step on the server; swapped reports
+// that it did. On a server that runs no scripts, StringMode uses
+// compare-and-set where the server has it (Valkey 8.1+), on the whole
+// value.
+func (s *Store) swapIfSame(ctx context.Context, v rekeyValue, next string, keep int) (swapped bool, err error) {
+	k := strconv.Itoa(keep)
 	if v.loc.field != "" {
-		n, err := rekeyHashScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.loc.field, v.raw, next}).AsInt64()
+		n, err := rekeyHashScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.loc.field, v.raw, next, k}).AsInt64()
 		return n == 1, err
 	}
-	if sl, ok := s.layout.(*stringLayout); ok && sl.cas.Load() == 1 {
-		// Compare-and-set without Lua (Valkey 8.1+).
-		err := s.client.Do(ctx, s.client.B().Arbitrary("SET").Keys(v.loc.key).Args(next, "IFEQ", v.raw, "KEEPTTL").Build()).Error()
-		if rueidis.IsRedisNil(err) {
-			return false, nil
+	sl, _ := s.layout.(*stringLayout)
+	if sl == nil || !s.rekeyNoLua.Load() {
+		n, err := rekeyStringScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.raw, next, k}).AsInt64()
+		if re, ok := rueidis.IsRedisErr(err); !ok || !refusesScripts(re.Error()) || sl == nil || !sl.hasCAS(ctx, v.loc.key) {
+			return n == 1, err
 		}
-		return err == nil, err
+		s.rekeyNoLua.Store(true)
 	}
-	n, err := rekeyStringScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.raw, next}).AsInt64()
-	return n == 1, err
+	err = s.client.Do(ctx, s.client.B().Arbitrary("SET").Keys(v.loc.key).Args(next, "IFEQ", v.raw, "KEEPTTL").Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // isWrongType reports whether Redis refused a command for the key's type:
@@ -335,12 +354,16 @@ func (s *Store) rekeyIndex(ctx context.Context, key string, st *RekeyStats) erro
 		if f == indexCursor {
 			continue
 		}
-		next, ok := s.resealedEntry(v, key)
+		next, ok, err := s.resealedEntry(v, key)
+		if err != nil {
+			st.Unreadable++ // a device no key of the ring opens: left
+			continue
+		}
 		if !ok {
 			continue
 		}
 		cctx, cancel := s.callContext(ctx)
-		swapped, err := s.swapIfSame(cctx, rekeyValue{location{key: key, field: f}, v}, next)
+		swapped, err := s.swapIfSame(cctx, rekeyValue{location{key: key, field: f}, v}, next, 0)
 		cancel()
 		if err != nil {
 			return err
@@ -357,26 +380,26 @@ func (s *Store) rekeyIndex(ctx context.Context, key string, st *RekeyStats) erro
 // resealedEntry returns an index entry's value with its device sealed with
 // the first key (or, with WriteUnsealed, in clear), and whether that
 // differs from value. A device that does not open is left.
-func (s *Store) resealedEntry(value, indexKey string) (string, bool) {
+func (s *Store) resealedEntry(value, indexKey string) (string, bool, error) {
 	const numbers = len("DDDDDDDDDD,AAAAAAAAAA")
 	if len(value) <= numbers+1 || value[numbers] != ',' {
-		return "", false // no device
+		return "", false, nil // no device
 	}
 	dev := value[numbers+1:]
 	sealed := dev[0] == deviceSealed
 	if sealed && !s.writeClear && s.ring.KeyOf([]byte(dev[1:])) == 0 {
-		return "", false // sealed by the first key already
+		return "", false, nil // sealed by the first key already
 	}
 	if !sealed && s.writeClear {
-		return "", false
+		return "", false, nil
 	}
 	ua, ip, err := s.openDevice(dev, indexKey)
 	if err != nil {
-		return "", false
+		return "", false, err
 	}
 	enc := device.Encode(ua, ip)
 	if enc == "" {
-		return value[:numbers], true
+		return value[:numbers], true, nil
 	}
-	return value[:numbers+1] + s.sealDevice(enc, indexKey), true
+	return value[:numbers+1] + s.sealDevice(enc, indexKey), true, nil
 }

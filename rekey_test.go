@@ -3,6 +3,7 @@ package redistore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redisession/redistore/internal/redistest"
 )
 
 // saveValue saves one session with values through s, as a new browser.
@@ -247,4 +252,95 @@ func TestRekeyResealsDevices(t *testing.T) {
 		equal(t, "devices written in clear", rs.Devices, 1)
 		sameDevice(t, "unsealed, without keys", onlySession(t, plain, "alice"), firefoxUA, "198.51.100.7")
 	})
+}
+
+// renewingClient renews the session a Rekey swap is about to replace, as an
+// unchanged Save's renewal does (only the expiry in front moves), just
+// before each swap reaches the server.
+type renewingClient struct {
+	rueidis.Client
+	n int
+}
+
+func (c *renewingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	a := cmd.Commands()
+	if (strings.EqualFold(a[0], "EVALSHA") || strings.EqualFold(a[0], "EVAL")) && a[2] == "1" && (len(a) == 8 || len(a) == 7) {
+		key := a[3]
+		var get rueidis.Completed
+		if len(a) == 8 { // the hash script: KEYS[1] bucket, ARGV field, old, new, n
+			get = c.B().Hget().Key(key).Field(a[4]).Build()
+		} else {
+			get = c.B().Get().Key(key).Build()
+		}
+		if v, err := c.Client.Do(ctx, get).ToString(); err == nil && len(v) > expiryLen {
+			var b [expiryLen]byte
+			binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32([]byte(v[:expiryLen]))+1)
+			if len(a) == 8 {
+				c.Client.Do(ctx, c.B().Hset().Key(key).FieldValue().FieldValue(a[4], string(b[:])+v[expiryLen:]).Build())
+			} else {
+				c.Client.Do(ctx, c.B().Setrange().Key(key).Offset(0).Value(string(b[:])).Build())
+			}
+			c.n++
+		}
+	}
+	return c.Client.Do(ctx, cmd)
+}
+
+// A renewal between Rekey's read and its write (it rewrites only the expiry
+// in front) does not keep the session from being re-sealed, and the
+// renewal's expiry stands.
+func TestRekeyReSealsASessionRenewedMeanwhile(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		if tg.cluster != nil {
+			t.Skip("the injected renewal goes through the store's client; one node shows it")
+		}
+		old := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{testSealKeys[1]}})
+		b := saveValue(t, old, map[any]any{"x": 1})
+		sess, _ := b.get(t, old, "sid")
+		_, before := rawAt(t, old, sess.ID)
+		rc := &renewingClient{Client: tg.client}
+		cur := newStore(t, tg, Config{Mode: mode, Client: rc, EncryptionKeys: [][]byte{testSealKeys[0], testSealKeys[1]}})
+		st, err := cur.Rekey(context.Background(), nil)
+		noErr(t, err)
+		if rc.n == 0 {
+			t.Fatal("no renewal was injected: the test proves nothing")
+		}
+		equal(t, "re-sealed", st.Resealed, 1)
+		equal(t, "busy", st.Busy, 0)
+		_, got := rawAt(t, cur, sess.ID)
+		equal(t, "sealed by", sealedBy(t, got), keyID(t, testSealKeys[0]))
+		equal(t, "the renewals' expiry", expiryOf(got.raw), expiryOf(before.raw).Add(time.Duration(rc.n)*time.Second))
+	})
+}
+
+// On a server that runs no scripts (Valkey without Lua), Rekey re-seals
+// StringMode sessions with compare-and-set.
+func TestRekeyWithoutScripting(t *testing.T) {
+	t.Parallel()
+	in := redistest.NeedNoScripting(t)
+	if !installHas(in, "DELIFEQ") {
+		t.Skipf("%s has no compare-and-set for strings (DELIFEQ)", in.Name())
+	}
+	srv := in.StartT(t)
+	c, err := NewClient("redis://" + srv.Addr)
+	noErr(t, err)
+	t.Cleanup(c.Close)
+	tg := &target{name: in.Name() + "-nolua", client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+	old := newStore(t, tg, Config{Mode: StringMode, EncryptionKeys: testSealKeys[1:2]})
+	var browsers []*browser
+	for i := range 3 {
+		browsers = append(browsers, saveValue(t, old, map[any]any{"n": i}))
+	}
+	// A store that has not read anything yet: Rekey learns what the server
+	// does itself.
+	rotating := newStore(t, tg, Config{Mode: StringMode, EncryptionKeys: [][]byte{testSealKeys[0], testSealKeys[1]}})
+	st, err := rotating.Rekey(context.Background(), nil)
+	noErr(t, err)
+	equal(t, "re-sealed", st.Resealed, 3)
+	rotated := newStore(t, tg, Config{Mode: StringMode, EncryptionKeys: testSealKeys[:1]})
+	for i, b := range browsers {
+		sess, _ := b.get(t, rotated, "sid")
+		equal(t, "n", sess.Values["n"], any(i))
+	}
 }

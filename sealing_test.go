@@ -379,3 +379,35 @@ func TestEncryptionKeysAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// What stays in clear is reported even when the value does not open:
+// Sessions gives the start and compressor of a session sealed by a key it
+// lacks, and skips one past MaxLifetime, as UserSessions does.
+func TestSealedValuesThatDoNotOpenStillTellTheirClearFront(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	for _, mode := range []Mode{HashMode, StringMode} {
+		t.Run(mode.String(), func(t *testing.T) {
+			tg.prefix = randomPrefix()
+			other := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Hour, EncryptionKeys: testSealKeys[2:3]})
+			saveValue(t, other, map[any]any{"x": strings.Repeat("compressible ", 100)})
+			s := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Hour, EncryptionKeys: testSealKeys[:1]})
+			n := 0
+			for info, err := range s.Sessions(context.Background()) {
+				n++
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("a session sealed by a key not in the ring: %v", err)
+				}
+				if info.Started.IsZero() || info.Compressor != "lz4" || info.Codec != "compact" {
+					t.Fatalf("what is in clear is lost: started %v, compressor %q, codec %q", info.Started, info.Compressor, info.Codec)
+				}
+			}
+			equal(t, "sessions walked", n, 1)
+			short := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Second, EncryptionKeys: testSealKeys[:1]})
+			time.Sleep(1100 * time.Millisecond)
+			for info, err := range short.Sessions(context.Background()) {
+				t.Fatalf("a session past MaxLifetime was yielded: %+v, %v", info, err)
+			}
+		})
+	}
+}

@@ -247,7 +247,7 @@ func newFlagSet(c *command, output io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&o.buckets, "buckets", redistore.DefaultBuckets, "the store's Config.Buckets (HashMode)")
 	fs.StringVar(&o.legacy, "legacy-prefix", "", "the store's Config.Legacy.KeyPrefix, while sessions move from boj/redistore (e.g. session_)")
 	o.timeout = defaultTimeout
-	fs.Var((*durationFlag)(&o.timeout), "timeout", "bound on each Redis call, with a unit (default 5s)")
+	fs.Var((*durationFlag)(&o.timeout), "timeout", "the `duration` each Redis call may take, with a unit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: redistore %s [flags]%s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
 		fs.PrintDefaults()

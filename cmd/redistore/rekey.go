@@ -64,6 +64,9 @@ func setupRekey(fs *flag.FlagSet, _ *options) func(context.Context, *env, []stri
 			// Nothing of the store's: a wrong --mode or --prefix?
 			return e.tell(e.mismatch(ctx, client, store))
 		}
+		if err == nil && st.Busy > 0 {
+			return fmt.Errorf("%d session(s) changed on every attempt and were left as they were: run rekey again before a key leaves the ring", st.Busy)
+		}
 		if err == nil && st.Unreadable > 0 {
 			return fmt.Errorf("%d value(s) open with no key in %s (sealed by a key that left it, or not sessions): they were left as they are", st.Unreadable, envSealKeys)
 		}
@@ -95,6 +98,8 @@ type rekeyJSON struct {
 	Current    int `json:"current"`
 	Expired    int `json:"expired"`
 	Unreadable int `json:"unreadable"`
+	// Busy counts the sessions that changed on every attempt: run again.
+	Busy int `json:"busy"`
 	// Devices counts the devices in users' indexes re-sealed (or written
 	// in clear with --unseal).
 	Devices    int     `json:"devices"`
@@ -103,5 +108,5 @@ type rekeyJSON struct {
 
 func rekeyDocument(st redistore.RekeyStats) rekeyJSON {
 	return rekeyJSON{Keys: st.Keys, Sessions: st.Sessions, Resealed: st.Resealed, Current: st.Current,
-		Expired: st.Expired, Unreadable: st.Unreadable, Devices: st.Devices, DurationMS: float64(st.Duration.Microseconds()) / 1000}
+		Expired: st.Expired, Unreadable: st.Unreadable, Busy: st.Busy, Devices: st.Devices, DurationMS: float64(st.Duration.Microseconds()) / 1000}
 }

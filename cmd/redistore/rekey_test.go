@@ -51,7 +51,7 @@ func TestRekeyCommand(t *testing.T) {
 				r.wantCode(t, 0)
 				var doc rekeyJSON
 				fields := jsonDoc(t, r, &doc)
-				wantNames(t, "rekey --json", fields, "keys", "sessions", "resealed", "current", "expired", "unreadable", "devices", "duration_ms")
+				wantNames(t, "rekey --json", fields, "keys", "sessions", "resealed", "current", "expired", "unreadable", "busy", "devices", "duration_ms")
 				if doc.Resealed != 0 || doc.Current != 8 {
 					t.Fatalf("second rekey: %+v", doc)
 				}
