@@ -1,6 +1,7 @@
 package redistore
 
 import (
+	"errors"
 	"fmt"
 	neturl "net/url"
 	"runtime"
@@ -45,10 +46,13 @@ const DefaultSentinelRefresh = time.Second
 // ForceSingleClient for miniredis, a TLS configuration, or MaxFlushDelay 0.
 // The caller owns the client and closes it.
 func NewClient(url string, adjust ...func(*rueidis.ClientOption)) (rueidis.Client, error) {
+	if url == "" {
+		return nil, errors.New("redistore: the Redis URL is empty: give NewClient one such as redis://localhost:6379 (is REDIS_URL set?)")
+	}
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		// The parser's message quotes the URL, password and all.
-		return nil, fmt.Errorf("redistore: %s is not a Redis URL that rueidis.ParseURL accepts", redactURL(url))
+		return nil, fmt.Errorf("redistore: %q is not a Redis URL that rueidis.ParseURL accepts", redactURL(url))
 	}
 	opt.DisableCache = true
 	opt.MaxFlushDelay = DefaultMaxFlushDelay

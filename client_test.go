@@ -115,3 +115,11 @@ func TestNewClientConnections(t *testing.T) {
 		t.Fatalf("%d connections on %d cores, want 1", n, runtime.GOMAXPROCS(0))
 	}
 }
+
+// An empty URL (REDIS_URL unset) says so, and how to give one.
+func TestNewClientWithAnEmptyURL(t *testing.T) {
+	_, err := NewClient("")
+	if err == nil || !strings.Contains(err.Error(), "empty") || !strings.Contains(err.Error(), "redis://") {
+		t.Fatalf("NewClient(\"\"): %v", err)
+	}
+}

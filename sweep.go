@@ -41,8 +41,8 @@ func (st SweepStats) String() string {
 	if st.NothingToDo {
 		return "nothing to sweep: in StringMode Redis expires sessions itself"
 	}
-	return fmt.Sprintf("%d buckets, %d live sessions, %d expired removed, %d keys skipped, %d errors in %v",
-		st.Buckets, st.Sessions, st.Removed, st.Skipped, st.Errors, st.Duration.Round(time.Millisecond))
+	return fmt.Sprintf("%s, %s, %d expired removed, %s skipped, %s in %v",
+		plural(st.Buckets, "bucket"), plural(st.Sessions, "live session"), st.Removed, plural(st.Skipped, "key"), plural(st.Errors, "error"), st.Duration.Round(time.Millisecond))
 }
 
 // BucketSource chooses the buckets a Sweep visits, like django-redisession's

@@ -615,13 +615,20 @@ func checkDatabase(d *facts) finding {
 		return judged(statusWarn, check, "could not count the keys (%s)", why(err))
 	}
 	others := int(d.dbsize) - d.underPrefix
+	legacy := ""
+	if d.statsErr == nil && d.stats.LegacyKeys > 0 {
+		// boj/redistore's sessions, under --legacy-prefix, are the
+		// application's too, on their way over.
+		others -= d.stats.LegacyKeys
+		legacy = fmt.Sprintf(" or boj/redistore's (%d not moved yet)", d.stats.LegacyKeys)
+	}
 	// DBSIZE and SCAN are not one snapshot: allow for the keys written and
 	// removed meanwhile, and for expired keys that DBSIZE still counts and
 	// SCAN does not return (INFO's expired_stale_perc estimates them).
 	stale, _ := strconv.ParseFloat(d.info["expired_stale_perc"], 64)
 	slack := int(d.churn) + int(math.Ceil(float64(d.dbsize)*stale/100))
 	if others <= slack {
-		return judged(statusOK, check, "%d keys, all under %s: the database is the sessions' own", d.dbsize, strconv.Quote(d.prefix))
+		return judged(statusOK, check, "%d keys, all under %s%s: the database is the sessions' own", d.dbsize, strconv.Quote(d.prefix), legacy)
 	}
 	return judged(statusWarn, check, "%d of the %d keys %s not under %s: other applications share the database, so their FLUSHDB or an allkeys eviction takes the sessions with it, and every sweep and stats SCANs their keys too. Give the sessions a database (redis://host/1) or a server of their own",
 		others, d.dbsize, isAre(others), strconv.Quote(d.prefix))

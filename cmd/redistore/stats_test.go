@@ -104,3 +104,22 @@ func TestStatsCountsLegacySessions(t *testing.T) {
 		contains(t, "stdout", r.stdout, "3 sessions from boj/redistore not moved yet")
 	})
 }
+
+// While sessions move over from boj/redistore, doctor counts theirs as the
+// application's, not another application's sharing the database.
+func TestDoctorCountsLegacySessionsAsTheApplications(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		f := newFixture(t, in)
+		seedMany(t, f.store(t, redistore.HashMode), 2, 3600)
+		legacy := "legacy_" + f.prefix
+		for i := 0; i < 3; i++ {
+			f.do(t, "SET", legacy+strings.Repeat("A", 51)+strconv.Itoa(2+i), "x")
+		}
+		r := f.run(t, "doctor", "--legacy-prefix", legacy)
+		line := doctorLine(t, r.stdout, "database", "OK")
+		contains(t, "database line", line, "3 not moved yet")
+		r = f.run(t, "doctor")
+		doctorLine(t, r.stdout, "database", "WARN")
+	})
+}

@@ -69,5 +69,6 @@ func routes(store *redistore.Store) http.Handler {
 		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
-	return mux
+	// Refuses cross-site POSTs (CSRF) by the browser's Sec-Fetch-Site header.
+	return http.NewCrossOriginProtection().Handler(mux)
 }
