@@ -347,6 +347,7 @@ func TestLastSeenUnderMaxLifetime(t *testing.T) {
 				sess, r := b.get(t, s, "sid")
 				cc.reset()
 				b.save(t, s, r, sess)
+				wrote := time.Now()
 				equal(t, "calls", cc.reset(), 1)
 				equal(t, "outcome", outcome, OutcomeWritten)
 				after := tg.now()
@@ -354,13 +355,16 @@ func TestLastSeenUnderMaxLifetime(t *testing.T) {
 				if us.LastSeen.Before(before.Truncate(time.Second).Add(-time.Second)) || us.LastSeen.After(after.Add(time.Second)) {
 					t.Fatalf("LastSeen %v, not between %v and %v (the server's times around the Save)", us.LastSeen, before, after)
 				}
-				// At once again: nothing to write.
+				// At once again: nothing to write. (On a loaded machine "at
+				// once" can be a TouchInterval later, when a write is due
+				// again: then the check says nothing.)
 				sess, r = b.get(t, s, "sid")
 				cc.reset()
+				since := time.Since(wrote)
 				b.save(t, s, r, sess)
 				cc.reset()
-				if outcome == OutcomeWritten {
-					t.Fatal("an unchanged session was written again at once")
+				if outcome == OutcomeWritten && since < 900*time.Millisecond {
+					t.Fatalf("an unchanged session was written again %v after its last write (TouchInterval 1s)", since)
 				}
 			})
 		}
