@@ -290,6 +290,22 @@ func forEachMode(t *testing.T, fn func(t *testing.T, tg *target, mode Mode)) {
 	})
 }
 
+// casTarget starts a server without any scripting engine that has
+// compare-and-set for strings (SET IFEQ, DELIFEQ: Valkey 8.1+), skipping
+// the test where there is none (see redistest.NeedNoScripting).
+func casTarget(t *testing.T) *target {
+	t.Helper()
+	in := redistest.NeedNoScripting(t)
+	if !installHas(in, "DELIFEQ") {
+		t.Skipf("%s has no compare-and-set for strings (DELIFEQ)", in.Name())
+	}
+	srv := in.StartT(t)
+	c, err := NewClient("redis://" + srv.Addr)
+	noErr(t, err)
+	t.Cleanup(c.Close)
+	return &target{name: in.Name() + "-nolua", client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+}
+
 func newMiniTarget(t testing.TB) *target {
 	t.Helper()
 	m := miniredis.RunT(t)

@@ -20,8 +20,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/gorilla/sessions"
-
-	"github.com/redisession/redistore/internal/redistest"
 )
 
 // TestModel drives the store as browsers with several tabs do, and checks
@@ -83,16 +81,7 @@ func TestModel(t *testing.T) {
 // compare-and-set (SET IFEQ, DELIFEQ: Valkey 8.1+).
 func TestModelWithoutScripting(t *testing.T) {
 	t.Parallel()
-	in := redistest.NeedNoScripting(t)
-	if !installHas(in, "DELIFEQ") {
-		t.Skipf("%s has no compare-and-set for strings (DELIFEQ)", in.Name())
-	}
-	srv := in.StartT(t)
-	c, err := NewClient("redis://" + srv.Addr)
-	noErr(t, err)
-	t.Cleanup(c.Close)
-	tg := &target{name: in.Name() + "-nolua", client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
-	runModel(t, tg, []modelLayout{
+	runModel(t, casTarget(t), []modelLayout{
 		{"string-compact-nousers", StringMode, FieldTTLAuto, nil, true, false},
 		{"string-gob-nousers-sealed", StringMode, FieldTTLAuto, GobSerializer{}, true, true},
 	})

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-
-	"github.com/redisession/redistore/internal/redistest"
 )
 
 // saveValue saves one session with values through s, as a new browser.
@@ -318,15 +316,7 @@ func TestRekeyReSealsASessionRenewedMeanwhile(t *testing.T) {
 // StringMode sessions with compare-and-set.
 func TestRekeyWithoutScripting(t *testing.T) {
 	t.Parallel()
-	in := redistest.NeedNoScripting(t)
-	if !installHas(in, "DELIFEQ") {
-		t.Skipf("%s has no compare-and-set for strings (DELIFEQ)", in.Name())
-	}
-	srv := in.StartT(t)
-	c, err := NewClient("redis://" + srv.Addr)
-	noErr(t, err)
-	t.Cleanup(c.Close)
-	tg := &target{name: in.Name() + "-nolua", client: c, install: in, addr: srv.Addr, prefix: randomPrefix()}
+	tg := casTarget(t)
 	old := newStore(t, tg, Config{Mode: StringMode, EncryptionKeys: testSealKeys[1:2]})
 	var browsers []*browser
 	for i := range 3 {
