@@ -243,7 +243,7 @@ func (s *Store) openValues(env string, into map[any]any, loc location) (map[any]
 // sealedAt is the associated data a value stored at loc is sealed with: a
 // sealed value opens only where it was written.
 func sealedAt(loc location) []byte {
-	ad := make([]byte, 0, len(loc.key)+1+len(loc.field))
+	ad := make([]byte, 0, len(loc.key)+1+len(loc.field)+envelope.FrontRoom)
 	ad = append(ad, loc.key...)
 	ad = append(ad, 0)
 	return append(ad, loc.field...)

@@ -280,14 +280,21 @@ func Seal(dst, env []byte, sl Sealer, ad []byte) ([]byte, error) {
 
 // sealAD is the associated data of a sealed value: the caller's (where the
 // value lives), then the value's clear front (header, extension byte,
-// metadata block, compressor byte), so that a change to what stays in
-// clear makes the value not open, as a change to what is sealed does.
+// metadata block, compressor byte), then the front's length in a byte (a
+// front is at most FrontRoom bytes), so that a change to what stays in
+// clear makes the value not open, as a change to what is sealed does. It
+// appends to ad, in its spare capacity where it has FrontRoom bytes more
+// (as the store's are made), so that opening a value allocates nothing for
+// it; ad's own bytes are left as they are.
 func sealAD(ad, front []byte) []byte {
-	out := make([]byte, 0, binary.MaxVarintLen64+len(ad)+len(front))
-	out = binary.AppendUvarint(out, uint64(len(ad)))
-	out = append(out, ad...)
-	return append(out, front...)
+	return append(append(ad, front...), byte(len(front)))
 }
+
+// FrontRoom is the spare capacity of an associated data slice that lets
+// Seal, Open and Unseal add a value's clear front to it without allocating:
+// the header and extension byte, the metadata block with its length, the
+// compressor byte, and sealAD's length byte.
+const FrontRoom = headerLen + 1 + 1 + maxMetaLen + 1 + 1
 
 // Unseal returns the envelope in clear that a sealed envelope v was sealed
 // from, and the index of the key that opened it; an envelope in clear is

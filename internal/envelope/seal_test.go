@@ -160,12 +160,12 @@ func TestSealedEnvelopeRefusals(t *testing.T) {
 
 // A sealed envelope's bytes, opened by every later release: "xyz" in the
 // compact codec, sealed by testRing(t, 1) for the place "k\x00f" (the
-// associated data: its length as a varint, the place, then the clear front
-// 2001 01): the header and extension byte, the key's fingerprint, the
+// associated data: the place, the clear front 2001 01, then the front's
+// length, 03): the header and extension byte, the key's fingerprint, the
 // nonce, and the box with its tag.
 func TestSealedEnvelopeGoldenVector(t *testing.T) {
 	const golden = "200101" + "17db5403" + "000102030405060708090a0b0c0d0e0f1011121314151617" +
-		"00a9a198996ec71a18aa2a5532a53a2823648e"
+		"00a9a165ebeeba38ce391dbaa2764a04de21d9"
 	ring := testRing(t, 1)
 	if ring.ID(0) != "17db5403" {
 		t.Fatalf("the fingerprint of the test key is %s", ring.ID(0))
@@ -192,4 +192,18 @@ func mustZstd(t testing.TB) *Zstd {
 		t.Fatal(err)
 	}
 	return z
+}
+
+// The associated data the store makes (FrontRoom to spare) takes the clear
+// front without a copy, and keeps its own bytes.
+func TestSealADUsesTheRoomGiven(t *testing.T) {
+	ad := append(make([]byte, 0, 3+FrontRoom), "k\x00f"...)
+	front := make([]byte, FrontRoom-1)
+	out := sealAD(ad, front)
+	if &out[0] != &ad[0] || string(ad) != "k\x00f" || len(out) != 3+FrontRoom {
+		t.Fatalf("sealAD copied (%v) or changed ad (%q)", &out[0] != &ad[0], ad)
+	}
+	if n := testing.AllocsPerRun(100, func() { sealAD(ad, front) }); n != 0 {
+		t.Fatalf("sealAD allocates %v times with the room given", n)
+	}
 }
