@@ -89,14 +89,21 @@ func (s *Store) openDevice(d, indexKey string) (ua, ip string, err error) {
 	return device.Decode(d)
 }
 
+// splitEntry splits an index entry's value into its two numbers and its
+// device ("" where it records none).
+func splitEntry(value string) (numbers, dev string) {
+	const n = len("DDDDDDDDDD,AAAAAAAAAA")
+	if len(value) <= n+1 || value[n] != ',' {
+		return value, ""
+	}
+	return value[:n], value[n+1:]
+}
+
 // entryDevice returns the device of an index entry's value in the index at
 // indexKey ("" parts where it records none or one that cannot be read).
 func (s *Store) entryDevice(value, indexKey string) (ua, ip string) {
-	const numbers = len("DDDDDDDDDD,AAAAAAAAAA")
-	if len(value) <= numbers || value[numbers] != ',' {
-		return "", ""
-	}
-	ua, ip, err := s.openDevice(value[numbers+1:], indexKey)
+	_, dev := splitEntry(value)
+	ua, ip, err := s.openDevice(dev, indexKey)
 	if err != nil {
 		return "", ""
 	}

@@ -381,11 +381,10 @@ func (s *Store) rekeyIndex(ctx context.Context, key string, st *RekeyStats) erro
 // the first key (or, with WriteUnsealed, in clear), and whether that
 // differs from value. A device that does not open is left.
 func (s *Store) resealedEntry(value, indexKey string) (string, bool, error) {
-	const numbers = len("DDDDDDDDDD,AAAAAAAAAA")
-	if len(value) <= numbers+1 || value[numbers] != ',' {
+	numbers, dev := splitEntry(value)
+	if dev == "" {
 		return "", false, nil // no device
 	}
-	dev := value[numbers+1:]
 	sealed := dev[0] == deviceSealed
 	if sealed && !s.writeClear && s.ring.KeyOf([]byte(dev[1:])) == 0 {
 		return "", false, nil // sealed by the first key already
@@ -399,7 +398,7 @@ func (s *Store) resealedEntry(value, indexKey string) (string, bool, error) {
 	}
 	enc := device.Encode(ua, ip)
 	if enc == "" {
-		return value[:numbers], true, nil
+		return numbers, true, nil
 	}
-	return value[:numbers+1] + s.sealDevice(enc, indexKey), true, nil
+	return numbers + "," + s.sealDevice(enc, indexKey), true, nil
 }
