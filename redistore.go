@@ -57,9 +57,12 @@ type Store struct {
 	sealer        envelope.Sealer // ring, or a nil interface without one
 	writeClear    bool            // Config.WriteUnsealed: the ring only opens
 	rekeyNoLua    atomic.Bool     // Rekey found the server refuses scripts
-	states        states          // what requests hold for their sessions (request.go)
-	moveKey       []byte          // the current hash key: names the ID a boj/redistore session moves to
-	walkCount     int             // the SCAN COUNT of Sessions; 0: scanCount (tests lower it)
+	// wall is this machine's clock, which a session's start and MaxLifetime
+	// count by; nil: time.Now (tests set it).
+	wall      func() time.Time
+	states    states // what requests hold for their sessions (request.go)
+	moveKey   []byte // the current hash key: names the ID a boj/redistore session moves to
+	walkCount int    // the SCAN COUNT of Sessions; 0: scanCount (tests lower it)
 }
 
 var _ sessions.Store = (*Store)(nil)
@@ -186,10 +189,19 @@ func (s *Store) snapshotOf(got stored, o opened, values map[any]any) snapshot {
 		reseal: s.ring != nil && !s.writeClear && o.SealedBy < 0}
 }
 
+// wallNow is this machine's time, by which sessions start and MaxLifetime
+// ends them.
+func (s *Store) wallNow() time.Time {
+	if s.wall != nil {
+		return s.wall()
+	}
+	return time.Now()
+}
+
 // pastLifetime reports whether a session with this metadata reached
 // MaxLifetime.
 func (s *Store) pastLifetime(m envelope.Meta) bool {
-	return s.maxLifetime > 0 && m.Start != 0 && time.Now().Unix() >= m.Start+s.maxLifetime
+	return s.maxLifetime > 0 && m.Start != 0 && s.wallNow().Unix() >= m.Start+s.maxLifetime
 }
 
 // open decodes a stored envelope, read at loc, into session.Values, leaving them empty

@@ -403,9 +403,10 @@ func TestSealedValuesThatDoNotOpenStillTellTheirClearFront(t *testing.T) {
 				}
 			}
 			equal(t, "sessions walked", n, 1)
-			short := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Second, EncryptionKeys: testSealKeys[:1]})
-			time.Sleep(1100 * time.Millisecond)
-			for info, err := range short.Sessions(context.Background()) {
+			// Two hours on, by the application's clock: past MaxLifetime.
+			later := newStore(t, tg, Config{Mode: mode, MaxLifetime: time.Hour, EncryptionKeys: testSealKeys[:1]})
+			later.wall = func() time.Time { return time.Now().Add(2 * time.Hour) }
+			for info, err := range later.Sessions(context.Background()) {
 				t.Fatalf("a session past MaxLifetime was yielded: %+v, %v", info, err)
 			}
 		})

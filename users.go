@@ -346,7 +346,7 @@ func (s *Store) plan(st *sessionState, session *sessions.Session, user string, t
 	if s.maxLifetime == 0 && s.userKey == "" {
 		return p, nil
 	}
-	now := time.Now().Unix()
+	now := s.wallNow().Unix()
 	stored := st.stored()
 	p.meta.Start = st.snap.meta.Start
 	if !stored || p.meta.Start == 0 {
