@@ -342,7 +342,7 @@ func TestLastSeenUnderMaxLifetime(t *testing.T) {
 				})
 				// TouchInterval 2 s: times are whole seconds, so a write's
 				// LastSeen may be up to a second behind it.
-				s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid", MaxLifetime: 8 * time.Second, TouchInterval: 2 * time.Second, Observer: obs})
+				s := newStore(t, tg, Config{Mode: mode, Client: cc, UserKey: "uid", MaxLifetime: time.Minute, TouchInterval: 2 * time.Second, Observer: obs})
 				b, _ := signIn(t, s, "alice")
 				time.Sleep(3100 * time.Millisecond)
 				before := tg.now()
