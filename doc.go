@@ -26,9 +26,11 @@
 // session.Options.MaxAge to -1 and save: the session is deleted in Redis,
 // and, as with Django's flush, the *sessions.Session becomes a new, empty
 // session for the rest of the request (ID cleared, Values emptied: read
-// what you need before logging out). A later Save in the same request, to
-// show a flash after logging out, stores that under a new ID; the old ID
-// opens nothing, ever.
+// what you need before logging out). The logout consumes MaxAge -1: a later
+// Save in the same request with values set since (a flash saying "you are
+// logged out", a sign-in as someone else) stores them under a new ID with
+// the store's Options.MaxAge, unless the request set another; a later Save
+// with nothing set writes nothing. The old ID opens nothing, ever.
 //
 // Get follows gorilla's contract: it always returns a usable session. A
 // request without a cookie, or whose session has expired, gets a new session

@@ -630,7 +630,14 @@ func (run *modelRun) plan() reqPlan {
 	case "save2":
 		p.second = run.actions(rng.IntN(3))
 	case "logoutsave":
-		p.second = append([]action{{kind: "maxage", age: run.maxAges[rng.IntN(len(run.maxAges))]}}, action{kind: "flash", val: fmt.Sprintf("bye%d", rng.IntN(100))})
+		// After the logout: MaxAge set again or left at -1, a flash or
+		// nothing (a middleware's Save).
+		if rng.IntN(2) == 0 {
+			p.second = append(p.second, action{kind: "maxage", age: run.maxAges[rng.IntN(len(run.maxAges))]})
+		}
+		if rng.IntN(4) != 0 {
+			p.second = append(p.second, action{kind: "flash", val: fmt.Sprintf("bye%d", rng.IntN(100))})
+		}
 	}
 	return p
 }
@@ -758,7 +765,12 @@ func (run *modelRun) request(ctx context.Context, tab int, p reqPlan) {
 		jar = append(jar, run.logout(r, s, sess, rq, p, tab)...)
 		if p.end == "logoutsave" {
 			run.act(sess, p.second)
-			jar = append(jar, run.save(r, s, sess, rq, p, tab, "save")...)
+			if len(sess.Values) == 0 && sess.Options.MaxAge < 0 {
+				// Nothing set since the logout: it writes nothing.
+				jar = append(jar, run.logout(r, s, sess, rq, p, tab)...)
+			} else {
+				jar = append(jar, run.save(r, s, sess, rq, p, tab, "save")...)
+			}
 		}
 	}
 	run.mu.Lock()
@@ -806,8 +818,14 @@ func (run *modelRun) act(sess *sessions.Session, acts []action) {
 // ID (clear), records it, checks its cookie and returns it.
 func (run *modelRun) save(r *http.Request, s *Store, sess *sessions.Session, rq *reqState, p reqPlan, tab int, how string) []*http.Cookie {
 	cur := canonValues(sess.Values)
-	op := mOp{b: p.b, tab: tab, kind: "save", id: rq.id, snap: rq.snap, sets: mVals{}, dels: mVals{}, ttl: run.ttl(sess.Options.MaxAge), reseal: run.layout.sealed,
-		lifetimeSet: sess.Options.MaxAge != rq.maxAge}
+	maxAge := sess.Options.MaxAge
+	if maxAge < 0 {
+		// Values set after a logout, MaxAge left at its -1: a new
+		// session's lifetime (see the README).
+		maxAge = max(s.Options.MaxAge, 0)
+	}
+	op := mOp{b: p.b, tab: tab, kind: "save", id: rq.id, snap: rq.snap, sets: mVals{}, dels: mVals{}, ttl: run.ttl(maxAge), reseal: run.layout.sealed,
+		lifetimeSet: maxAge != rq.maxAge}
 	for k, v := range cur {
 		if was, ok := rq.snap[k]; !ok || was != v {
 			op.sets[k] = v

@@ -39,7 +39,11 @@ import (
 // Any Save that finds the session gone or expired in Redis moves it to
 // ended. After a write the snapshot is what the request wrote, so a second
 // Save in the same request (a handler's, then a middleware's) is an ordinary
-// Save of the changes since the first.
+// Save of the changes since the first. A logout consumes MaxAge < 0: a
+// later Save of that request with values set since (a flash, another
+// sign-in) stores them under a new ID with the lifetime of a new session
+// (Store.Options.MaxAge) unless the request set another; one with nothing
+// set expires the cookie again and writes nothing.
 
 // phase is where a session is in its life, as its request sees it.
 type phase uint8
@@ -80,6 +84,13 @@ type sessionState struct {
 
 	legacyKey string // the boj/redistore key a loaded session moves from
 	legacyRaw string // and the value there, as read
+
+	// loggedOut: the request logged this session out (MaxAge < 0 and
+	// Save) and has stored nothing since. The logout consumed MaxAge < 0:
+	// a later Save with values set stores them in a new session (a flash
+	// saying "you are logged out", a sign-in as another user) rather than
+	// log out again.
+	loggedOut bool
 
 	// pending is a new ID this request wrote under with no answer (a
 	// timeout, a lost connection): the write may have landed. A retry of
@@ -169,6 +180,14 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		opts = s.Options
 	}
 	st := s.stateOf(session)
+	if opts.MaxAge < 0 && st.loggedOut && st.phase == phaseNew && len(session.Values) > 0 {
+		// Set after a logout, with MaxAge still as the logout left it:
+		// the new session the logout began, with the lifetime a new
+		// session gets.
+		fresh := *opts
+		fresh.MaxAge = max(s.Options.MaxAge, 0)
+		session.Options, opts = &fresh, &fresh
+	}
 	if opts.MaxAge < 0 {
 		ctx, cancel := s.callContext(r.Context())
 		defer cancel()
@@ -367,7 +386,7 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 			s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(user), rawField(id)}})
 		}
 	}
-	*st = sessionState{}
+	*st = sessionState{loggedOut: true}
 	session.ID, session.IsNew = "", true
 	clear(session.Values)
 	return nil

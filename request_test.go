@@ -57,46 +57,88 @@ func (o *outcomes) last() Outcome {
 
 // TestLogoutThenSaveStartsAFreshSession: after a logout the session object
 // is a new, empty session; a flash and a Save in the same request store
-// it under a new ID, and the logged-out cookie opens nothing, then or later.
+// it under a new ID, whether the application set MaxAge again or left it
+// at the logout's -1 (the logout consumed it), and a middleware's Save
+// after that keeps it; a Save with nothing set after the logout stores
+// nothing; the logged-out cookie opens nothing, then or later.
 func TestLogoutThenSaveStartsAFreshSession(t *testing.T) {
 	t.Parallel()
-	forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
-		cfg.UserKey = "uid"
-		s := newStore(t, tg, cfg)
-		b, _ := signIn(t, s, "alice")
-		stolen := cookieJar(b.cookies["sid"])
-		sess, r := b.get(t, s, "sid")
-		oldID := sess.ID
-		w := httptest.NewRecorder()
-		sess.Options.MaxAge = -1
-		noErr(t, s.Save(r, w, sess))
-		if sess.ID != "" || len(sess.Values) != 0 || !sess.IsNew {
-			t.Fatalf("after logout: ID %q, %d values, IsNew %v; want a new, empty session", sess.ID, len(sess.Values), sess.IsNew)
-		}
-		sess.Options.MaxAge = 3600
-		sess.AddFlash("you are logged out")
-		noErr(t, s.Save(r, w, sess))
-		if sess.ID == "" || sess.ID == oldID {
-			t.Fatalf("the Save after logout stored the session under ID %q (old %q)", sess.ID, oldID)
-		}
-		cookies := w.Result().Cookies()
-		if len(cookies) != 2 || cookies[0].MaxAge >= 0 || cookies[1].MaxAge != 3600 {
-			t.Fatalf("cookies %v: want the logout's, then the new session's", cookies)
-		}
-		if id, err := s.SessionID("sid", cookies[1].Value); err != nil || id != sess.ID {
-			t.Fatalf("the last cookie names %q (%v), want the new session", id, err)
-		}
-		b.keep(t, w)
-		got := valuesOf(t, s, b)
-		if len(got) != 1 || got["_flash"] == nil {
-			t.Fatalf("the new session holds %v, want only the flash", got)
-		}
-		ended(t, s, stolen, "the logged-out cookie")
-		sameHandles(t, "alice after logout", handles(t, s, "alice"))
-		// Another Save of the same request changes nothing of that.
-		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
-		ended(t, s, stolen, "the logged-out cookie after a third Save")
-	})
+	for _, c := range []struct {
+		name   string
+		maxAge int // set after the logout; 0: left at -1
+		flash  bool
+	}{
+		{"MaxAge set again, a flash", 3600, true},
+		{"MaxAge left at -1, a flash", 0, true},
+		{"MaxAge left at -1, nothing set", 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			forEachFleet(t, func(t *testing.T, tg *target, cfg Config) {
+				cfg.UserKey = "uid"
+				s := newStore(t, tg, cfg)
+				s.Options.MaxAge = 7200
+				b, _ := signIn(t, s, "alice")
+				stolen := cookieJar(b.cookies["sid"])
+				sess, r := b.get(t, s, "sid")
+				oldID := sess.ID
+				w := httptest.NewRecorder()
+				sess.Options.MaxAge = -1
+				noErr(t, s.Save(r, w, sess))
+				if sess.ID != "" || len(sess.Values) != 0 || !sess.IsNew {
+					t.Fatalf("after logout: ID %q, %d values, IsNew %v; want a new, empty session", sess.ID, len(sess.Values), sess.IsNew)
+				}
+				want := 7200 // the store's, as for any new session
+				if c.maxAge != 0 {
+					sess.Options.MaxAge, want = c.maxAge, c.maxAge
+				}
+				if c.flash {
+					sess.AddFlash("you are logged out")
+				}
+				noErr(t, s.Save(r, w, sess))
+				// The middleware's Save of every session of the request.
+				noErr(t, s.Save(r, w, sess))
+				cookies := w.Result().Cookies()
+				if !c.flash {
+					if sess.ID != "" || !sess.IsNew {
+						t.Fatalf("a Save with nothing set after the logout stored the session under %q", sess.ID)
+					}
+					for _, ck := range cookies {
+						if ck.MaxAge >= 0 {
+							t.Fatalf("cookies %v: a Save with nothing set after the logout set a live cookie", cookies)
+						}
+					}
+					ended(t, s, stolen, "the logged-out cookie")
+					sameHandles(t, "alice after logout", handles(t, s, "alice"))
+					return
+				}
+				if sess.ID == "" || sess.ID == oldID {
+					t.Fatalf("the Save after logout stored the session under ID %q (old %q)", sess.ID, oldID)
+				}
+				if len(cookies) != 3 || cookies[0].MaxAge >= 0 || cookies[1].MaxAge != want || cookies[2].MaxAge != want {
+					t.Fatalf("cookies %v: want the logout's, then the new session's (MaxAge %d) twice", cookies, want)
+				}
+				if id, err := s.SessionID("sid", cookies[2].Value); err != nil || id != sess.ID {
+					t.Fatalf("the last cookie names %q (%v), want the new session", id, err)
+				}
+				b.keep(t, w)
+				got := valuesOf(t, s, b)
+				if len(got) != 1 || got["_flash"] == nil {
+					t.Fatalf("the new session holds %v, want only the flash", got)
+				}
+				info, err := s.Lookup(context.Background(), sess.ID)
+				noErr(t, err)
+				if left := info.Expires.Sub(info.Now); left > time.Duration(want)*time.Second+2*time.Second || left < time.Duration(want)*time.Second-time.Minute {
+					t.Fatalf("the new session expires in %v, want about %d s", left, want)
+				}
+				ended(t, s, stolen, "the logged-out cookie")
+				sameHandles(t, "alice after logout", handles(t, s, "alice"))
+				// Another Save of the same request changes nothing of that.
+				noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+				ended(t, s, stolen, "the logged-out cookie after a fourth Save")
+			})
+		})
+	}
 }
 
 // TestSecondSaveWritesOnlyItsChanges: a handler's Save, another tab's
