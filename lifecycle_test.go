@@ -124,14 +124,25 @@ func TestEndedIsEnded(t *testing.T) {
 			}
 		})
 		t.Run("an expired session is not brought back", func(t *testing.T) {
-			b := newBrowser()
-			sess, r := b.get(t, s, "sid")
-			sess.Options.MaxAge = 1
-			sess.Values["user"] = "alice"
-			b.save(t, s, r, sess)
-			sess, r = late(b)
-			tg.advance(t, 2100*time.Millisecond)
-			check(t, b, sess, r)
+			// The late request must load the session within its second:
+			// on a loaded machine that can take more tries.
+			for try := 1; ; try++ {
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.Options.MaxAge = 1
+				sess.Values["user"] = "alice"
+				b.save(t, s, r, sess)
+				sess, r = late(b)
+				if sess.IsNew {
+					if try == 5 {
+						t.Fatal("a session with a 1 s MaxAge never loaded within its second, in 5 tries")
+					}
+					continue
+				}
+				tg.advance(t, 2100*time.Millisecond)
+				check(t, b, sess, r)
+				return
+			}
 		})
 		t.Run("a legacy session logged out while moving stays logged out", func(t *testing.T) {
 			prefix := randomPrefix()
