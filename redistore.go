@@ -83,6 +83,11 @@ func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // an unreadable stored value or a Redis failure gives a new session and an
 // error. A new session gets a fresh ID when first saved: the store never
 // adopts an ID it did not issue.
+//
+// The name is the cookie's, so it must be a cookie name (an RFC 6265
+// token: letters, digits and !#$%&'*+-.^_`|~). Another name gives a new
+// session and an error, and Save refuses it: net/http would silently drop
+// its cookie, and a session saved under it could never be found again.
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	start := s.began()
 	session, info, err := s.load(r, name)

@@ -1086,3 +1086,42 @@ func TestFastForwardPastMaxAgeEndsTheSession(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionNamesAreCookieNames: a session name that net/http could not
+// send as a cookie name gives a usable new session and an error from Get
+// and New, and Save refuses it without writing anything, as New's
+// documentation and docs/migration.md say.
+func TestSessionNamesAreCookieNames(t *testing.T) {
+	t.Parallel()
+	tg := newMiniTarget(t)
+	cc := &countingClient{Client: tg.client}
+	s := newStore(t, tg, Config{Client: cc})
+	for _, name := range []string{"my session", "", "a;b", "sid\x00", "séance", "a=b"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for what, get := range map[string]func(*http.Request, string) (*sessions.Session, error){"Get": s.Get, "New": s.New} {
+			sess, err := get(r, name)
+			if err == nil || sess == nil || !sess.IsNew {
+				t.Fatalf("%s(%q): session %v, error %v; want a new session and an error", what, name, sess, err)
+			}
+			sess.Values["user"] = "alice"
+			cc.reset()
+			w := httptest.NewRecorder()
+			if err := s.Save(r, w, sess); err == nil || !strings.Contains(err.Error(), "not a valid cookie name") {
+				t.Fatalf("Save of %q: %v, want an error naming the cause", name, err)
+			}
+			equal(t, "Set-Cookie headers", len(w.Header().Values("Set-Cookie")), 0)
+			equal(t, "calls to Redis", cc.reset(), 0)
+		}
+	}
+	for _, name := range []string{"sid", "my-session", "a.b_c", "!#$%&'*+-.^_`|~"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		sess, err := s.Get(r, name)
+		noErr(t, err)
+		sess.Values["user"] = "alice"
+		w := httptest.NewRecorder()
+		noErr(t, s.Save(r, w, sess))
+		if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != name {
+			t.Fatalf("Save of %q set %v", name, c)
+		}
+	}
+}
