@@ -237,7 +237,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 	sv := saving{session: session, loc: loc, old: old, buf: getBuffer(), ttl: min(ttl, maxTTL),
 		lifetimeSet: st.stored() && opts.MaxAge != st.maxAge, req: r}
-	if old != nil && session.ID == st.pending {
+	if st.pending != "" && session.ID == st.pending {
 		if err := s.resume(r.Context(), st, &sv); err != nil {
 			return info, err
 		}
@@ -309,11 +309,14 @@ func (s *Store) followMove(ctx context.Context, st *sessionState, sv *saving, c 
 	return true, nil
 }
 
-// resume is the retry of a move to a new ID whose first write got no
-// answer: if that write landed, the session is under the new ID already
-// (and in Redis Cluster the old one may be left). The Save then goes on as
-// an ordinary Save of the session there, the request's changes merged onto
-// it, the old one deleted if it is still as the request held it.
+// resume is the retry of a write under a new ID (a new session, or a move
+// to a new ID) whose first attempt got no answer. If that write landed, the
+// session is under the new ID already (and in Redis Cluster the old one may
+// be left): the Save goes on as an ordinary Save of the session there, the
+// request's changes merged onto it, the old one deleted if it is still as
+// the request held it. If nothing is there, the retry takes another new ID:
+// the first may have landed and been ended since, and an ended ID stays
+// ended.
 func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error {
 	cctx, cancel := s.callContext(ctx)
 	defer cancel()
@@ -322,7 +325,19 @@ func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error 
 		return redisError("loading session", err)
 	}
 	if !got.found {
-		return nil // it did not land: the move starts again
+		// It did not land, or it landed and has ended since (logged out
+		// everywhere, deleted by an admin): the write starts again under
+		// a new ID, never under one that may have been ended.
+		id := newID()
+		loc, err := s.locate(id)
+		if err != nil {
+			return err
+		}
+		sv.session.ID, sv.loc = id, loc
+		return nil
+	}
+	if sv.old == nil {
+		return nil // a new session that landed: the write merges into it
 	}
 	var ch changes
 	if st.legacyKey == "" {

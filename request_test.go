@@ -704,6 +704,78 @@ func TestARetryAfterALostReply(t *testing.T) {
 	})
 }
 
+// TestARetryNeverRevivesAnEndedID: a write under a new ID (a sign-in on a
+// new session, a login with RegenerateID) lands but its reply is lost;
+// "log out everywhere" ends the session it wrote before the application
+// retries. The retry completes the sign-in under another new ID, or, for a
+// login whose move had deleted the old ID (one atomic step outside Redis
+// Cluster), says ErrEnded: that session ended. Either way the ended ID
+// opens nothing, ever, and the user's list holds only the retried sign-in.
+func TestARetryNeverRevivesAnEndedID(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		lc := newLostReplyClient(tg.client)
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
+		wb, _ := signIn(t, s, "warm") // every script loaded on every node
+		ws, wr := wb.get(t, s, "sid")
+		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+		for _, c := range []struct {
+			name  string
+			start func() *browser
+			save  func(*http.Request, http.ResponseWriter, *sessions.Session) error
+		}{
+			{"sign-in on a new session", newBrowser, s.Save},
+			{"login with RegenerateID", func() *browser { return startedSession(t, s) }, s.RegenerateID},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				user := "victim-" + randomPrefix()
+				b := c.start()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["uid"] = user
+				skip := int32(0)
+				if tg.cluster != nil {
+					skip = 1 // the index step lands, then the write's reply is lost
+				}
+				lc.left.Store(skip)
+				if err := c.save(r, httptest.NewRecorder(), sess); err == nil {
+					t.Fatal("the write with a lost reply: no error")
+				}
+				lc.left.Store(-1)
+				endedID, endedHandle := sess.ID, s.Handle(sess)
+				sameHandles(t, "the landed write", handles(t, s, user), endedHandle)
+				n, err := s.DeleteUserSessions(context.Background(), user)
+				noErr(t, err)
+				equal(t, "sessions ended", n, 1)
+				w := httptest.NewRecorder()
+				err = c.save(r, w, sess) // the application retries
+				if errors.Is(err, ErrEnded) && c.name != "sign-in on a new session" {
+					equal(t, "cookies of the retry that found the session ended", len(w.Result().Cookies()), 0)
+					ended(t, s, b, "the browser's cookie")
+					sameHandles(t, "after the retry", handles(t, s, user))
+					return
+				}
+				noErr(t, err)
+				b.keep(t, w)
+				if sess.ID == endedID {
+					t.Fatal("the retry wrote under the ID log out everywhere had ended")
+				}
+				info, err := s.Lookup(context.Background(), endedID)
+				noErr(t, err)
+				if info.Found {
+					t.Fatal("the ended ID holds a session again")
+				}
+				endedCookie, err := s.codecs[0].Encode("sid", []byte(endedID))
+				noErr(t, err)
+				ended(t, s, cookieJar(&http.Cookie{Name: "sid", Value: endedCookie}), "the ended ID's cookie")
+				sameHandles(t, "after the retry", handles(t, s, user), s.Handle(sess))
+				if got := valuesOf(t, s, b); got["uid"] != user {
+					t.Fatalf("after the retry the browser's session holds %v", got)
+				}
+			})
+		}
+	})
+}
+
 // TestAFailedLoadNeverSignsTheUserOut: the Quick start's handler, whose Get
 // fails once (Redis stalled): it goes on with the new session Get returns,
 // whose Save refuses to replace the browser's cookie (ErrUnavailable), so
