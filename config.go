@@ -206,6 +206,8 @@ const MaxMergeAttempts = 8
 func redisError(op string, err error) error {
 	re, ok := rueidis.IsRedisErr(err)
 	switch {
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%s: %w", op, err) // what Redis answered is not a session
 	case ok && strings.HasPrefix(re.Error(), "WRONGTYPE"):
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, op, err)
 	case ok && refusesScripts(re.Error()):

@@ -128,6 +128,10 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 	got, err := s.layout.load(ctx, loc)
 	cancel()
 	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			// A value that is not a session (truncated): a logout deletes it.
+			s.states.set(session, &sessionState{unopened: &unopenedSession{id: id, loc: loc}})
+		}
 		err = redisError("loading session", err)
 		if errors.Is(err, ErrUnavailable) {
 			// The session may well be alive: a Save of this new one must
@@ -153,6 +157,11 @@ func (s *Store) loaded(r *http.Request, session *sessions.Session, id string, lo
 	info := opInfo{outcome: OutcomeMiss, storedBytes: len(got.raw)}
 	o, err := s.open(got.envelope, session, loc)
 	if err != nil {
+		u := &unopenedSession{id: id, loc: loc}
+		if o.Meta.HasUser {
+			u.user = o.Meta.User
+		}
+		s.states.set(session, &sessionState{unopened: u})
 		return session, info, err
 	}
 	if s.pastLifetime(o.Meta) {

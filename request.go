@@ -92,12 +92,27 @@ type sessionState struct {
 	// log out again.
 	loggedOut bool
 
+	// unopened: in phaseNew, the session the request's cookie names, which
+	// Get found but could not open (ErrCorrupt, ErrUnknownFormat,
+	// ErrTooLarge: sealed by a key this store lacks, an unregistered type,
+	// a lowered MaxLength, garbage). A Save stores a new session beside it;
+	// a logout deletes it, as the user asked.
+	unopened *unopenedSession
+
 	// pending is a new ID this request wrote under with no answer (a
 	// timeout, a lost connection): the write may have landed. A retry of
 	// the Save uses it again, so that it neither leaves a session nobody
 	// has a cookie for nor, for a move that landed, finds the old ID gone
 	// and ends the session (see resume).
 	pending string
+}
+
+// unopenedSession is a stored session Get could not open: its ID, where it
+// is, and its user's digest where its envelope's metadata names one.
+type unopenedSession struct {
+	id   string
+	loc  location
+	user string
 }
 
 // snapshot is a stored session as its request last saw it: loaded, found
@@ -380,6 +395,8 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 		user = ""
 	case st.phase != phaseNew:
 		loc = st.loc
+	case st.unopened != nil:
+		loc, id, user = st.unopened.loc, st.unopened.id, st.unopened.user
 	case ValidID(session.ID):
 		// A session this store did not load or save (built by hand, or
 		// saved with another store): still the session the application

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -823,4 +824,85 @@ func TestAFailedLoadNeverSignsTheUserOut(t *testing.T) {
 			t.Fatalf("one failed read signed alice out: %v", got.Values)
 		}
 	})
+}
+
+// TestLogoutOfASessionGetCouldNotOpen: a request whose Get found the
+// cookie's session but could not open it (sealed by a key this store
+// lacks, a lowered MaxLength, garbage, a truncated value) gets a new
+// session and an error that says so (never ErrUnavailable: Redis
+// answered), a Save stores a new session, and a logout deletes the one the
+// cookie names, with its entry in the user's index: the old cookie opens
+// nothing afterwards, through any store.
+func TestLogoutOfASessionGetCouldNotOpen(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		full := newStore(t, tg, Config{Mode: mode, UserKey: "uid", EncryptionKeys: testSealKeys[:1]})
+		cases := []struct {
+			name    string
+			reader  *Store
+			spoil   func(t *testing.T, id string) // nil: left as written
+			wantErr error
+		}{
+			{"sealed by a key the store lacks", newStore(t, tg, Config{Mode: mode, UserKey: "uid"}), nil, ErrCorrupt},
+			{"longer than MaxLength", newStore(t, tg, Config{Mode: mode, UserKey: "uid", EncryptionKeys: testSealKeys[:1], MaxLength: 16}), nil, ErrTooLarge},
+			// A far expiry in front, then what no release wrote.
+			{"garbage", full, func(t *testing.T, id string) { put(t, tg, full, id, "\x7f\x00\x00\x00\xffgarbage") }, ErrUnknownFormat},
+			{"truncated", full, func(t *testing.T, id string) { put(t, tg, full, id, "ab") }, ErrCorrupt},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				for _, logout := range []bool{false, true} {
+					user := "alice-" + randomPrefix()
+					b, _ := signIn(t, full, user)
+					r := b.request()
+					got, err := full.Get(r, "sid")
+					noErr(t, err)
+					got.Values["cart"] = strings.Repeat("x", 40)
+					b.save(t, full, r, got)
+					id := got.ID
+					stolen := cookieJar(b.cookies["sid"])
+					if c.spoil != nil {
+						c.spoil(t, id)
+					}
+					r = b.request()
+					got, err = c.reader.Get(r, "sid")
+					if !errors.Is(err, c.wantErr) || errors.Is(err, ErrUnavailable) || !got.IsNew {
+						t.Fatalf("Get: %v (new %v), want %v and a new session", err, got.IsNew, c.wantErr)
+					}
+					w := httptest.NewRecorder()
+					if !logout {
+						got.Values["n"] = 1
+						noErr(t, c.reader.Save(r, w, got))
+						if got.ID == "" || got.ID == id {
+							t.Fatalf("the Save stored the new session under %q", got.ID)
+						}
+						continue
+					}
+					got.Options.MaxAge = -1
+					noErr(t, c.reader.Save(r, w, got))
+					ended(t, full, stolen, "the logged-out cookie")
+					info, err := full.Lookup(context.Background(), id)
+					noErr(t, err)
+					if info.Found {
+						t.Fatal("the logout left the session in Redis")
+					}
+					if c.spoil == nil {
+						sameHandles(t, "the user after logout", handles(t, full, user))
+					}
+				}
+			})
+		}
+	})
+}
+
+// put writes v as the stored value of session id, where the store keeps it.
+func put(t *testing.T, tg *target, s *Store, id, v string) {
+	t.Helper()
+	loc, err := s.locate(id)
+	noErr(t, err)
+	if loc.field != "" {
+		tg.do(t, "HSET", loc.key, loc.field, v)
+	} else {
+		tg.do(t, "SET", loc.key, v, "EX", "600")
+	}
 }
