@@ -765,10 +765,17 @@ func (run *modelRun) request(ctx context.Context, tab int, p reqPlan) {
 		jar = append(jar, run.logout(r, s, sess, rq, p, tab)...)
 		if p.end == "logoutsave" {
 			run.act(sess, p.second)
-			if len(sess.Values) == 0 && sess.Options.MaxAge < 0 {
+			switch {
+			case len(sess.Values) == 0 && sess.Options.MaxAge < 0:
 				// Nothing set since the logout: it writes nothing.
 				jar = append(jar, run.logout(r, s, sess, rq, p, tab)...)
-			} else {
+			case len(sess.Values) == 0:
+				// The same with MaxAge set again: no cookie either.
+				w := httptest.NewRecorder()
+				if err := s.Save(r, w, sess); err != nil || sess.ID != "" || len(w.Result().Cookies()) != 0 {
+					run.fail("a Save with nothing set after a logout: error %v, an ID %v, cookies %v; want nothing written", err, sess.ID != "", w.Result().Cookies())
+				}
+			default:
 				jar = append(jar, run.save(r, s, sess, rq, p, tab, "save")...)
 			}
 		}

@@ -43,7 +43,8 @@ import (
 // later Save of that request with values set since (a flash, another
 // sign-in) stores them under a new ID with the lifetime of a new session
 // (Store.Options.MaxAge) unless the request set another; one with nothing
-// set expires the cookie again and writes nothing.
+// set writes nothing, whatever MaxAge says (with -1 it expires the cookie
+// again).
 
 // phase is where a session is in its life, as its request sees it.
 type phase uint8
@@ -195,6 +196,12 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		opts = s.Options
 	}
 	st := s.stateOf(session)
+	if st.loggedOut && st.phase == phaseNew && len(session.Values) == 0 && opts.MaxAge >= 0 {
+		// Nothing set since the logout, whatever MaxAge says now: nothing
+		// to store, and the logout's cookie stands.
+		info.outcome = OutcomeSkipped
+		return info, nil
+	}
 	if opts.MaxAge < 0 && st.loggedOut && st.phase == phaseNew && len(session.Values) > 0 {
 		// Set after a logout, with MaxAge still as the logout left it:
 		// the new session the logout began, with the lifetime a new

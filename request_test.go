@@ -72,6 +72,7 @@ func TestLogoutThenSaveStartsAFreshSession(t *testing.T) {
 		{"MaxAge set again, a flash", 3600, true},
 		{"MaxAge left at -1, a flash", 0, true},
 		{"MaxAge left at -1, nothing set", 0, false},
+		{"MaxAge set again, nothing set", 3600, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
