@@ -82,9 +82,10 @@
 // meanwhile, Save merges this request's changes into what is stored now
 // and tries again, up to MaxMergeAttempts times, then returns ErrConflict:
 // a key this request set or changed takes its value; a key it deleted is
-// deleted only if it still holds what the request had, so a value (or a
-// flash) another request set meanwhile stands; every other key keeps what
-// is stored. Values compare by content, a NaN equal to a NaN. So a second
+// deleted only if it still holds what the request had, so a value another
+// request set meanwhile stands; the flashes under gorilla's default key
+// are a queue, so a flash another request added meanwhile is never lost,
+// whatever this one read or added; every other key keeps what is stored. Values compare by content, a NaN equal to a NaN. So a second
 // Save in the same request (a handler's, then gorilla's sessions.Save in a
 // middleware) writes only what changed since the first. A renewal of an
 // unchanged session is conditional in the same way. If the session ended

@@ -3,7 +3,10 @@ package redistore
 import (
 	"encoding/gob"
 	"net/http/httptest"
+	"slices"
 	"testing"
+
+	"github.com/gorilla/sessions"
 )
 
 // flashMessage is an application type kept in flashes, as gorilla's and
@@ -72,6 +75,68 @@ func TestFlashes(t *testing.T) {
 					t.Fatalf("custom_key flashes after they were read: %#v", f)
 				}
 			})
+		}
+	})
+}
+
+// TestFlashesAreAQueueAcrossTabs: two tabs of one browser, each with the
+// session loaded while it holds the flash f0, read and add flashes in
+// either order and save one after the other: a flash one tab added is
+// never lost to the other's reading or adding (it may be shown twice when
+// both read it), and a flash read is gone unless another tab added it.
+func TestFlashesAreAQueueAcrossTabs(t *testing.T) {
+	t.Parallel()
+	type tab struct {
+		read bool   // Flashes() before adding
+		add  string // AddFlash; "" none
+	}
+	cases := []struct {
+		name string
+		a, b tab // b saves first
+		want []string
+	}{
+		{"A reads and adds while B adds", tab{true, "fA"}, tab{false, "fB"}, []string{"fB", "fA"}},
+		{"A reads while B adds", tab{true, ""}, tab{false, "fB"}, []string{"fB"}},
+		{"A adds while B reads", tab{false, "fA"}, tab{true, ""}, []string{"fA"}},
+		{"both add", tab{false, "fA"}, tab{false, "fB"}, []string{"f0", "fB", "fA"}},
+		{"both read and add", tab{true, "fA"}, tab{true, "fB"}, []string{"fB", "fA"}},
+		{"both read", tab{true, ""}, tab{true, ""}, nil},
+	}
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		for _, ser := range []Serializer{nil, JSONSerializer{}} {
+			s := newStore(t, tg, Config{Mode: mode, Serializer: ser})
+			for _, c := range cases {
+				b := newBrowser()
+				sess, r := b.get(t, s, "sid")
+				sess.AddFlash("f0")
+				sess.Values["n"] = 1
+				b.save(t, s, r, sess)
+				sa, ra := b.get(t, s, "sid")
+				sb, rb := b.get(t, s, "sid")
+				do := func(sess *sessions.Session, tb tab) {
+					if tb.read {
+						if f := sess.Flashes(); len(f) != 1 || f[0] != "f0" {
+							t.Fatalf("%s: a tab read %v, want f0", c.name, f)
+						}
+					}
+					if tb.add != "" {
+						sess.AddFlash(tb.add)
+					}
+				}
+				do(sa, c.a)
+				do(sb, c.b)
+				b.save(t, s, rb, sb)
+				b.save(t, s, ra, sa)
+				got, r := b.get(t, s, "sid")
+				var shown []string
+				for _, f := range got.Flashes() {
+					shown = append(shown, f.(string))
+				}
+				if !slices.Equal(shown, c.want) {
+					t.Fatalf("%s (serializer %T): the next request shows %q, want %q", c.name, ser, shown, c.want)
+				}
+				b.save(t, s, r, got)
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package redistore
 import (
 	"math"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -15,6 +16,23 @@ import (
 // request never touched is not a change.
 type changes struct {
 	set, deleted map[any]any
+	// flashes: what the request did to the flashes under gorilla's
+	// default key (a queue: see flashChange); nil: nothing, or not a
+	// []any there.
+	flashes *flashChange
+}
+
+// flashesKey is the key of gorilla's AddFlash and Flashes without a key
+// of their own (and so of gin's, Echo's and Buffalo's flashes).
+const flashesKey = "_flash"
+
+// flashChange is what a request did to the flash queue: read the flashes
+// it loaded (Flashes takes them all), and added others (AddFlash), in
+// either order. Another request's flashes stand whatever this one did:
+// a flash is shown at least once.
+type flashChange struct {
+	consumed []any // the flashes read, as loaded; nil: none read
+	added    []any
 }
 
 // changesOf returns the changes of values since the request's snapshot.
@@ -39,7 +57,32 @@ func diffValues(loaded, values map[any]any) changes {
 			ch.deleted[k] = was
 		}
 	}
+	if fc, ok := flashDiff(loaded, values); ok {
+		delete(ch.set, flashesKey)
+		delete(ch.deleted, flashesKey)
+		ch.flashes = &fc
+	}
 	return ch
+}
+
+// flashDiff returns what a request did to the flash queue, if it changed
+// it and both what it loaded and what it holds are flash lists ([]any, or
+// none). A queue that still begins with the loaded flashes had flashes
+// added; any other was read (and perhaps had flashes added after).
+func flashDiff(loaded, values map[any]any) (flashChange, bool) {
+	lv, lok := loaded[flashesKey]
+	nv, nok := values[flashesKey]
+	l, lq := lv.([]any)
+	n, nq := nv.([]any)
+	switch {
+	case !lok && !nok, lok && !lq, nok && !nq:
+		return flashChange{}, false
+	case lok && nok && sameValue(lv, nv):
+		return flashChange{}, false
+	case len(l) <= len(n) && sameValue(n[:len(l):len(l)], l):
+		return flashChange{added: n[len(l):]}, true
+	}
+	return flashChange{consumed: l, added: n}, true
 }
 
 // merge applies a request's changes to what another request stored
@@ -48,8 +91,11 @@ func diffValues(loaded, values map[any]any) changes {
 //   - a key set or changed takes this request's value;
 //   - a key deleted is deleted only if it still holds what the snapshot
 //     held: when another request set or changed it meanwhile, that value
-//     stands (so a flash added meanwhile survives this request's reading
-//     its own flashes: it may be shown twice, never lost);
+//     stands;
+//   - the flashes under gorilla's default key are a queue: the flashes
+//     this request read leave it (if it still begins with them), those it
+//     added go at its end, and those another request added meanwhile stay
+//     (a flash may be shown twice, never lost);
 //   - every other key keeps the value stored now.
 //
 // The changes are the same on every attempt of a Save, however many other
@@ -67,6 +113,20 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 	for k, was := range ch.deleted {
 		if v, ok := now[k]; ok && sameValue(v, was) {
 			delete(now, k)
+		}
+	}
+	if fc := ch.flashes; fc != nil {
+		// The queue stored now, less the flashes this request read if it
+		// still begins with them, then the flashes it added.
+		q, _ := now[flashesKey].([]any)
+		if n := len(fc.consumed); n > 0 && len(q) >= n && sameValue(q[:n:n], fc.consumed) {
+			q = q[n:]
+		}
+		q = append(slices.Clip(q), fc.added...)
+		if len(q) == 0 {
+			delete(now, flashesKey)
+		} else {
+			now[flashesKey] = q
 		}
 	}
 	clear(session.Values)

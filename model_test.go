@@ -185,9 +185,46 @@ func canon(v any) string { return fmt.Sprintf("%T %#v", v, v) }
 func canonValues(values map[any]any) mVals {
 	out := make(mVals, len(values))
 	for k, v := range values {
+		if q, ok := v.([]any); ok && k == flashesKey {
+			out[flashCanon] = canonQueue(q)
+			continue
+		}
 		out[canon(k)] = canon(v)
 	}
 	return out
+}
+
+// The flash queue (gorilla's default key, a []any) has a canonical form
+// apply can take apart: its items' canonical forms, each ended by a byte
+// that no canonical form holds.
+var flashCanon = canon(flashesKey)
+
+const queuePrefix, queueEnd = "queue:", "\x1e"
+
+func canonQueue(q []any) string {
+	var b strings.Builder
+	b.WriteString(queuePrefix)
+	for _, v := range q {
+		b.WriteString(canon(v))
+		b.WriteString(queueEnd)
+	}
+	return b.String()
+}
+
+// queueOf returns the items of a canonical flash queue; ok is false when
+// v is not one.
+func queueOf(v string) (items []string, ok bool) {
+	rest, ok := strings.CutPrefix(v, queuePrefix)
+	if !ok {
+		return nil, false
+	}
+	items = strings.SplitAfter(rest, queueEnd)
+	return items[:len(items)-1], true
+}
+
+// mFlash is what a request did to the flash queue (see flashChange).
+type mFlash struct {
+	consumed, added []string
 }
 
 func (v mVals) String() string {
@@ -244,13 +281,14 @@ func (st mState) equal(o mState) bool {
 
 // mOp is one operation of a history.
 type mOp struct {
-	b, tab int    // the browser (the history's partition) and the tab
-	kind   string // get, save, regen, create, logout, delete, lookup, enduser, advance
-	id     string // the session it names (for save: the ID the request holds)
-	snap   mVals  // save, regen: what the request loaded or last saved
-	sets   mVals  // save, regen, create: keys the request set or changed since
-	dels   mVals  // and keys it deleted, with the values it had loaded
-	ttl    int64  // save, regen, create: seconds the session is kept
+	b, tab int     // the browser (the history's partition) and the tab
+	kind   string  // get, save, regen, create, logout, delete, lookup, enduser, advance
+	id     string  // the session it names (for save: the ID the request holds)
+	snap   mVals   // save, regen: what the request loaded or last saved
+	sets   mVals   // save, regen, create: keys the request set or changed since
+	dels   mVals   // and keys it deleted, with the values it had loaded
+	ttl    int64   // save, regen, create: seconds the session is kept
+	flash  *mFlash // save, regen, create: what it did to the flash queue
 	// lifetimeSet: the request set another MaxAge than the session had
 	// when it loaded or last saved it.
 	lifetimeSet bool
@@ -299,7 +337,42 @@ func apply(vals mVals, op mOp) mVals {
 			delete(out, k)
 		}
 	}
+	if f := op.flash; f != nil {
+		// A queue: the flashes read leave it if it still begins with them;
+		// those added go at its end.
+		q, _ := queueOf(out[flashCanon])
+		if n := len(f.consumed); n > 0 && len(q) >= n && slices.Equal(q[:n], f.consumed) {
+			q = q[n:]
+		}
+		q = append(slices.Clip(q), f.added...)
+		if len(q) == 0 {
+			delete(out, flashCanon)
+		} else {
+			out[flashCanon] = queuePrefix + strings.Join(q, "")
+		}
+	}
 	return out
+}
+
+// flashOf moves the flash queue's change out of op's sets and dels into
+// op.flash, as the store tells it (flashDiff): from what the request
+// loaded (snap) to what it holds (cur).
+func flashOf(op *mOp, cur mVals) {
+	lv, lok := op.snap[flashCanon]
+	nv, nok := cur[flashCanon]
+	l, lq := queueOf(lv)
+	n, nq := queueOf(nv)
+	switch {
+	case !lok && !nok, lok && !lq, nok && !nq, lok && nok && lv == nv:
+		return
+	}
+	delete(op.sets, flashCanon)
+	delete(op.dels, flashCanon)
+	if len(l) <= len(n) && slices.Equal(n[:len(l)], l) {
+		op.flash = &mFlash{added: n[len(l):]}
+		return
+	}
+	op.flash = &mFlash{consumed: l, added: n}
 }
 
 // step applies op with its result to the state; a non-empty reason says
@@ -385,7 +458,7 @@ func (st mState) step(op mOp, res mRes) (reason string, next mState) {
 		}
 		return "", written(res.id, res.vals)
 	case "save", "regen":
-		changed := len(op.sets)+len(op.dels) > 0
+		changed := len(op.sets)+len(op.dels) > 0 || op.flash != nil
 		switch {
 		case res.err == "ended":
 			if sure {
@@ -843,6 +916,7 @@ func (run *modelRun) save(r *http.Request, s *Store, sess *sessions.Session, rq 
 			op.dels[k] = was
 		}
 	}
+	flashOf(&op, cur)
 	switch {
 	case rq.id == "":
 		op.kind, op.snap = "create", nil
@@ -1167,6 +1241,9 @@ func describe(op porcupine.Operation) string {
 		}
 	case "save", "regen", "create":
 		s += fmt.Sprintf(" snap=%v sets=%v dels=%v ttl=%d -> %s", in.snap, in.sets, in.dels, in.ttl, out.outcome)
+		if f := in.flash; f != nil {
+			s += fmt.Sprintf(" flashes read %q added %q", f.consumed, f.added)
+		}
 		if out.err != "" {
 			s += " err=" + out.err
 		}
