@@ -20,9 +20,11 @@
 package ginstore
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-contrib/sessions"
+	"github.com/gin-gonic/gin"
 	gsessions "github.com/gorilla/sessions"
 
 	"github.com/redisession/redistore"
@@ -48,10 +50,37 @@ func New(rs *redistore.Store) *Store {
 }
 
 // Redistore returns the underlying store, for what gin-contrib/sessions has
-// no word for: RegenerateID at login, Sweep, Stats, Lookup. Its Get returns,
-// within a request, the same *sessions.Session that sessions.Default(c)
-// works on.
+// no word for: Sweep, Stats, Lookup, UserSessions. For RegenerateID at
+// login, use Store.RegenerateID, and Gorilla for the session a request's
+// gin-contrib session wraps.
 func (s *Store) Redistore() *redistore.Store { return s.rs }
+
+// RegenerateID gives the session (sessions.Default(c), or
+// sessions.DefaultMany(c, name)) a new ID at login, after the user is set
+// in it: the session is saved under the new ID, the old ID is deleted in
+// the same step, and the cookie is set, as redistore.Store.RegenerateID
+// does. It works on the very session gin-contrib holds, whatever
+// c.Request is by then (a middleware may have replaced it with a derived
+// request, which store.Get(c.Request, name) would load a second copy
+// from).
+func (s *Store) RegenerateID(c *gin.Context, session sessions.Session) error {
+	gs := Gorilla(session)
+	if gs == nil {
+		return errors.New("ginstore: RegenerateID: the session is not one gin-contrib/sessions made")
+	}
+	return s.rs.RegenerateID(c.Request, c.Writer, gs)
+}
+
+// Gorilla returns the *sessions.Session (gorilla's) that a gin-contrib
+// session wraps, loading it if the request has not yet, or nil for a
+// Session that gin-contrib/sessions did not make. What redistore asks of
+// a session (Handle, for a devices page) takes this one.
+func Gorilla(session sessions.Session) *gsessions.Session {
+	if gs, ok := session.(interface{ Session() *gsessions.Session }); ok {
+		return gs.Session()
+	}
+	return nil
+}
 
 // Get returns the named session of the request, as redistore.Store.Get: a
 // usable session always, plus an error when the cookie or the stored session

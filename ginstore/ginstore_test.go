@@ -1,6 +1,7 @@
 package ginstore_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,10 +49,12 @@ func newStore(t *testing.T) (*ginstore.Store, *miniredis.Miniredis) {
 }
 
 // newRouter serves GET / (a visit counter) and POST /login (a new session ID
-// through Redistore().RegenerateID) from sessions in store.
-func newRouter(store *ginstore.Store) *gin.Engine {
+// through Store.RegenerateID) from sessions in store. Middlewares go after
+// the sessions middleware.
+func newRouter(store *ginstore.Store, middlewares ...gin.HandlerFunc) *gin.Engine {
 	r := gin.New()
 	r.Use(sessions.Sessions(cookieName, store))
+	r.Use(middlewares...)
 	r.GET("/", func(c *gin.Context) {
 		session := sessions.Default(c)
 		n, _ := session.Get("visits").(int)
@@ -64,9 +67,9 @@ func newRouter(store *ginstore.Store) *gin.Engine {
 		c.String(http.StatusOK, "%d %s", n+1, user)
 	})
 	r.POST("/login", func(c *gin.Context) {
-		sessions.Default(c).Set("user", "alice")
-		gs, _ := store.Get(c.Request, cookieName) // the session sessions.Default(c) holds
-		if err := store.Redistore().RegenerateID(c.Request, c.Writer, gs); err != nil {
+		session := sessions.Default(c)
+		session.Set("user", "alice")
+		if err := store.RegenerateID(c, session); err != nil {
 			c.String(http.StatusInternalServerError, "saving: %v", err)
 			return
 		}
@@ -203,19 +206,53 @@ func TestOptionsLeaveSessionsInHandAlone(t *testing.T) {
 	}
 }
 
-func TestRegenerateIDThroughRedistore(t *testing.T) {
+type traceKey struct{}
+
+// TestRegenerateID: a login through Store.RegenerateID moves the session,
+// user and counter, to a new ID and ends the old one, also when a
+// middleware (a tracer's, a timeout's) has replaced c.Request with a
+// derived request before the session loaded.
+func TestRegenerateID(t *testing.T) {
+	derive := func(c *gin.Context) {
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), traceKey{}, 1))
+		c.Next()
+	}
+	for name, mw := range map[string][]gin.HandlerFunc{"the request as served": nil, "a derived request": {derive}} {
+		t.Run(name, func(t *testing.T) {
+			store, _ := newStore(t)
+			r := newRouter(store, mw...)
+			before := sessionCookie(t, serve(t, r, http.MethodGet, nil))
+			after := sessionCookie(t, serve(t, r, http.MethodPost, before))
+			if after.Value == before.Value {
+				t.Fatal("login kept the session ID")
+			}
+			if got := body(t, serve(t, r, http.MethodGet, after)); got != "2 alice" {
+				t.Errorf("after login: body %q, want the counter kept and the user set", got)
+			}
+			if got := body(t, serve(t, r, http.MethodGet, before)); got != "1 " {
+				t.Errorf("the pre-login cookie: body %q, want a new, anonymous session", got)
+			}
+		})
+	}
+}
+
+func TestGorillaIsTheSessionGinHolds(t *testing.T) {
 	store, _ := newStore(t)
-	r := newRouter(store)
-	before := sessionCookie(t, serve(t, r, http.MethodGet, nil))
-	after := sessionCookie(t, serve(t, r, http.MethodPost, before))
-	if after.Value == before.Value {
-		t.Fatal("login kept the session ID")
-	}
-	if got := body(t, serve(t, r, http.MethodGet, after)); got != "2 alice" {
-		t.Errorf("after login: body %q, want the counter kept and the user set", got)
-	}
-	if got := body(t, serve(t, r, http.MethodGet, before)); got != "1 " {
-		t.Errorf("the pre-login cookie: body %q, want a new, anonymous session", got)
+	r := gin.New()
+	r.Use(sessions.Sessions(cookieName, store))
+	r.GET("/", func(c *gin.Context) {
+		session := sessions.Default(c)
+		session.Set("k", "v")
+		gs := ginstore.Gorilla(session)
+		if gs == nil || gs.Values["k"] != "v" {
+			c.String(http.StatusInternalServerError, "Gorilla gave %v", gs)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
+	serve(t, r, http.MethodGet, nil)
+	if ginstore.Gorilla(nil) != nil {
+		t.Error("Gorilla(nil) is not nil")
 	}
 }
 

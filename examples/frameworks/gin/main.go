@@ -68,11 +68,11 @@ func newApp(rs *redistore.Store) *gin.Engine {
 			c.String(http.StatusBadRequest, "a username is 1 to 64 bytes")
 			return
 		}
-		sessions.Default(c).Set("user", name)
-		// gin-contrib's Session cannot change its ID; the store can. Its Get
-		// returns the very session that sessions.Default(c) wraps.
-		session, _ := store.Get(c.Request, sessionName)
-		if err := store.Redistore().RegenerateID(c.Request, c.Writer, session); err != nil {
+		session := sessions.Default(c)
+		session.Set("user", name)
+		// gin-contrib's Session cannot change its ID; the store can, on
+		// the very session sessions.Default(c) wraps.
+		if err := store.RegenerateID(c, session); err != nil {
 			c.String(http.StatusInternalServerError, "could not save the session")
 			return
 		}
