@@ -627,3 +627,34 @@ func (c *lostReplyClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis
 	}
 	return res
 }
+
+// afterReadClient runs hook once, after the first session read (GET or
+// HGET) it passes on while armed: something another request does between
+// a Save's read and its write.
+type afterReadClient struct {
+	rueidis.Client
+	armed atomic.Bool
+	hook  func()
+}
+
+func (c *afterReadClient) fire(name string) {
+	if (name == "GET" || name == "HGET") && c.armed.CompareAndSwap(true, false) {
+		c.hook()
+	}
+}
+
+// (The name is read before the call: the client recycles a command once
+// it has run.)
+func (c *afterReadClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	name := strings.ToUpper(cmd.Commands()[0])
+	res := c.Client.Do(ctx, cmd)
+	c.fire(name)
+	return res
+}
+
+func (c *afterReadClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	name := strings.ToUpper(cmds[0].Commands()[0])
+	res := c.Client.DoMulti(ctx, cmds...)
+	c.fire(name)
+	return res
+}

@@ -38,6 +38,9 @@ type flashChange struct {
 // changesOf returns the changes of values since the request's snapshot.
 func (s *Store) changesOf(st *sessionState, values map[any]any) (changes, error) {
 	loaded := map[any]any{}
+	if st.phase == phaseNew {
+		return diffValues(loaded, values), nil // nothing stored: every key is set
+	}
 	if _, err := s.decode(st.snap.codec, st.snap.payload, loaded); err != nil {
 		return changes{}, err
 	}

@@ -358,9 +358,6 @@ func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error 
 		sv.session.ID, sv.loc = id, loc
 		return nil
 	}
-	if sv.old == nil {
-		return nil // a new session that landed: the write merges into it
-	}
 	var ch changes
 	if st.legacyKey == "" {
 		ch, err = s.changesOf(st, sv.session.Values)
@@ -370,15 +367,22 @@ func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error 
 	if err != nil {
 		return err
 	}
-	if st.legacyKey == "" {
+	switch {
+	case sv.old == nil:
+		// A new session that landed: from here it is the stored session,
+		// and the write is conditional on it, so that an end that comes
+		// between this read and the write stands.
+	case st.legacyKey == "":
 		if err := s.layout.removeIf(cctx, *sv.old, st.snap.stored); err != nil && !errors.Is(err, ErrEnded) {
 			var c *conflict
 			if !errors.As(err, &c) {
 				return redisError("deleting the old session", err)
 			}
 		}
-	} else if err := s.layout.remove(cctx, *sv.old); err != nil {
-		return redisError("deleting the old session", err)
+	default:
+		if err := s.layout.remove(cctx, *sv.old); err != nil {
+			return redisError("deleting the old session", err)
+		}
 	}
 	st.phase, st.id, st.loc, st.cookie, st.legacyKey, st.legacyRaw = phaseLoaded, sv.session.ID, sv.loc, "", "", ""
 	if err := s.merge(st, sv.session, got, ch); err != nil {

@@ -778,6 +778,57 @@ func TestARetryNeverRevivesAnEndedID(t *testing.T) {
 	})
 }
 
+// TestARetryLosesToAnEndMeanwhile: the retry of a sign-in whose first
+// write landed (with one more value set since) finds it, and "log out
+// everywhere" ends it between that read and the retry's write: the write
+// is conditional on what it read, so the end stands (ErrEnded) and the ID
+// stays ended.
+func TestARetryLosesToAnEndMeanwhile(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		hc := &afterReadClient{Client: tg.client}
+		lc := newLostReplyClient(hc)
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
+		admin := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		wb, _ := signIn(t, s, "warm") // every script loaded on every node
+		ws, wr := wb.get(t, s, "sid")
+		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+		user := "victim-" + randomPrefix()
+		sess, r := newBrowser().get(t, s, "sid")
+		sess.Values["uid"] = user
+		skip := int32(0)
+		if tg.cluster != nil {
+			skip = 1 // the index step lands, then the write's reply is lost
+		}
+		lc.left.Store(skip)
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("the write with a lost reply: no error")
+		}
+		lc.left.Store(-1)
+		endedID := sess.ID
+		n := -1
+		hc.hook = func() {
+			var err error
+			n, err = admin.DeleteUserSessions(context.Background(), user)
+			noErr(t, err)
+		}
+		hc.armed.Store(true)
+		sess.Values["cart"] = "1 item"
+		w := httptest.NewRecorder()
+		if err := s.Save(r, w, sess); !errors.Is(err, ErrEnded) {
+			t.Fatalf("the retry: %v, want ErrEnded", err)
+		}
+		equal(t, "sessions log out everywhere ended", n, 1)
+		equal(t, "cookies of the retry", len(w.Result().Cookies()), 0)
+		info, err := admin.Lookup(context.Background(), endedID)
+		noErr(t, err)
+		if info.Found {
+			t.Fatal("the ended ID holds a session again")
+		}
+		sameHandles(t, "after the retry", handles(t, admin, user))
+	})
+}
+
 // TestAFailedLoadNeverSignsTheUserOut: the Quick start's handler, whose Get
 // fails once (Redis stalled): it goes on with the new session Get returns,
 // whose Save refuses to replace the browser's cookie (ErrUnavailable), so
