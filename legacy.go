@@ -100,34 +100,43 @@ func (s *Store) movedID(lid string) string {
 func (s *Store) newFromLegacy(r *http.Request, session *sessions.Session, lid string) (*sessions.Session, opInfo, error) {
 	info := opInfo{outcome: OutcomeMiss}
 	key := s.legacy.KeyPrefix + lid
+	id := s.movedID(lid)
+	loc, err := s.locate(id)
+	if err != nil {
+		return session, info, err
+	}
 	ctx, cancel := s.callContext(r.Context())
 	payload, left, found, err := s.loadLegacy(ctx, key)
 	cancel()
 	if err != nil {
+		// It may be alive, here or moved (see phaseUnread); a logout
+		// deletes both.
+		s.states.set(session, &sessionState{phase: phaseUnread, id: id, loc: loc, legacyKey: key})
 		return session, info, redisError("loading a boj/redistore session", err)
 	}
-	id := s.movedID(lid)
 	if !found {
-		loc, err := s.locate(id)
-		if err != nil {
-			return session, info, err
-		}
 		ctx, cancel := s.callContext(r.Context())
 		got, err := s.layout.load(ctx, loc)
 		cancel()
 		switch {
 		case err != nil:
-			return session, info, redisError("loading session", err)
+			err = s.loadFailed(session, id, loc, err)
+			return session, info, err
 		case !got.found:
 			return session, info, nil
 		}
 		return s.loaded(r, session, id, loc, got, "")
 	}
+	unopened := func() {
+		clear(session.Values)
+		s.states.set(session, &sessionState{unopened: &unopenedSession{id: id, loc: loc, legacyKey: key}})
+	}
 	if len(payload) > s.maxLength {
+		unopened()
 		return session, info, fmt.Errorf("%w: boj/redistore session is %d bytes, over MaxLength %d", ErrTooLarge, len(payload), s.maxLength)
 	}
 	if err := s.decodeLegacy(payload, session.Values); err != nil {
-		clear(session.Values)
+		unopened()
 		return session, info, err
 	}
 	session.ID = id
@@ -146,6 +155,19 @@ func (s *Store) decodeLegacy(payload string, values map[any]any) error {
 		return fmt.Errorf("%w: Legacy.Serializer: %w", ErrCorrupt, err)
 	}
 	return nil
+}
+
+// legacyUser returns the digest of the user of the boj/redistore session
+// st loaded, "" when none or its values do not decode.
+func (s *Store) legacyUser(st *sessionState) string {
+	values := map[any]any{}
+	if err := s.decodeLegacy(st.legacyRaw, values); err != nil {
+		return ""
+	}
+	if u, err := s.userOf(values); err == nil && u != "" {
+		return userDigest(u)
+	}
+	return ""
 }
 
 // legacyChanges returns what a request did to the values of the

@@ -128,17 +128,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 	got, err := s.layout.load(ctx, loc)
 	cancel()
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			// A value that is not a session (truncated): a logout deletes it.
-			s.states.set(session, &sessionState{unopened: &unopenedSession{id: id, loc: loc}})
-		}
-		err = redisError("loading session", err)
-		if errors.Is(err, ErrUnavailable) {
-			// The session may well be alive: a Save of this new one must
-			// not replace the browser's cookie (see phaseUnread).
-			s.states.set(session, &sessionState{phase: phaseUnread, id: id, loc: loc})
-		}
-		return session, info, err
+		return session, info, s.loadFailed(session, id, loc, err)
 	}
 	if !got.found {
 		return session, info, nil
@@ -148,6 +138,25 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, opInfo, e
 		cookie = c.Value
 	}
 	return s.loaded(r, session, id, loc, got, cookie)
+}
+
+// loadFailed records what a failed read of session id at loc leaves the
+// request, and returns the error classified. Redis failed: the session may
+// well be alive, and a Save of the new one must not replace the browser's
+// cookie (see phaseUnread). What Redis answered is not a session (a
+// truncated value; in StringMode a key of another type, which is the
+// session's alone): a logout deletes it. (In HashMode a bucket of another
+// type holds no session, and stays.)
+func (s *Store) loadFailed(session *sessions.Session, id string, loc location, err error) error {
+	raw := err
+	err = redisError("loading session", err)
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		s.states.set(session, &sessionState{phase: phaseUnread, id: id, loc: loc})
+	case errors.Is(raw, ErrCorrupt) || errors.Is(err, ErrCorrupt) && loc.field == "":
+		s.states.set(session, &sessionState{unopened: &unopenedSession{id: id, loc: loc}})
+	}
+	return err
 }
 
 // loaded makes session the stored session got, found under id at loc, and

@@ -114,6 +114,9 @@ type unopenedSession struct {
 	id   string
 	loc  location
 	user string
+	// legacyKey: a boj/redistore session's key (Config.Legacy), which
+	// goes with it; id and loc are then where it moves to.
+	legacyKey string
 }
 
 // snapshot is a stored session as its request last saw it: loaded, found
@@ -398,35 +401,69 @@ func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error 
 // logout, under a new ID. When the delete fails, the session and the state
 // stay as they were, so that the application's retry deletes it.
 func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.Session) error {
-	var loc location
-	user, id := st.snap.user, st.id
+	// Every place the request's session may be stored: each goes, with
+	// its entry in its user's index.
+	type place struct {
+		loc      location
+		id, user string
+	}
+	var places []place
+	add := func(id, user string) error {
+		for _, p := range places {
+			if p.id == id {
+				return nil
+			}
+		}
+		loc, err := s.locate(id)
+		if err != nil {
+			return err
+		}
+		places = append(places, place{loc, id, user})
+		return nil
+	}
+	valuesUser := func() string {
+		if u, err := s.userOf(session.Values); err == nil && u != "" {
+			return userDigest(u)
+		}
+		return ""
+	}
 	switch {
 	case st.legacyKey != "":
-		loc = location{key: st.legacyKey} // its new ID was never stored
-		user = ""
+		// The boj/redistore key, and the ID it moves to, where another
+		// request may have moved it meanwhile.
+		places = append(places, place{loc: location{key: st.legacyKey}})
+		if err := add(st.id, s.legacyUser(st)); err != nil {
+			return err
+		}
 	case st.phase != phaseNew:
-		loc = st.loc
+		places = append(places, place{st.loc, st.id, st.snap.user})
 	case st.unopened != nil:
-		loc, id, user = st.unopened.loc, st.unopened.id, st.unopened.user
+		u := st.unopened
+		places = append(places, place{u.loc, u.id, u.user})
+		if u.legacyKey != "" {
+			places = append(places, place{loc: location{key: u.legacyKey}})
+		}
 	case ValidID(session.ID):
 		// A session this store did not load or save (built by hand, or
 		// saved with another store): still the session the application
 		// names.
-		id = session.ID
-		if u, err := s.userOf(session.Values); err == nil && u != "" {
-			user = userDigest(u)
-		}
-		var err error
-		if loc, err = s.locate(id); err != nil {
+		if err := add(session.ID, valuesUser()); err != nil {
 			return err
 		}
 	}
-	if loc.key != "" {
-		if err := s.layout.remove(ctx, loc); err != nil {
+	if st.pending != "" {
+		// A write under a new ID whose reply was lost may have landed:
+		// nobody has its cookie, and it goes too.
+		if err := add(st.pending, valuesUser()); err != nil {
+			return err
+		}
+	}
+	for _, p := range places {
+		if err := s.layout.remove(ctx, p.loc); err != nil {
 			return redisError("deleting session", err)
 		}
-		if user != "" {
-			s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(user), rawField(id)}})
+		if p.user != "" {
+			s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(p.user), rawField(p.id)}})
 		}
 	}
 	*st = sessionState{loggedOut: true}
