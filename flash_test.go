@@ -2,6 +2,7 @@ package redistore
 
 import (
 	"encoding/gob"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -137,6 +138,86 @@ func TestFlashesAreAQueueAcrossTabs(t *testing.T) {
 				}
 				b.save(t, s, r, got)
 			}
+		}
+	})
+}
+
+// TestARetryAddsItsFlashesOnce: a Save (of a new session, a login, a
+// plain Save) whose write landed but whose reply was lost, retried: the
+// flash it added is stored once, not once per attempt.
+func TestARetryAddsItsFlashesOnce(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		lc := newLostReplyClient(tg.client)
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
+		wb, _ := signIn(t, s, "warm")
+		ws, wr := wb.get(t, s, "sid")
+		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+		skip := int32(0)
+		if tg.cluster != nil {
+			skip = 1
+		}
+		cases := []struct {
+			name  string
+			start func() *browser
+			save  func(*http.Request, http.ResponseWriter, *sessions.Session) error
+			skip  int32
+		}{
+			{"new session", newBrowser, s.Save, skip},
+			{"login", func() *browser { return startedSession(t, s) }, s.RegenerateID, skip},
+			{"plain save", func() *browser { b, _ := signIn(t, s, "pat"); return b }, s.Save, 0},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				b := c.start()
+				sess, r := b.get(t, s, "sid")
+				sess.Values["uid"] = "flashy"
+				sess.AddFlash("welcome")
+				lc.left.Store(c.skip)
+				if err := c.save(r, httptest.NewRecorder(), sess); err == nil {
+					t.Fatal("the write with a lost reply: no error")
+				}
+				lc.left.Store(-1)
+				w := httptest.NewRecorder()
+				noErr(t, c.save(r, w, sess))
+				b.keep(t, w)
+				got := valuesOf(t, s, b)
+				fl, _ := got["_flash"].([]any)
+				if len(fl) != 1 {
+					t.Fatalf("after a retried Save the flash queue is %v, want [welcome]", fl)
+				}
+			})
+		}
+	})
+}
+
+// TestARetriedMoveAddsItsFlashesOnce: the same for the first Save of a
+// boj/redistore session, which moves it (Config.Legacy).
+func TestARetriedMoveAddsItsFlashesOnce(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		prefix := "legacy_" + tg.prefix
+		lc := newLostReplyClient(tg.client)
+		s := newStore(t, tg, Config{Mode: mode, Client: lc, Legacy: &Legacy{KeyPrefix: prefix}})
+		_, warm := bojSession(t, tg, prefix, false, map[any]any{})
+		wb := cookieJar(warm)
+		ws, wr := wb.get(t, s, "sid")
+		wb.save(t, s, wr, ws)
+		_, cookie := bojSession(t, tg, prefix, false, map[any]any{"uid": "alice"})
+		b := cookieJar(cookie)
+		sess, r := b.get(t, s, "sid")
+		sess.AddFlash("moved")
+		lc.left.Store(0)
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("the write with a lost reply: no error")
+		}
+		lc.left.Store(-1)
+		w := httptest.NewRecorder()
+		noErr(t, s.Save(r, w, sess))
+		b.keep(t, w)
+		fl, _ := valuesOf(t, s, b)["_flash"].([]any)
+		if len(fl) != 1 {
+			t.Fatalf("after a retried move the flash queue is %v, want [moved]", fl)
 		}
 	})
 }

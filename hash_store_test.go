@@ -826,7 +826,9 @@ func TestDowngradeFromFieldTTLs(t *testing.T) {
 	src, dst := open(*from), open(*to, toArgs...)
 	bucket := src.prefix + "one"
 	gen := func(string) (string, error) { return bucket, nil }
-	old := newStore(t, src, Config{HashKeyGenerator: gen})
+	// FieldTTLOn: FieldTTLAuto leaves them off on Valkey, which may be the
+	// one server here with them.
+	old := newStore(t, src, Config{HashKeyGenerator: gen, FieldTTL: FieldTTLOn})
 	short := fill(t, old, 5, 1)
 	long := fill(t, old, 5, 3600)
 	equal(t, "written with field TTLs", hashLayoutOf(old).native.Load(), int32(1))

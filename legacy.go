@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -109,10 +110,17 @@ func (s *Store) newFromLegacy(r *http.Request, session *sessions.Session, lid st
 	payload, left, found, err := s.loadLegacy(ctx, key)
 	cancel()
 	if err != nil {
-		// It may be alive, here or moved (see phaseUnread); a logout
-		// deletes both.
-		s.states.set(session, &sessionState{phase: phaseUnread, id: id, loc: loc, legacyKey: key})
-		return session, info, redisError("loading a boj/redistore session", err)
+		err = redisError("loading a boj/redistore session", err)
+		if errors.Is(err, ErrUnavailable) {
+			// It may be alive, here or moved (see phaseUnread); a logout
+			// deletes both.
+			s.states.set(session, &sessionState{phase: phaseUnread, id: id, loc: loc, legacyKey: key})
+		} else {
+			// A key of another type, which is not a session: a logout
+			// deletes it.
+			s.states.set(session, &sessionState{unopened: &unopenedSession{id: id, loc: loc, legacyKey: key}})
+		}
+		return session, info, err
 	}
 	if !found {
 		ctx, cancel := s.callContext(r.Context())

@@ -178,3 +178,123 @@ func TestLogoutOfAKeyOfAnotherType(t *testing.T) {
 		equal(t, "the key after logout", tg.do(t, "EXISTS", loc.key).IntMust(t), 0)
 	})
 }
+
+// TestLegacyKeyOfAnotherTypeIsNoFailure: a boj/redistore key of another
+// type is not a Redis failure: Get says ErrCorrupt alone, and a Save
+// stores the new session, request after request.
+func TestLegacyKeyOfAnotherTypeIsNoFailure(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		prefix := "legacy_" + tg.prefix
+		s := newStore(t, tg, Config{Mode: mode, Legacy: &Legacy{KeyPrefix: prefix}})
+		lid, cookie := bojSession(t, tg, prefix, false, map[any]any{"uid": "alice"})
+		tg.do(t, "DEL", prefix+lid)
+		tg.do(t, "RPUSH", prefix+lid, "x")
+		for i := 0; i < 2; i++ {
+			b := cookieJar(cookie)
+			r := b.request()
+			sess, err := s.Get(r, "sid")
+			if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Get: %v, want ErrCorrupt alone", err)
+			}
+			sess.Values["visits"] = 1
+			w := httptest.NewRecorder()
+			err = s.Save(r, w, sess)
+			if err != nil {
+				t.Fatalf("Save #%d of the new session after a key of another type: %v (cookies %d)", i, err, len(w.Result().Cookies()))
+			}
+		}
+	})
+}
+
+// TestLegacyLogoutTakesTheIndexEntry: a logout of a boj/redistore session
+// that another tab moved and signed in (without RegenerateID), or that
+// this request could not read, takes the moved session's entry out of its
+// user's index at once, as every logout does.
+func TestLegacyLogoutTakesTheIndexEntry(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		prefix := "legacy_" + tg.prefix
+		fc := &failingClient{Client: tg.client, names: []string{"GET"}}
+		s := newStore(t, tg, Config{Mode: mode, Client: fc, UserKey: "uid", Legacy: &Legacy{KeyPrefix: prefix}})
+		t.Run("anonymous legacy session, other tab signs in without RegenerateID", func(t *testing.T) {
+			user := "bob-" + randomPrefix()
+			_, cookie := bojSession(t, tg, prefix, false, map[any]any{"cart": 1})
+			a := cookieJar(cookie)
+			sa, ra := a.get(t, s, "sid")
+			b := cookieJar(cookie)
+			sb, rb := b.get(t, s, "sid")
+			sb.Values["uid"] = user
+			b.save(t, s, rb, sb)
+			sameHandles(t, "signed in", handles(t, s, user), s.Handle(sb))
+			sa.Options.MaxAge = -1
+			noErr(t, s.Save(ra, httptest.NewRecorder(), sa))
+			ended(t, s, b, "the moved session")
+			if n := indexEntries(t, tg, s, user); n != 0 {
+				t.Fatalf("after the logout %d entries stay in the user's index (handles now %v)", n, handles(t, s, user))
+			}
+		})
+		t.Run("unread, moved by another tab", func(t *testing.T) {
+			user := "carol-" + randomPrefix()
+			_, cookie := bojSession(t, tg, prefix, false, map[any]any{"uid": user})
+			b := cookieJar(cookie)
+			sb, rb := b.get(t, s, "sid")
+			sb.Values["x"] = 1
+			b.save(t, s, rb, sb)
+			a := cookieJar(cookie)
+			r := a.request()
+			fc.armed.Store(true)
+			sa, err := s.Get(r, "sid")
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Get: %v", err)
+			}
+			sa.Options.MaxAge = -1
+			noErr(t, s.Save(r, httptest.NewRecorder(), sa))
+			ended(t, s, b, "the moved session")
+			if n := indexEntries(t, tg, s, user); n != 0 {
+				t.Fatalf("after the logout %d entries stay in the user's index", n)
+			}
+			sameHandles(t, "after", handles(t, s, user))
+		})
+	})
+}
+
+// TestUnreadLogoutTakesTheIndexEntry: a logout on a request whose Get
+// failed (ErrUnavailable) deletes the session and takes its entry out of
+// its user's index, read from the stored value's metadata.
+func TestUnreadLogoutTakesTheIndexEntry(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		fc := &failingClient{Client: tg.client, names: []string{"GET", "HGET"}}
+		s := newStore(t, tg, Config{Mode: mode, Client: fc, UserKey: "uid"})
+		user := "erin-" + randomPrefix()
+		b, _ := signIn(t, s, user)
+		r := b.request()
+		fc.armed.Store(true)
+		sess, err := s.Get(r, "sid")
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Get: %v", err)
+		}
+		sess.Options.MaxAge = -1
+		noErr(t, s.Save(r, httptest.NewRecorder(), sess))
+		ended(t, s, b, "after logout")
+		n1 := indexEntries(t, tg, s, user)
+		h := handles(t, s, user)
+		n2 := indexEntries(t, tg, s, user)
+		if n1 != 0 || n2 != 0 {
+			t.Fatalf("entries after the logout %d, after UserSessions %d (handles %v)", n1, n2, h)
+		}
+	})
+}
+
+// indexEntries returns the number of entries (besides the cursor field "")
+// in user's index key.
+func indexEntries(t *testing.T, tg *target, s *Store, user string) int64 {
+	t.Helper()
+	key := s.indexKeyOf(userDigest(user))
+	n := tg.do(t, "HLEN", key).IntMust(t)
+	if tg.do(t, "HEXISTS", key, "").IntMust(t) == 1 {
+		n--
+	}
+	return n
+}

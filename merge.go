@@ -125,7 +125,12 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 		if n := len(fc.consumed); n > 0 && len(q) >= n && sameValue(q[:n:n], fc.consumed) {
 			q = q[n:]
 		}
-		q = append(slices.Clip(q), fc.added...)
+		// Where this request's own write, whose answer was lost, landed,
+		// its flashes are there already.
+		n := len(fc.added)
+		if landed := st.unanswered && n > 0 && len(q) >= n && sameValue(q[len(q)-n:], fc.added); !landed {
+			q = append(slices.Clip(q), fc.added...)
+		}
 		if len(q) == 0 {
 			delete(now, flashesKey)
 		} else {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,6 +107,10 @@ type sessionState struct {
 	// has a cookie for nor, for a move that landed, finds the old ID gone
 	// and ends the session (see resume).
 	pending string
+	// unanswered: a write of this request got no answer, and may have
+	// landed. The retry merges onto it: the flashes it added are not added
+	// again where what is stored ends with them.
+	unanswered bool
 }
 
 // unopenedSession is a stored session Get could not open: its ID, where it
@@ -275,9 +280,13 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 	switch {
 	case err == nil:
-		st.pending = ""
-	case written && session.ID != st.id && !errors.Is(err, ErrEnded) && !errors.Is(err, ErrConflict):
-		st.pending = session.ID // no answer: it may have landed
+		st.pending, st.unanswered = "", false
+	case written && !errors.Is(err, ErrEnded) && !errors.Is(err, ErrConflict):
+		// No answer: it may have landed.
+		st.unanswered = true
+		if session.ID != st.id {
+			st.pending = session.ID
+		}
 	}
 	if err != nil {
 		return info, err
@@ -402,13 +411,17 @@ func (s *Store) resume(ctx context.Context, st *sessionState, sv *saving) error 
 // stay as they were, so that the application's retry deletes it.
 func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.Session) error {
 	// Every place the request's session may be stored: each goes, with
-	// its entry in its user's index.
+	// its entries in its users' indexes. ask: its user is not known for
+	// sure (not read, or another request may have changed it): the
+	// stored value's metadata says.
 	type place struct {
-		loc      location
-		id, user string
+		loc   location
+		id    string
+		users []string
+		ask   bool
 	}
 	var places []place
-	add := func(id, user string) error {
+	add := func(id string, ask bool, users ...string) error {
 		for _, p := range places {
 			if p.id == id {
 				return nil
@@ -418,7 +431,7 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 		if err != nil {
 			return err
 		}
-		places = append(places, place{loc, id, user})
+		places = append(places, place{loc, id, users, ask})
 		return nil
 	}
 	valuesUser := func() string {
@@ -430,16 +443,18 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 	switch {
 	case st.legacyKey != "":
 		// The boj/redistore key, and the ID it moves to, where another
-		// request may have moved it meanwhile.
+		// request may have moved it meanwhile (and changed its user).
 		places = append(places, place{loc: location{key: st.legacyKey}})
-		if err := add(st.id, s.legacyUser(st)); err != nil {
+		if err := add(st.id, true, s.legacyUser(st)); err != nil {
 			return err
 		}
+	case st.phase == phaseUnread:
+		places = append(places, place{st.loc, st.id, nil, true})
 	case st.phase != phaseNew:
-		places = append(places, place{st.loc, st.id, st.snap.user})
+		places = append(places, place{st.loc, st.id, []string{st.snap.user}, false})
 	case st.unopened != nil:
 		u := st.unopened
-		places = append(places, place{u.loc, u.id, u.user})
+		places = append(places, place{u.loc, u.id, []string{u.user}, false})
 		if u.legacyKey != "" {
 			places = append(places, place{loc: location{key: u.legacyKey}})
 		}
@@ -447,29 +462,54 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 		// A session this store did not load or save (built by hand, or
 		// saved with another store): still the session the application
 		// names.
-		if err := add(session.ID, valuesUser()); err != nil {
+		if err := add(session.ID, true, valuesUser()); err != nil {
 			return err
 		}
 	}
 	if st.pending != "" {
 		// A write under a new ID whose reply was lost may have landed:
 		// nobody has its cookie, and it goes too.
-		if err := add(st.pending, valuesUser()); err != nil {
+		if err := add(st.pending, true, valuesUser()); err != nil {
 			return err
 		}
 	}
 	for _, p := range places {
+		if p.ask {
+			p.users = append(p.users, s.storedUser(ctx, p.loc))
+		}
 		if err := s.layout.remove(ctx, p.loc); err != nil {
 			return redisError("deleting session", err)
 		}
-		if p.user != "" {
-			s.dropEntries(ctx, []indexEntry{{s.indexKeyOf(p.user), rawField(p.id)}})
+		var drop []indexEntry
+		for i, u := range p.users {
+			if u != "" && !slices.Contains(p.users[:i], u) {
+				drop = append(drop, indexEntry{s.indexKeyOf(u), rawField(p.id)})
+			}
+		}
+		if len(drop) > 0 {
+			s.dropEntries(ctx, drop)
 		}
 	}
 	*st = sessionState{loggedOut: true}
 	session.ID, session.IsNew = "", true
 	clear(session.Values)
 	return nil
+}
+
+// storedUser returns the digest of the user the session stored at loc
+// names in its metadata, "" when none, when it cannot be read, or when it
+// was written before the metadata named users.
+func (s *Store) storedUser(ctx context.Context, loc location) string {
+	cctx, cancel := s.callContext(ctx)
+	defer cancel()
+	got, err := s.layout.load(cctx, loc)
+	if err != nil || !got.found {
+		return ""
+	}
+	if h, err := envelope.ReadHeader(got.envelope); err == nil && h.Meta.HasUser {
+		return h.Meta.User
+	}
+	return ""
 }
 
 // setCookie sets the session's cookie after a write, encoding it only when
