@@ -84,7 +84,8 @@ func (s *Store) Sessions(ctx context.Context) iter.Seq2[SessionInfo, error] {
 // A session given a new ID while a walk runs (RegenerateID, a login in
 // another tab) is, to the walk, one that ended and one that began: the walk
 // may have passed its new place already. So DeleteSessions walks again
-// while a pass ends anything, up to deleteSessionsPasses passes, and the
+// while a pass ends anything or finds a session it picked gone when it
+// comes to end it, up to deleteSessionsPasses passes, and the
 // session it would miss, still signed in under its new ID, is ended by the
 // next. A session created while it runs may be ended or left, as one
 // created just after it would be left.
@@ -102,22 +103,27 @@ const deleteSessionsPasses = 4
 func (s *Store) deleteSessions(ctx context.Context, pick func(SessionInfo) bool) (int, error) {
 	total := 0
 	for pass := 1; ; pass++ {
-		n, err := s.deletePass(ctx, pick)
+		n, vanished, err := s.deletePass(ctx, pick)
 		total += n
-		if err != nil || n == 0 || pass == deleteSessionsPasses {
+		if err != nil || n+vanished == 0 || pass == deleteSessionsPasses {
 			return total, err
 		}
 	}
 }
 
-// deletePass is one walk of DeleteSessions.
-func (s *Store) deletePass(ctx context.Context, pick func(SessionInfo) bool) (int, error) {
-	n, left := 0, 0
+// deletePass is one walk of DeleteSessions: how many sessions it ended,
+// and how many it picked that were gone when it came to end them (given a
+// new ID meanwhile, perhaps, under which the walk may have passed them).
+func (s *Store) deletePass(ctx context.Context, pick func(SessionInfo) bool) (n, vanished int, err error) {
+	left := 0
 	var first error
-	err := s.walkSessions(ctx, func(f foundSession) error {
-		ended, err := s.endPicked(ctx, f, pick)
+	err = s.walkSessions(ctx, func(f foundSession) error {
+		ended, gone, err := s.endPicked(ctx, f, pick)
 		if ended {
 			n++
+		}
+		if gone {
+			vanished++
 		}
 		if err != nil {
 			if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNoScripting) {
@@ -130,25 +136,26 @@ func (s *Store) deletePass(ctx context.Context, pick func(SessionInfo) bool) (in
 		return nil
 	})
 	if err != nil {
-		return n, err
+		return n, vanished, err
 	}
 	if first != nil {
-		return n, fmt.Errorf("redistore: %d session(s) left, not ended; the first: %w", left, first)
+		return n, vanished, fmt.Errorf("redistore: %d session(s) left, not ended; the first: %w", left, first)
 	}
-	return n, nil
+	return n, vanished, nil
 }
 
 // endPicked ends a session a walk found if pick picks it, as long as it is
 // what pick was shown: after a change, pick is asked again about what is
-// stored now.
-func (s *Store) endPicked(ctx context.Context, f foundSession, pick func(SessionInfo) bool) (ended bool, err error) {
+// stored now. gone: it picked the session, which was gone when it came to
+// end it.
+func (s *Store) endPicked(ctx context.Context, f foundSession, pick func(SessionInfo) bool) (ended, gone bool, err error) {
 	for attempt := 1; ; attempt++ {
 		info, live, err := s.sessionAt(f)
 		if !live || err != nil || !pick(info) {
-			return false, err
+			return false, false, err
 		}
 		if attempt > MaxMergeAttempts {
-			return false, fmt.Errorf("%w: %d attempts to end a session that kept changing", ErrConflict, MaxMergeAttempts)
+			return false, false, fmt.Errorf("%w: %d attempts to end a session that kept changing", ErrConflict, MaxMergeAttempts)
 		}
 		cctx, cancel := s.callContext(ctx)
 		err = s.layout.removeIf(cctx, f.loc, stored{raw: f.raw, found: true})
@@ -157,11 +164,11 @@ func (s *Store) endPicked(ctx context.Context, f foundSession, pick func(Session
 		switch {
 		case err == nil:
 			s.dropEnded(ctx, f)
-			return true, nil
+			return true, false, nil
 		case errors.Is(err, ErrEnded):
-			return false, nil // ended by someone else
+			return false, true, nil // ended by someone else, or given a new ID
 		case !errors.As(err, &c):
-			return false, redisError("deleting session", err)
+			return false, false, redisError("deleting session", err)
 		}
 		f.raw, f.expires = c.current.raw, time.Unix(c.current.expiry, 0)
 		if !c.current.server.IsZero() {

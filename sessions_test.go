@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -540,6 +541,39 @@ func TestDeleteSessionsEndsSessionsGivenANewIDMeanwhile(t *testing.T) {
 					t.Errorf("%d tenant-x sessions survive DeleteSessions (%d browsers still signed in)", left, signedIn)
 				}
 			})
+		}
+	})
+}
+
+// TestDeleteSessionsEndsTheOneSessionGivenANewIDMeanwhile: the one session
+// DeleteSessions picks is given a new ID (a login in another tab) between
+// the walk's read and its delete, so the pass ends nothing: it walks again
+// all the same, and the session ends under its new ID.
+func TestDeleteSessionsEndsTheOneSessionGivenANewIDMeanwhile(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
+		for i := range 30 {
+			newSession(t, s, map[any]any{"uid": fmt.Sprint("tenant-y:", i)}, 0)
+		}
+		for trial := range 6 {
+			b, _ := newSession(t, s, map[any]any{"uid": fmt.Sprint("tenant-x:", trial)}, 0)
+			regenerated := false
+			_, err := s.DeleteSessions(context.Background(), func(info SessionInfo) bool {
+				if !strings.HasPrefix(info.User, "tenant-x:") {
+					return false
+				}
+				if !regenerated {
+					regenerated = true
+					sess, r := b.get(t, s, "sid")
+					w := httptest.NewRecorder()
+					noErr(t, s.RegenerateID(r, w, sess))
+					b.keep(t, w)
+				}
+				return true
+			})
+			noErr(t, err)
+			ended(t, s, b, fmt.Sprintf("trial %d: the session given a new ID during DeleteSessions", trial))
 		}
 	})
 }
