@@ -334,3 +334,32 @@ func TestRekeyWithoutScripting(t *testing.T) {
 		equal(t, "n", sess.Values["n"], any(i))
 	}
 }
+
+// TestRekeyDoesNotEatARenewal: Rekey re-seals a session between a
+// request's Get and its unchanged Save, whose renewal is due: the renewal
+// still happens (Rekey kept the expiry; it renewed nothing), so the
+// session lives MaxAge from that request, not from the one before.
+func TestRekeyDoesNotEatARenewal(t *testing.T) {
+	t.Parallel()
+	miniAndReal(t, func(t *testing.T, tg *target) {
+		for _, mode := range []Mode{HashMode, StringMode} {
+			t.Run(mode.String(), func(t *testing.T) {
+				tg.prefix = randomPrefix()
+				oldKey, newKey := testSealKeys[0], testSealKeys[1]
+				before := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{oldKey}, TouchInterval: -1})
+				app := newStore(t, tg, Config{Mode: mode, EncryptionKeys: [][]byte{newKey, oldKey}, TouchInterval: -1})
+				b, _ := newSession(t, before, map[any]any{"cart": "2 items"}, 6)
+				tg.advance(t, 3*time.Second)
+				sess, r := b.get(t, app, "sid")
+				st, err := app.Rekey(context.Background(), nil) // the operator's, meanwhile
+				noErr(t, err)
+				equal(t, "re-sealed", st.Resealed, 1)
+				b.save(t, app, r, sess) // unchanged: a renewal is due (TouchInterval -1)
+				tg.advance(t, 4*time.Second)
+				if sess, _ := b.get(t, app, "sid"); sess.IsNew {
+					t.Fatal("the session ended 4 s after a request that renewed it (MaxAge 6 s): Rekey took the renewal")
+				}
+			})
+		}
+	})
+}

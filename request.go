@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"runtime"
 	"slices"
@@ -801,26 +802,42 @@ func (s *Store) removeExpired(ctx context.Context, loc location, got stored) err
 func (s *Store) renew(ctx context.Context, st *sessionState, sv *saving, ttl int64, info *opInfo) error {
 	full := time.Duration(ttl) * time.Second
 	info.outcome = OutcomeSkipped
-	if !s.renewalDue(st, ttl) {
-		return nil
-	}
-	cctx, cancel := s.callContext(ctx)
-	exp, err := s.layout.touch(cctx, sv.loc, ttl, st.snap.stored)
-	cancel()
-	var c *conflict
-	switch {
-	case errors.As(err, &c) && sv.lifetimeSet:
-		return err
-	case errors.As(err, &c):
-		if err := s.merge(st, sv.session, c.current, changes{}); err != nil {
-			return err
+	var exp int64
+	for attempt := 1; ; attempt++ {
+		if !s.renewalDue(st, ttl) {
+			return nil
 		}
-		info.merges++
-		return nil
-	case errors.Is(err, ErrEnded):
-		return err
-	case err != nil:
-		return redisError("renewing session", err)
+		if attempt > MaxMergeAttempts {
+			return fmt.Errorf("%w: %d attempts to renew a session that kept changing", ErrConflict, MaxMergeAttempts)
+		}
+		cctx, cancel := s.callContext(ctx)
+		var err error
+		exp, err = s.layout.touch(cctx, sv.loc, ttl, st.snap.stored)
+		cancel()
+		var c *conflict
+		switch {
+		case errors.As(err, &c) && sv.lifetimeSet:
+			return err
+		case errors.As(err, &c):
+			// Another write meanwhile: it renewed the session, with its
+			// own lifetime. Unless it only re-sealed it (Rekey), keeping
+			// the expiry, the metadata and the values: then the renewal
+			// is still this request's to make, on what is stored now.
+			kept, meta, before := c.current.expiry == st.snap.expiry, st.snap.meta, maps.Clone(sv.session.Values)
+			if err := s.merge(st, sv.session, c.current, changes{}); err != nil {
+				return err
+			}
+			info.merges++
+			if kept && st.snap.meta == meta && sameValues(before, sv.session.Values) {
+				continue
+			}
+			return nil
+		case errors.Is(err, ErrEnded):
+			return err
+		case err != nil:
+			return redisError("renewing session", err)
+		}
+		break
 	}
 	st.snap.raw = string(expiryBytes(exp)) + st.snap.raw[expiryLen:]
 	st.snap.expiry, st.snap.left = exp, full
