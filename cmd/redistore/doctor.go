@@ -670,7 +670,7 @@ func checkPrefix(d *facts) finding {
 	if n := otherTypes; n > 0 {
 		part := fmt.Sprintf("%d %s not of type %s", n, isAre(n), d.keyType)
 		if d.exampleOther != "" {
-			part += " (e.g. " + quoteShort(d.exampleOther) + ")"
+			part += " (e.g. " + d.example(d.exampleOther) + ")"
 		}
 		parts = append(parts, part)
 	}
@@ -679,7 +679,7 @@ func checkPrefix(d *facts) finding {
 		if n != 1 {
 			noun += map[string]string{"hash": "es", "string": "s"}[noun]
 		}
-		parts = append(parts, fmt.Sprintf("%d %s not named like its %s (e.g. %s)", n, noun, layout, quoteShort(d.exampleSame)))
+		parts = append(parts, fmt.Sprintf("%d %s not named like its %s (e.g. %s)", n, noun, layout, d.example(d.exampleSame)))
 	}
 	risk := "the store and the other writer can break each other's keys (a session saved where another type sits fails with WRONGTYPE)"
 	if otherTypes == 0 {
@@ -711,10 +711,35 @@ func isAre(n int) string {
 	return "are"
 }
 
-// quoteShort quotes a key for a message, cut to a readable length.
-func quoteShort(k string) string {
+// example quotes a key under the prefix for a message, cut to a readable
+// length, and, where what follows the prefix could be a session ID (16
+// bytes or more, raw bytes or hex digits: a StringMode key of another
+// type, say), cut to its first two bytes: the command never prints a
+// session ID.
+func (d *facts) example(k string) string {
+	rest, ok := strings.CutPrefix(k, d.prefix)
+	if ok && mayHoldID(rest) {
+		return strconv.Quote(d.prefix+rest[:2]) + fmt.Sprintf("… (%d bytes)", len(k))
+	}
 	if len(k) > 48 {
 		return strconv.Quote(k[:48]) + "…"
 	}
 	return strconv.Quote(k)
+}
+
+// mayHoldID reports whether s could hold a session ID: 16 bytes or more,
+// with bytes that are not printable ASCII, or hex digits only.
+func mayHoldID(s string) bool {
+	if len(s) < 16 {
+		return false
+	}
+	hex := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return true
+		}
+		hex = hex && ('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F')
+	}
+	return hex
 }

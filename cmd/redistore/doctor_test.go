@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -344,6 +345,28 @@ func TestDoctorKnowsScripting(t *testing.T) {
 		} else {
 			r.wantCode(t, 1)
 			contains(t, "scripting line, StringMode", doctorLine(t, r.stdout, "scripting", "FAIL"), "no compare-and-set")
+		}
+	})
+}
+
+// TestDoctorNeverPrintsASessionID: keys under the prefix whose names could
+// hold a session ID (a StringMode session key of another type: the prefix
+// and 16 raw bytes; 32 hex digits) are shown by their first two bytes
+// after the prefix, in text and JSON.
+func TestDoctorNeverPrintsASessionID(t *testing.T) {
+	t.Parallel()
+	forEachInstall(t, func(t *testing.T, in redistest.Install) {
+		for _, id := range []string{"\t\x8aw$\x9c\x0fu\xf6\xb2\xfb\xbfa\xa8\xe2\x03W", "098a77249c0f75f6b2fbbf61a8e20357"} {
+			f := newFixture(t, in)
+			f.do(t, "RPUSH", f.prefix+id, "x")
+			for _, args := range [][]string{{"doctor"}, {"doctor", "--json"}} {
+				r := f.run(t, args...)
+				out := r.stdout + r.stderr
+				for _, leak := range []string{id, id[2:], strconv.Quote(id)[1:10], strings.Trim(strconv.Quote(id[2:]), `"`)} {
+					lacks(t, strings.Join(args, " "), out, leak)
+				}
+				contains(t, strings.Join(args, " "), out, fmt.Sprintf("(%d bytes)", len(f.prefix+id)))
+			}
 		}
 	})
 }
