@@ -1,6 +1,7 @@
 package redistore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -320,8 +321,11 @@ func (s *Store) swapIfSame(ctx context.Context, v rekeyValue, next string, keep 
 	sl, _ := s.layout.(*stringLayout)
 	if sl == nil || !s.rekeyNoLua.Load() {
 		n, err := rekeyStringScript.Exec(ctx, s.client, []string{v.loc.key}, []string{v.raw, next, k}).AsInt64()
-		if re, ok := rueidis.IsRedisErr(err); !ok || !refusesScripts(re.Error()) || sl == nil || !sl.hasCAS(ctx, v.loc.key) {
+		if re, ok := rueidis.IsRedisErr(err); !ok || !refusesScripts(re.Error()) || sl == nil {
 			return n == 1, err
+		}
+		if cas, cerr := sl.hasCAS(ctx, v.loc.key); cerr != nil || !cas {
+			return false, cmp.Or(cerr, err)
 		}
 		s.rekeyNoLua.Store(true)
 	}

@@ -144,3 +144,27 @@ func checkRefusedScripts(t *testing.T, tg, admin *target, cas bool) {
 		ended(t, s, b3, "the session after DeleteSessions")
 	})
 }
+
+// TestAnUnansweredCASProbeIsAFailureOfRedis: on a server without
+// scripting, a store's first conditional write asks whether the server has
+// compare-and-set; when that probe gets no answer (a lost connection), the
+// call fails as Redis failed (ErrUnavailable), not with ErrNoScripting's
+// advice, and the next call, answered, works.
+func TestAnUnansweredCASProbeIsAFailureOfRedis(t *testing.T) {
+	t.Parallel()
+	tg := casTarget(t)
+	setup := newStore(t, tg, Config{Mode: StringMode})
+	for range 3 {
+		newSession(t, setup, map[any]any{"n": 1}, 0)
+	}
+	fc := &failingClient{Client: tg.client, names: []string{"DELIFEQ"}}
+	s := newStore(t, tg, Config{Mode: StringMode, Client: fc})
+	fc.armed.Store(true)
+	_, err := s.DeleteSessions(context.Background(), func(SessionInfo) bool { return true })
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNoScripting) {
+		t.Fatalf("DeleteSessions with the probe unanswered: %v, want ErrUnavailable alone", err)
+	}
+	n, err := s.DeleteSessions(context.Background(), func(SessionInfo) bool { return true })
+	noErr(t, err)
+	equal(t, "sessions ended by the next call", n, 3)
+}

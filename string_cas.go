@@ -33,29 +33,39 @@ const casProbe = "\x00\x00\x00\x00\xf0probe"
 // asking it once (DELIFEQ on key with a value that never matches: 0 where
 // the command exists, an unknown-command error elsewhere), if the first
 // load did not.
-func (b *stringLayout) hasCAS(ctx context.Context, key string) bool {
+//
+// A probe that got no answer (a timeout, a lost connection) decides
+// nothing and returns its error: the caller fails as Redis failed, rather
+// than try a script the server may not run and blame its setup.
+func (b *stringLayout) hasCAS(ctx context.Context, key string) (bool, error) {
 	switch b.cas.Load() {
 	case 1:
-		return true
+		return true, nil
 	case -1:
-		return false
+		return false, nil
 	}
 	if b.noCAS {
-		return false
+		return false, nil
 	}
-	b.learnCAS(b.c.Do(ctx, b.c.B().Arbitrary("DELIFEQ").Keys(key).Args(casProbe).Build()).Error())
-	return b.cas.Load() == 1
+	err := b.learnCAS(b.c.Do(ctx, b.c.B().Arbitrary("DELIFEQ").Keys(key).Args(casProbe).Build()).Error())
+	return b.cas.Load() == 1, err
 }
 
-// learnCAS records what the server answered to the probe: a failure to
-// ask (a timeout) decides nothing.
-func (b *stringLayout) learnCAS(err error) {
+// learnCAS records what the server answered to the probe, and returns
+// err when there was no answer. (Another answer from the server decides
+// nothing either: the scripts are tried, and say what they find.)
+func (b *stringLayout) learnCAS(err error) error {
 	switch {
 	case err == nil:
 		b.cas.Store(1)
 	case isUnknownCommand(err):
 		b.cas.Store(-1)
+	default:
+		if _, ok := rueidis.IsRedisErr(err); !ok {
+			return err
+		}
 	}
+	return nil
 }
 
 // isUnknownCommand reports whether err is the server's answer to a

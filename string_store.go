@@ -179,8 +179,13 @@ func (b *stringLayout) save(ctx context.Context, loc location, value []byte, ttl
 		return exp, b.c.Do(ctx, b.c.B().Set().Key(loc.key).Value(strbytes.String(value)).ExSeconds(ttl).Build()).Error()
 	case !prev.found:
 		return exp, b.answer(newStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(itoa(ttl), strbytes.String(value))))
-	case ix == nil && b.hasCAS(ctx, loc.key):
-		return exp, b.casSet(ctx, loc.key, strbytes.String(value), ttl, prev.raw)
+	case ix == nil:
+		if cas, err := b.hasCAS(ctx, loc.key); cas || err != nil {
+			if err != nil {
+				return exp, err
+			}
+			return exp, b.casSet(ctx, loc.key, strbytes.String(value), ttl, prev.raw)
+		}
 	}
 	return exp, b.answer(casStringScript.Exec(ctx, b.c, ix.keys(loc.key), ix.args(prev.raw, itoa(ttl), strbytes.String(value))))
 }
@@ -197,14 +202,20 @@ return {2, v}
 
 func (b *stringLayout) create(ctx context.Context, loc location, value []byte, ttl int64) (int64, error) {
 	exp := b.putExpiry(value, ttl)
-	if b.hasCAS(ctx, loc.key) {
+	if cas, err := b.hasCAS(ctx, loc.key); cas || err != nil {
+		if err != nil {
+			return exp, err
+		}
 		return exp, b.casCreate(ctx, loc.key, strbytes.String(value), ttl)
 	}
 	return exp, b.answer(createStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), strbytes.String(value)}))
 }
 
 func (b *stringLayout) removeIf(ctx context.Context, loc location, prev stored) error {
-	if b.hasCAS(ctx, loc.key) {
+	if cas, err := b.hasCAS(ctx, loc.key); cas || err != nil {
+		if err != nil {
+			return err
+		}
 		return b.casDelete(ctx, loc.key, prev.raw)
 	}
 	return b.answer(casStringScript.Exec(ctx, b.c, []string{loc.key}, []string{prev.raw}))
@@ -226,7 +237,10 @@ return {1}
 func (b *stringLayout) touch(ctx context.Context, loc location, ttl int64, prev stored) (int64, error) {
 	var e [expiryLen]byte
 	exp := b.putExpiry(e[:], ttl)
-	if b.hasCAS(ctx, loc.key) {
+	if cas, err := b.hasCAS(ctx, loc.key); cas || err != nil {
+		if err != nil {
+			return exp, err
+		}
 		return exp, b.casSet(ctx, loc.key, string(e[:])+prev.raw[expiryLen:], ttl, prev.raw)
 	}
 	return exp, b.answer(touchStringScript.Exec(ctx, b.c, []string{loc.key}, []string{itoa(ttl), string(e[:]), prev.raw}))
@@ -254,7 +268,14 @@ return {1}
 `)
 
 func (b *stringLayout) replace(ctx context.Context, old, loc location, value []byte, ttl int64, prevOld stored, ix *indexOp) (int64, error) {
-	if b.c.Mode() == rueidis.ClientModeCluster || ix == nil && b.hasCAS(ctx, loc.key) {
+	steps := b.c.Mode() == rueidis.ClientModeCluster
+	if !steps && ix == nil {
+		var err error
+		if steps, err = b.hasCAS(ctx, loc.key); err != nil {
+			return 0, err
+		}
+	}
+	if steps {
 		return replaceInSteps(ctx, b, old, loc, value, ttl, prevOld)
 	}
 	exp := b.putExpiry(value, ttl)
