@@ -126,12 +126,12 @@ func (b *hashLayout) count(res []rueidis.RedisResult) (keyCount, error) {
 	return keyCount{owned: true, sessions: int(n), bucket: true}, nil
 }
 
-func (b *hashLayout) sampleCommand(key string) rueidis.Completed {
-	return b.c.B().Hgetall().Key(key).Build()
+func (b *hashLayout) sampleCommands(key string) rueidis.Commands {
+	return rueidis.Commands{b.c.B().Hgetall().Key(key).Build()}
 }
 
-func (b *hashLayout) sampled(res rueidis.RedisResult, now time.Time) sample {
-	fields, err := res.AsStrMap()
+func (b *hashLayout) sampled(res []rueidis.RedisResult, now time.Time) sample {
+	fields, err := res[0].AsStrMap()
 	if err != nil {
 		return sample{}
 	}

@@ -75,10 +75,11 @@ type layout interface {
 	// the prefix holds (its TYPE first); count reads their replies.
 	countCommands(key string) rueidis.Commands
 	count(res []rueidis.RedisResult) (c keyCount, err error)
-	// sampleCommand returns the command reading a sampled key's values;
-	// sampled reads its reply.
-	sampleCommand(key string) rueidis.Completed
-	sampled(res rueidis.RedisResult, now time.Time) sample
+	// sampleCommands returns the commands reading a sampled key's values
+	// (no script: Stats works on a server without scripting); sampled
+	// reads their replies.
+	sampleCommands(key string) rueidis.Commands
+	sampled(res []rueidis.RedisResult, now time.Time) sample
 	// expiresItself reports that Redis ends every session by itself, so
 	// that Sweep has nothing to do.
 	expiresItself() bool

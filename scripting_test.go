@@ -168,3 +168,25 @@ func TestAnUnansweredCASProbeIsAFailureOfRedis(t *testing.T) {
 	noErr(t, err)
 	equal(t, "sessions ended by the next call", n, 3)
 }
+
+// TestStatsWithoutScripting: Stats reads its sample without a script, so
+// on a server without scripting a StringMode store's figures are the
+// values' own, not zeros.
+func TestStatsWithoutScripting(t *testing.T) {
+	t.Parallel()
+	tg := casTarget(t)
+	s := newStore(t, tg, Config{Mode: StringMode})
+	for range 5 {
+		newSession(t, s, map[any]any{"cart": strings.Repeat("book ", 100)}, 0)
+	}
+	st, err := s.Stats(context.Background(), 10)
+	noErr(t, err)
+	equal(t, "sessions", st.Sessions, 5)
+	equal(t, "sampled", st.Sampled, 5)
+	if st.ValueBytes < 20 || st.MaxValueBytes < 20 || st.BytesPerSession == 0 {
+		t.Fatalf("figures %+v: want the sampled values' sizes", st)
+	}
+	if n := st.Compressors["lz4"]; n != 5 {
+		t.Fatalf("compressors %v, want lz4 for the 5 sessions", st.Compressors)
+	}
+}

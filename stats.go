@@ -385,20 +385,26 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 	if err != nil {
 		return redisError("reading the server's clock", err)
 	}
-	cmds := make(rueidis.Commands, 0, 3*len(keys))
+	per := 2 + len(s.layout.sampleCommands(""))
+	cmds := make(rueidis.Commands, 0, per*len(keys))
 	for _, k := range keys {
-		cmds = append(cmds,
-			s.client.B().ObjectEncoding().Key(k).Build(),
-			s.client.B().MemoryUsage().Key(k).Build(),
-			s.layout.sampleCommand(k))
+		cmds = append(cmds, s.client.B().ObjectEncoding().Key(k).Build(), s.client.B().MemoryUsage().Key(k).Build())
+		cmds = append(cmds, s.layout.sampleCommands(k)...)
 	}
 	cctx, cancel = s.callContext(ctx)
 	res := s.client.DoMulti(cctx, cmds...)
 	cancel()
+	for _, r := range res {
+		if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+			if _, answered := rueidis.IsRedisErr(err); !answered {
+				return redisError("sampling keys", err) // no answer: no figures
+			}
+		}
+	}
 	var memory, sessions, values, valueBytes, expired int
 	memoryKnown := true
 	for i := range keys {
-		res := res[3*i : 3*i+3]
+		res := res[per*i : per*i+per]
 		if enc, err := res[0].ToString(); err == nil {
 			st.Encodings[enc]++
 		}
@@ -407,7 +413,7 @@ func (s *Store) sample(ctx context.Context, st *Stats, keys []string) error {
 			memoryKnown = false
 		}
 		memory += int(mem)
-		sm := s.layout.sampled(res[2], now)
+		sm := s.layout.sampled(res[2:], now)
 		for _, h := range sm.heads {
 			st.Compressors[s.compressorName(h)]++
 			st.SealedBy[sealedByName(h)]++

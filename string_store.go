@@ -315,25 +315,22 @@ func (b *stringLayout) count(res []rueidis.RedisResult) (keyCount, error) {
 	return keyCount{}, nil
 }
 
-// sampleScript answers a sampled key's length and its first bytes (the
-// expiry and the envelope's header, enough to tell the compressor).
-const sampleScript = `return {redis.call('STRLEN', KEYS[1]), redis.call('GETRANGE', KEYS[1], 0, ` + "79" + `)}`
+// sampleHead is how much of a sampled value Stats reads: the expiry and
+// the envelope's header, enough to tell the compressor and the sealing key.
+const sampleHead = 80
 
-func (b *stringLayout) sampleCommand(key string) rueidis.Completed {
-	return b.c.B().Eval().Script(sampleScript).Numkeys(1).Key(key).Build()
+// sampleCommands answer a sampled key's length and its first bytes.
+func (b *stringLayout) sampleCommands(key string) rueidis.Commands {
+	return rueidis.Commands{b.c.B().Strlen().Key(key).Build(), b.c.B().Getrange().Key(key).Start(0).End(sampleHead - 1).Build()}
 }
 
 // sampled: StringMode values are never kept past their expiry.
-func (b *stringLayout) sampled(res rueidis.RedisResult, _ time.Time) sample {
-	v, err := res.ToArray()
-	if err != nil || len(v) != 2 {
-		return sample{}
-	}
-	n, err := v[0].AsInt64()
+func (b *stringLayout) sampled(res []rueidis.RedisResult, _ time.Time) sample {
+	n, err := res[0].AsInt64()
 	if err != nil || n == 0 {
-		return sample{} // gone since it was counted
+		return sample{} // gone since it was counted, or of another type
 	}
-	head, _ := v[1].ToString()
+	head, _ := res[1].ToString()
 	return sample{sessions: 1, valueBytes: []int{int(n)}, heads: []string{head}}
 }
 
