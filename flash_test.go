@@ -221,3 +221,37 @@ func TestARetriedMoveAddsItsFlashesOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestARetryAddsItsFlashesOnceAmongOthers: a Save whose write landed but
+// whose reply was lost, then another tab adds a flash, then the retry: the
+// queue holds each flash once, in the order they landed.
+func TestARetryAddsItsFlashesOnceAmongOthers(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		lc := newLostReplyClient(tg.client)
+		s := newStore(t, tg, Config{Mode: mode, Client: lc})
+		b := startedSession(t, s)
+		sess, r := b.get(t, s, "sid")
+		sess.AddFlash("once")
+		lc.left.Store(0)
+		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+			t.Fatal("the write with a lost reply: no error")
+		}
+		lc.left.Store(-1)
+		other := cookieJar(b.cookies["sid"])
+		os, or := other.get(t, s, "sid")
+		os.AddFlash("other")
+		other.save(t, s, or, os)
+		w := httptest.NewRecorder()
+		noErr(t, s.Save(r, w, sess)) // the application retries
+		b.keep(t, w)
+		got, _ := b.get(t, s, "sid")
+		var shown []string
+		for _, f := range got.Flashes() {
+			shown = append(shown, f.(string))
+		}
+		if !slices.Equal(shown, []string{"once", "other"}) {
+			t.Fatalf("flashes %q, want once and other, each once", shown)
+		}
+	})
+}

@@ -68,6 +68,19 @@ func diffValues(loaded, values map[any]any) changes {
 	return ch
 }
 
+// containsRun reports whether q holds run, in order and together.
+func containsRun(q, run []any) bool {
+	if len(run) == 0 {
+		return false
+	}
+	for i := 0; i+len(run) <= len(q); i++ {
+		if sameValue(q[i:i+len(run):i+len(run)], run) {
+			return true
+		}
+	}
+	return false
+}
+
 // flashDiff returns what a request did to the flash queue, if it changed
 // it and both what it loaded and what it holds are flash lists ([]any, or
 // none). A queue that still begins with the loaded flashes had flashes
@@ -126,9 +139,9 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 			q = q[n:]
 		}
 		// Where this request's own write, whose answer was lost, landed,
-		// its flashes are there already.
-		n := len(fc.added)
-		if landed := st.unanswered && n > 0 && len(q) >= n && sameValue(q[len(q)-n:], fc.added); !landed {
+		// its flashes are there already (others may have been added
+		// after them).
+		if landed := st.unanswered && containsRun(q, fc.added); !landed {
 			q = append(slices.Clip(q), fc.added...)
 		}
 		if len(q) == 0 {
