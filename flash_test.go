@@ -255,3 +255,47 @@ func TestARetryAddsItsFlashesOnceAmongOthers(t *testing.T) {
 		}
 	})
 }
+
+// TestARetryOfAWriteThatNeverLandedAddsItsFlashes: a Save whose write did
+// not land (no answer, or the server's error), retried after another tab
+// added a flash: its flash, equal to one it loaded, is added all the same.
+// After the server's own error nothing can have landed, so even a flash
+// the other tab added alike is not taken for it.
+func TestARetryOfAWriteThatNeverLandedAddsItsFlashes(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
+		for _, answer := range []bool{false, true} {
+			rc := &refusingWriteClient{Client: tg.client, answer: answer}
+			s := newStore(t, tg, Config{Mode: mode, Client: rc})
+			b := startedSession(t, s)
+			first, r := b.get(t, s, "sid")
+			first.AddFlash("item added")
+			b.save(t, s, r, first)
+			sess, r := b.get(t, s, "sid")
+			sess.AddFlash("item added")
+			rc.armed.Store(true)
+			if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
+				t.Fatal("the refused write: no error")
+			}
+			others := "other"
+			if answer {
+				others = "item added"
+			}
+			other := cookieJar(b.cookies["sid"])
+			os, or := other.get(t, s, "sid")
+			os.AddFlash(others)
+			other.save(t, s, or, os)
+			w := httptest.NewRecorder()
+			noErr(t, s.Save(r, w, sess)) // the application retries
+			b.keep(t, w)
+			got, _ := b.get(t, s, "sid")
+			var shown []string
+			for _, f := range got.Flashes() {
+				shown = append(shown, f.(string))
+			}
+			if want := []string{"item added", others, "item added"}; !slices.Equal(shown, want) {
+				t.Fatalf("server answered %v: flashes %q, want %q", answer, shown, want)
+			}
+		}
+	})
+}

@@ -658,3 +658,26 @@ func (c *afterReadClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed
 	c.fire(name)
 	return res
 }
+
+// refusingWriteClient fails the next write (a script or a SET) while armed,
+// without sending it: with no answer (answer false: a timeout), or with
+// the server's own error for it (answer true: the server is asked an
+// unknown command in its place).
+type refusingWriteClient struct {
+	rueidis.Client
+	armed  atomic.Bool
+	answer bool
+}
+
+func (c *refusingWriteClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	switch strings.ToUpper(cmd.Commands()[0]) {
+	case "EVALSHA", "EVAL", "SET":
+		if c.armed.CompareAndSwap(true, false) {
+			if c.answer {
+				return c.Client.Do(ctx, c.Client.B().Arbitrary("REDISTORE-NO-SUCH-COMMAND").Build())
+			}
+			return rueidis.NewErrorResult(context.DeadlineExceeded)
+		}
+	}
+	return c.Client.Do(ctx, cmd)
+}

@@ -32,6 +32,7 @@ const flashesKey = "_flash"
 // a flash is shown at least once.
 type flashChange struct {
 	consumed []any // the flashes read, as loaded; nil: none read
+	kept     []any // the flashes loaded and left in place, when none were read
 	added    []any
 }
 
@@ -96,7 +97,7 @@ func flashDiff(loaded, values map[any]any) (flashChange, bool) {
 	case lok && nok && sameValue(lv, nv):
 		return flashChange{}, false
 	case len(l) <= len(n) && sameValue(n[:len(l):len(l)], l):
-		return flashChange{added: n[len(l):]}, true
+		return flashChange{kept: l, added: n[len(l):]}, true
 	}
 	return flashChange{consumed: l, added: n}, true
 }
@@ -139,9 +140,13 @@ func (s *Store) merge(st *sessionState, session *sessions.Session, current store
 			q = q[n:]
 		}
 		// Where this request's own write, whose answer was lost, landed,
-		// its flashes are there already (others may have been added
-		// after them).
-		if landed := st.unanswered && containsRun(q, fc.added); !landed {
+		// its flashes are there already: after the ones it loaded and
+		// left, and perhaps before others added since.
+		after := q
+		if k := len(fc.kept); k > 0 && len(q) >= k && sameValue(q[:k:k], fc.kept) {
+			after = q[k:]
+		}
+		if landed := st.unanswered && containsRun(after, fc.added); !landed {
 			q = append(slices.Clip(q), fc.added...)
 		}
 		if len(q) == 0 {

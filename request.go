@@ -14,6 +14,7 @@ import (
 	"weak"
 
 	"github.com/gorilla/sessions"
+	"github.com/redis/rueidis"
 	"github.com/redisession/redistore/internal/cookie"
 	"github.com/redisession/redistore/internal/envelope"
 	"github.com/redisession/redistore/internal/strbytes"
@@ -452,7 +453,8 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 	case st.phase == phaseUnread:
 		places = append(places, place{st.loc, st.id, nil, true})
 	case st.phase != phaseNew:
-		places = append(places, place{st.loc, st.id, []string{st.snap.user}, false})
+		// Another tab may have switched its user since this one read it.
+		places = append(places, place{st.loc, st.id, []string{st.snap.user}, true})
 	case st.unopened != nil:
 		u := st.unopened
 		places = append(places, place{u.loc, u.id, []string{u.user}, false})
@@ -475,7 +477,7 @@ func (s *Store) logout(ctx context.Context, st *sessionState, session *sessions.
 		}
 	}
 	for _, p := range places {
-		if p.ask {
+		if p.ask && s.userKey != "" {
 			p.users = append(p.users, s.storedUser(ctx, p.loc))
 		}
 		if err := s.layout.remove(ctx, p.loc); err != nil {
@@ -696,7 +698,10 @@ func (s *Store) writeOnce(ctx context.Context, st *sessionState, sv *saving, inf
 	}
 	var c *conflict
 	if err != nil && !errors.Is(err, ErrEnded) && !errors.As(err, &c) {
-		return true, 0, redisError("saving session", err)
+		// The server's own error answers that nothing was written; any
+		// other failure (no answer) may have followed a write that landed.
+		var answer *rueidis.RedisError
+		return !errors.As(err, &answer), 0, redisError("saving session", err)
 	}
 	if errors.Is(err, ErrEnded) && p.ix != nil && ix == nil {
 		// In Redis Cluster the entry went in a step of its own: the session

@@ -58,7 +58,7 @@ func (b *stringLayout) learnCAS(err error) error {
 	switch {
 	case err == nil:
 		b.cas.Store(1)
-	case isUnknownCommand(err):
+	case isUnknownCommand(err), isNoPermission(err):
 		b.cas.Store(-1)
 	default:
 		if _, ok := rueidis.IsRedisErr(err); !ok {
@@ -66,6 +66,13 @@ func (b *stringLayout) learnCAS(err error) error {
 		}
 	}
 	return nil
+}
+
+// isNoPermission reports whether err is an ACL's refusal (NOPERM): the
+// store may not use the command, now or later.
+func isNoPermission(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "NOPERM")
 }
 
 // isUnknownCommand reports whether err is the server's answer to a
