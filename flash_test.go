@@ -128,15 +128,10 @@ func TestFlashesAreAQueueAcrossTabs(t *testing.T) {
 				do(sb, c.b)
 				b.save(t, s, rb, sb)
 				b.save(t, s, ra, sa)
-				got, r := b.get(t, s, "sid")
-				var shown []string
-				for _, f := range got.Flashes() {
-					shown = append(shown, f.(string))
-				}
+				shown := shownFlashes(t, s, b)
 				if !slices.Equal(shown, c.want) {
 					t.Fatalf("%s (serializer %T): the next request shows %q, want %q", c.name, ser, shown, c.want)
 				}
-				b.save(t, s, r, got)
 			}
 		}
 	})
@@ -148,15 +143,7 @@ func TestFlashesAreAQueueAcrossTabs(t *testing.T) {
 func TestARetryAddsItsFlashesOnce(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
-		lc := newLostReplyClient(tg.client)
-		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
-		wb, _ := signIn(t, s, "warm")
-		ws, wr := wb.get(t, s, "sid")
-		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
-		skip := int32(0)
-		if tg.cluster != nil {
-			skip = 1
-		}
+		s, lc, skip := lostReplyStore(t, tg, mode, tg.client)
 		cases := []struct {
 			name  string
 			start func() *browser
@@ -245,11 +232,7 @@ func TestARetryAddsItsFlashesOnceAmongOthers(t *testing.T) {
 		w := httptest.NewRecorder()
 		noErr(t, s.Save(r, w, sess)) // the application retries
 		b.keep(t, w)
-		got, _ := b.get(t, s, "sid")
-		var shown []string
-		for _, f := range got.Flashes() {
-			shown = append(shown, f.(string))
-		}
+		shown := shownFlashes(t, s, b)
 		if !slices.Equal(shown, []string{"once", "other"}) {
 			t.Fatalf("flashes %q, want once and other, each once", shown)
 		}
@@ -288,11 +271,7 @@ func TestARetryOfAWriteThatNeverLandedAddsItsFlashes(t *testing.T) {
 			w := httptest.NewRecorder()
 			noErr(t, s.Save(r, w, sess)) // the application retries
 			b.keep(t, w)
-			got, _ := b.get(t, s, "sid")
-			var shown []string
-			for _, f := range got.Flashes() {
-				shown = append(shown, f.(string))
-			}
+			shown := shownFlashes(t, s, b)
 			if want := []string{"item added", others, "item added"}; !slices.Equal(shown, want) {
 				t.Fatalf("server answered %v: flashes %q, want %q", answer, shown, want)
 			}

@@ -681,3 +681,32 @@ func (c *refusingWriteClient) Do(ctx context.Context, cmd rueidis.Completed) rue
 	}
 	return c.Client.Do(ctx, cmd)
 }
+
+// lostReplyStore returns a store on tg (UserKey "uid") whose client, over
+// under, loses the reply of the write armed through lc.left, with every
+// script loaded on every node already so that each armed call is one; and
+// how many script calls a sign-in lets through before its write (in Redis
+// Cluster the index step goes first).
+func lostReplyStore(t *testing.T, tg *target, mode Mode, under rueidis.Client) (s *Store, lc *lostReplyClient, skip int32) {
+	t.Helper()
+	lc = newLostReplyClient(under)
+	s = newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
+	wb, _ := signIn(t, s, "warm")
+	ws, wr := wb.get(t, s, "sid")
+	noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+	if tg.cluster != nil {
+		skip = 1
+	}
+	return s, lc, skip
+}
+
+// shownFlashes returns the flashes b's next request shows (strings).
+func shownFlashes(t testing.TB, s *Store, b *browser) []string {
+	t.Helper()
+	got, _ := b.get(t, s, "sid")
+	var shown []string
+	for _, f := range got.Flashes() {
+		shown = append(shown, f.(string))
+	}
+	return shown
+}

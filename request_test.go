@@ -632,12 +632,7 @@ func TestALifetimeARequestSetsIsApplied(t *testing.T) {
 func TestARetryAfterALostReply(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
-		lc := newLostReplyClient(tg.client)
-		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
-		// Every script loaded on every node, so that each call below is one.
-		wb, _ := signIn(t, s, "warm")
-		ws, wr := wb.get(t, s, "sid")
-		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+		s, lc, skip := lostReplyStore(t, tg, mode, tg.client)
 
 		retried := func(t *testing.T, b *browser, r *http.Request, save func(*http.Request, http.ResponseWriter, *sessions.Session) error, sess *sessions.Session, skip int32) {
 			t.Helper()
@@ -655,10 +650,6 @@ func TestARetryAfterALostReply(t *testing.T) {
 			old := cookieJar(b.cookies["sid"])
 			sess, r := b.get(t, s, "sid")
 			sess.Values["uid"] = "alice"
-			skip := int32(0)
-			if tg.cluster != nil {
-				skip = 1 // the index step lands; the next script's reply is lost
-			}
 			retried(t, b, r, s.RegenerateID, sess, skip)
 			if got := valuesOf(t, s, b); got["uid"] != "alice" {
 				t.Fatalf("after the retried login the browser's session holds %v", got)
@@ -684,10 +675,6 @@ func TestARetryAfterALostReply(t *testing.T) {
 			b := newBrowser()
 			sess, r := b.get(t, s, "sid")
 			sess.Values["uid"] = "bob"
-			skip := int32(0)
-			if tg.cluster != nil {
-				skip = 1 // the index step lands, then the write's reply is lost
-			}
 			retried(t, b, r, s.Save, sess, skip)
 			valuesOf(t, s, b)
 			sameHandles(t, "bob: one browser, one sign-in", handles(t, s, "bob"), s.Handle(sess))
@@ -716,11 +703,7 @@ func TestARetryAfterALostReply(t *testing.T) {
 func TestARetryNeverRevivesAnEndedID(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
-		lc := newLostReplyClient(tg.client)
-		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
-		wb, _ := signIn(t, s, "warm") // every script loaded on every node
-		ws, wr := wb.get(t, s, "sid")
-		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
+		s, lc, skip := lostReplyStore(t, tg, mode, tg.client)
 		for _, c := range []struct {
 			name  string
 			start func() *browser
@@ -734,10 +717,6 @@ func TestARetryNeverRevivesAnEndedID(t *testing.T) {
 				b := c.start()
 				sess, r := b.get(t, s, "sid")
 				sess.Values["uid"] = user
-				skip := int32(0)
-				if tg.cluster != nil {
-					skip = 1 // the index step lands, then the write's reply is lost
-				}
 				lc.left.Store(skip)
 				if err := c.save(r, httptest.NewRecorder(), sess); err == nil {
 					t.Fatal("the write with a lost reply: no error")
@@ -787,19 +766,11 @@ func TestARetryLosesToAnEndMeanwhile(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, tg *target, mode Mode) {
 		hc := &afterReadClient{Client: tg.client}
-		lc := newLostReplyClient(hc)
-		s := newStore(t, tg, Config{Mode: mode, UserKey: "uid", Client: lc})
+		s, lc, skip := lostReplyStore(t, tg, mode, hc)
 		admin := newStore(t, tg, Config{Mode: mode, UserKey: "uid"})
-		wb, _ := signIn(t, s, "warm") // every script loaded on every node
-		ws, wr := wb.get(t, s, "sid")
-		noErr(t, s.RegenerateID(wr, httptest.NewRecorder(), ws))
 		user := "victim-" + randomPrefix()
 		sess, r := newBrowser().get(t, s, "sid")
 		sess.Values["uid"] = user
-		skip := int32(0)
-		if tg.cluster != nil {
-			skip = 1 // the index step lands, then the write's reply is lost
-		}
 		lc.left.Store(skip)
 		if err := s.Save(r, httptest.NewRecorder(), sess); err == nil {
 			t.Fatal("the write with a lost reply: no error")
